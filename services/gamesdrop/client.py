@@ -1,0 +1,525 @@
+"""Async client for the GamesDrop partner API (current and older guide editions).
+
+One :class:`GamesDropClient` owns an injected ``httpx.AsyncClient``. Every call has a
+timeout; reads retry on connection errors, HTTP 429 and 5xx with capped backoff;
+create-order never retries: a lost answer raises
+:class:`~services.suppliers.errors.OrderOutcomeUnknown`, resolved by
+:meth:`GamesDropClient.resolve_order` with the same ``transactionId``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from math import ceil
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from services import exact_json
+from services.suppliers.base import Customer
+from services.suppliers.errors import (
+    ERROR_BY_CODE,
+    InvalidToken,
+    OrderNotFound,
+    OrderOutcomeUnknown,
+    RateLimited,
+    RetryLaterError,
+    SupplierAPIError,
+    SupplierConnectionError,
+    SupplierError,
+    SupplierTimeout,
+    TransactionDuplicate,
+    UnknownSupplierError,
+)
+from services.suppliers.models import (
+    Balance,
+    CatalogueRow,
+    GameServer,
+    OfferDetails,
+    PlayerCheck,
+    SupplierOrder,
+    SyncPage,
+    TelegramUserInfo,
+    TransactionPage,
+)
+
+logger = logging.getLogger(__name__)
+
+_M = TypeVar("_M", bound=BaseModel)
+
+DEFAULT_BASE_URL = "https://partner.gamesdrop.io"
+DEFAULT_USER_INFO_URL = "https://gamesdrop.io/api/aggregator/a6/telegram/user-info"
+
+_CODE_PATTERN = re.compile(r"^[A-Z][A-Z0-9_]{2,}$")
+_CODE_IN_TEXT = re.compile(r"\b([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)\b")
+
+
+class CatalogueIncomplete(SupplierError):
+    """A sync run's pages did not add up to the ``count`` the supplier announced."""
+
+    def __init__(self, expected: int, fetched: int) -> None:
+        super().__init__(f"catalogue sync fetched {fetched} rows, supplier announced {expected}")
+        self.expected = expected
+        self.fetched = fetched
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds. ``read`` for every read call, ``create_order`` for create-order."""
+
+    connect: float = 5.0
+    read: float = 8.0
+    create_order: float = 25.0
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Read retries: ``attempts`` in all, delays ``base_delay * 2**n`` capped at ``max_delay`` s."""
+
+    attempts: int = 3
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_delay)
+        backoff = min(self.max_delay, self.base_delay * 2**attempt)
+        return backoff + random.uniform(0, backoff / 4)
+
+
+def _parse_json(text: str) -> Any:
+    try:
+        return exact_json.loads(text) if text.strip() else None
+    except ValueError:
+        return None
+
+
+def read_error_envelope(body: Any) -> tuple[str | None, str | None]:
+    """Extract ``(code, message)`` from any error envelope seen in the field.
+
+    Accepts ``{"error": {"code", "message"}}``, a top-level ``code``, ``error`` as a
+    string, and a bare ``message`` that is itself a code (FIELD-NOTES.md, GamesDrop).
+    """
+    if not isinstance(body, dict):
+        return None, None
+    code: str | None = None
+    message: str | None = None
+    error = body.get("error")
+    if isinstance(error, dict):
+        code = error.get("code") if isinstance(error.get("code"), str) else None
+        message = error.get("message") if isinstance(error.get("message"), str) else None
+    elif isinstance(error, str):
+        if _CODE_PATTERN.match(error):
+            code = error
+        else:
+            message = error
+    if code is None and isinstance(body.get("code"), str):
+        code = body["code"]
+    if message is None and isinstance(body.get("message"), str):
+        message = body["message"]
+    if code is None and message:
+        found = _CODE_IN_TEXT.search(message)
+        if found and found.group(1) in ERROR_BY_CODE:
+            code = found.group(1)
+    return code, message
+
+
+def _has_error_envelope(body: Any) -> bool:
+    return isinstance(body, dict) and bool(body.get("error"))
+
+
+def error_from_response(
+    http_status: int, text: str, endpoint: str, headers: httpx.Headers | None = None
+) -> SupplierAPIError:
+    """Map an error answer to the typed exception for its code (unknown codes included)."""
+    code, message = read_error_envelope(_parse_json(text))
+    if code in ERROR_BY_CODE:
+        return ERROR_BY_CODE[code](code, http_status, text, message, endpoint)
+    if code is None and http_status == 429:
+        retry_after = None
+        if headers is not None and headers.get("retry-after", "").replace(".", "", 1).isdigit():
+            retry_after = float(headers["retry-after"])
+        return RateLimited(None, http_status, text, message, endpoint, retry_after=retry_after)
+    if code is None and http_status >= 500:
+        return RetryLaterError(None, http_status, text, message, endpoint)
+    if code is None and http_status == 401:
+        return InvalidToken(None, http_status, text, message, endpoint)
+    return UnknownSupplierError(code, http_status, text, message, endpoint)
+
+
+class GamesDropClient:
+    """GamesDrop partner API over one injected ``httpx.AsyncClient``.
+
+    ``token`` is the shop API token, sent bare in ``Authorization`` (never logged, never
+    in an exception). ``base_url`` defaults to ``https://partner.gamesdrop.io``;
+    ``user_info_url`` is the Telegram user-info endpoint on its own host.
+    Implements :class:`services.suppliers.base.Supplier`.
+    """
+
+    name = "gamesdrop"
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        token: str | SecretStr,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        user_info_url: str = DEFAULT_USER_INFO_URL,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        sync_concurrency: int = 4,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._http = http
+        self._token = token if isinstance(token, SecretStr) else SecretStr(token)
+        self._base_url = base_url.rstrip("/")
+        self._user_info_url = user_info_url
+        self._timeouts = timeouts or Timeouts()
+        self._retry = retry or RetryPolicy()
+        self._sync_concurrency = max(1, sync_concurrency)
+        self._sleep = sleep
+        self._balance_path: str | None = None
+        self._servers_path: str | None = None
+
+    def __repr__(self) -> str:
+        return f"GamesDropClient(base_url={self._base_url!r}, token=**********)"
+
+    # -- transport -------------------------------------------------------------------
+
+    async def _send(
+        self, method: str, url: str, body: Any, params: dict[str, Any] | None, timeout: float
+    ) -> httpx.Response:
+        headers = {"Authorization": self._token.get_secret_value(), "Accept": "application/json"}
+        content = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            content = exact_json.dumps(body).encode()
+        return await self._http.request(
+            method,
+            url,
+            content=content,
+            params=params,
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=min(self._timeouts.connect, timeout)),
+        )
+
+    async def _read(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        *,
+        url: str | None = None,
+    ) -> Any:
+        """A safe-to-repeat call: retried on connection errors, 429 and 5xx."""
+        target = url or f"{self._base_url}{path}"
+        attempts = max(1, self._retry.attempts)
+        for attempt in range(attempts):
+            last = attempt == attempts - 1
+            try:
+                response = await self._send(method, target, body, params, self._timeouts.read)
+            except httpx.TimeoutException as exc:
+                if last:
+                    raise SupplierTimeout(
+                        f"{path} did not answer within {self._timeouts.read}s"
+                    ) from exc
+                logger.warning("GamesDrop %s timed out, retry %d", path, attempt + 1)
+                await self._sleep(self._retry.delay(attempt))
+                continue
+            except httpx.TransportError as exc:
+                if last:
+                    raise SupplierConnectionError(f"{path}: {type(exc).__name__}: {exc}") from exc
+                logger.warning("GamesDrop %s connection error %s, retry", path, type(exc).__name__)
+                await self._sleep(self._retry.delay(attempt))
+                continue
+            if response.status_code == 429 or response.status_code >= 500:
+                error = error_from_response(
+                    response.status_code, response.text, path, response.headers
+                )
+                if last:
+                    raise error
+                retry_after = error.retry_after if isinstance(error, RateLimited) else None
+                logger.warning("GamesDrop %s answered %s, retry", path, error)
+                await self._sleep(self._retry.delay(attempt, retry_after))
+                continue
+            return self._body_or_error(response, path)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _body_or_error(self, response: httpx.Response, path: str) -> Any:
+        body = _parse_json(response.text)
+        if response.status_code >= 400 or _has_error_envelope(body):
+            raise error_from_response(response.status_code, response.text, path, response.headers)
+        if body is None:
+            raise UnknownSupplierError(
+                None, response.status_code, response.text, "answer is not JSON", path
+            )
+        return body
+
+    @staticmethod
+    def _model(model: type[_M], body: Any, path: str) -> _M:
+        try:
+            return model.model_validate(body)
+        except ValidationError as exc:
+            raise UnknownSupplierError(
+                None, 200, exact_json.dumps(body)[:2000], f"unexpected answer shape: {exc}", path
+            ) from exc
+
+    # -- balance ---------------------------------------------------------------------
+
+    async def get_balance(self) -> Balance:
+        """``GET /api/v1/offers/balance``, falling back to ``GET /api/v1/balance`` (older
+        guide) where the first answers 404. Amounts are ``Decimal`` USD."""
+        paths = (
+            [self._balance_path]
+            if self._balance_path
+            else [
+                "/api/v1/offers/balance",
+                "/api/v1/balance",
+            ]
+        )
+        for index, path in enumerate(paths):
+            try:
+                body = await self._read("GET", path)
+            except SupplierAPIError as exc:
+                if exc.http_status == 404 and index + 1 < len(paths):
+                    logger.info("GamesDrop %s not found, trying %s", path, paths[index + 1])
+                    continue
+                raise
+            self._balance_path = path
+            return self._model(Balance, body, path)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def list_transactions(self, page: int = 1, limit: int = 20) -> TransactionPage:
+        """``GET /api/v1/balance/transactions?page=&limit=``: one page of balance history."""
+        path = "/api/v1/balance/transactions"
+        body = await self._read("GET", path, params={"page": page, "limit": limit})
+        return self._model(TransactionPage, body, path)
+
+    # -- catalogue -------------------------------------------------------------------
+
+    async def find_offer(self, offer_id: int) -> OfferDetails:
+        """``POST /api/v1/offers/find-one``: the latest purchase price of ``offer_id``.
+
+        Raises ``OfferNotFound`` when the offer is gone or hidden from this account.
+        """
+        path = "/api/v1/offers/find-one"
+        return self._model(
+            OfferDetails, await self._read("POST", path, {"offerId": offer_id}), path
+        )
+
+    async def sync_page(
+        self,
+        page: int,
+        limit: int = 1000,
+        *,
+        category: str | None = None,
+        search: str | None = None,
+    ) -> SyncPage:
+        """``POST /api/v1/offers/sync`` for one 1-based ``page`` of ``limit`` rows."""
+        path = "/api/v1/offers/sync"
+        body: dict[str, Any] = {"limit": limit, "page": page}
+        if category:
+            body["category"] = category
+        if search:
+            body["search"] = search
+        return self._model(SyncPage, await self._read("POST", path, body), path)
+
+    async def iter_catalogue(
+        self, *, page_size: int = 1000, category: str | None = None, search: str | None = None
+    ) -> AsyncIterator[CatalogueRow]:
+        """Every sync row, page by page in order, at most ``sync_concurrency`` pages in flight.
+
+        Duplicate ``offerGroupId`` rows are dropped (first one kept). After the last page
+        raises :class:`CatalogueIncomplete` when the rows fetched differ from ``count``, so
+        a caller can refuse to apply a partial catalogue.
+        """
+        first = await self.sync_page(1, page_size, category=category, search=search)
+        pages = max(1, ceil(first.count / page_size)) if page_size > 0 else 1
+        fetched = len(first.rows)
+        seen: set[int] = set()
+        duplicates = 0
+        pending: deque[asyncio.Task[SyncPage]] = deque()
+        next_page = 2
+
+        def schedule() -> None:
+            nonlocal next_page
+            while next_page <= pages and len(pending) < self._sync_concurrency:
+                pending.append(
+                    asyncio.create_task(
+                        self.sync_page(next_page, page_size, category=category, search=search)
+                    )
+                )
+                next_page += 1
+
+        try:
+            schedule()
+            current: SyncPage | None = first
+            while current is not None:
+                for row in current.rows:
+                    if row.offer_group_id in seen:
+                        duplicates += 1
+                        continue
+                    seen.add(row.offer_group_id)
+                    yield row
+                if not pending:
+                    break
+                current = await pending.popleft()
+                fetched += len(current.rows)
+                schedule()
+        finally:
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        if duplicates:
+            logger.warning("GamesDrop sync dropped %d duplicate offerGroupId rows", duplicates)
+        if fetched != first.count:
+            raise CatalogueIncomplete(first.count, fetched)
+
+    async def get_servers(self, offer_id: int) -> list[GameServer]:
+        """``POST /api/v1/offers/servers`` (or ``/api/v1/partner/product-offer/servers``
+        where the short path answers 404): ``{label: serverId}`` as a list, in order."""
+        paths = (
+            [self._servers_path]
+            if self._servers_path
+            else [
+                "/api/v1/offers/servers",
+                "/api/v1/partner/product-offer/servers",
+            ]
+        )
+        for index, path in enumerate(paths):
+            try:
+                body = await self._read("POST", path, {"offerId": offer_id})
+            except SupplierAPIError as exc:
+                if exc.http_status == 404 and exc.code is None and index + 1 < len(paths):
+                    continue
+                raise
+            self._servers_path = path
+            if not isinstance(body, dict):
+                raise UnknownSupplierError(None, 200, str(body), "servers is not an object", path)
+            return [GameServer(str(label), str(server_id)) for label, server_id in body.items()]
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def check_player(
+        self, offer_id: int, game_user_id: str, game_server_id: str | None = None
+    ) -> PlayerCheck:
+        """``POST /api/v1/offers/check-game-data``: ``VALID`` with the player's login or
+        ``INVALID`` (with a message, possibly Russian). Sends the fields both flat (current
+        guide) and under ``customer`` (older guide)."""
+        path = "/api/v1/offers/check-game-data"
+        customer: dict[str, Any] = {"gameUserId": game_user_id}
+        if game_server_id:
+            customer["gameServerId"] = game_server_id
+        body = {"offerId": offer_id, **customer, "customer": customer}
+        return self._model(PlayerCheck, await self._read("POST", path, body), path)
+
+    async def get_telegram_user(self, username_or_id: str) -> TelegramUserInfo:
+        """Telegram user-info (its own host): resolves ``@username``/``username``/id to a
+        numeric id, present only when the user has talked to @gamesdrop_api_bot."""
+        path = "telegram/user-info"
+        body = await self._read("POST", path, {"username": username_or_id}, url=self._user_info_url)
+        return self._model(TelegramUserInfo, body, path)
+
+    # -- orders ----------------------------------------------------------------------
+
+    async def create_order(
+        self, offer_id: int, price: Decimal, transaction_id: str, customer: Customer
+    ) -> SupplierOrder:
+        """``POST /api/v1/offers/create-order``. Never retried.
+
+        ``price`` is the GamesDrop price last received from find-one/sync, sent with the
+        exact digits it came with. ``transaction_id`` is the idempotency key.
+        Raises the typed error for a refusal (``WrongPrice``, ``OutOfStock``,
+        ``InsufficientBalance``, ``TransactionDuplicate``...), and
+        :class:`OrderOutcomeUnknown` when the answer was lost: a timeout, a broken
+        connection, a 5xx without an error code, or an unreadable body.
+        """
+        path = "/api/v1/offers/create-order"
+        if not isinstance(price, Decimal):
+            raise TypeError("price must be the Decimal received from the supplier")
+        body: dict[str, Any] = {
+            "offerId": int(offer_id),
+            "price": price,
+            "transactionId": transaction_id,
+        }
+        customer_body = {
+            key: value
+            for key, value in (
+                ("email", customer.email),
+                ("gameUserId", customer.game_user_id),
+                ("gameServerId", customer.game_server_id),
+            )
+            if value
+        }
+        if customer_body:
+            body["customer"] = customer_body
+        try:
+            response = await self._send(
+                "POST", f"{self._base_url}{path}", body, None, self._timeouts.create_order
+            )
+        except httpx.ConnectError as exc:
+            # The connection was never made, so the request cannot have been received.
+            raise SupplierConnectionError(f"{path}: {exc}") from exc
+        except httpx.TimeoutException as exc:
+            raise OrderOutcomeUnknown(
+                transaction_id, f"no answer in {self._timeouts.create_order}s"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise OrderOutcomeUnknown(transaction_id, type(exc).__name__) from exc
+        parsed = _parse_json(response.text)
+        if response.status_code < 400 and parsed is None:
+            raise OrderOutcomeUnknown(transaction_id, "unreadable answer")
+        if response.status_code >= 500 and read_error_envelope(parsed)[0] is None:
+            raise OrderOutcomeUnknown(transaction_id, f"HTTP {response.status_code} without a code")
+        answer = self._body_or_error(response, path)
+        try:
+            return SupplierOrder.model_validate(answer)
+        except ValidationError as exc:
+            raise OrderOutcomeUnknown(transaction_id, f"unexpected answer shape: {exc}") from exc
+
+    async def get_order(
+        self, *, order_id: int | None = None, transaction_id: str | None = None
+    ) -> SupplierOrder:
+        """``POST /api/v1/offers/order-status`` by ``orderId`` or by ``transactionId``.
+
+        Raises ``OrderNotFound`` when the supplier has no such order.
+        """
+        if order_id is None and transaction_id is None:
+            raise ValueError("order_id or transaction_id is required")
+        path = "/api/v1/offers/order-status"
+        body: dict[str, Any] = (
+            {"orderId": order_id} if order_id is not None else {"transactionId": transaction_id}
+        )
+        return self._model(SupplierOrder, await self._read("POST", path, body), path)
+
+    async def resolve_order(
+        self, offer_id: int, price: Decimal, transaction_id: str, customer: Customer
+    ) -> SupplierOrder:
+        """Settle an order whose create-order outcome is unknown, without ever ordering twice.
+
+        Asks order-status by ``transaction_id``; when the supplier has no such order,
+        sends create-order again with the *same* ``transaction_id`` (the supplier's
+        idempotency key), and a ``TRANSACTION_DUPLICATE`` answer means the first one
+        exists, so its status is read again. Raises what create-order raises when the
+        re-send is refused (the order then surely does not exist), and
+        ``OrderOutcomeUnknown`` when it is still unknown.
+        """
+        try:
+            return await self.get_order(transaction_id=transaction_id)
+        except OrderNotFound:
+            logger.info(
+                "order %s unknown to GamesDrop, re-sending with the same id", transaction_id
+            )
+        try:
+            return await self.create_order(offer_id, price, transaction_id, customer)
+        except TransactionDuplicate:
+            return await self.get_order(transaction_id=transaction_id)

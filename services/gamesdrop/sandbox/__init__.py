@@ -1,0 +1,27 @@
+"""GamesDrop sandbox: a local twin of the partner API for demos, tests and benchmarks."""
+
+from services.gamesdrop.sandbox.catalogue import (
+    STARS_OFFER_IDS,
+    TEST_OFFER_ID,
+    SandboxOffer,
+    generate_catalogue,
+)
+from services.gamesdrop.sandbox.server import (
+    DEFAULT_TOKEN,
+    Faults,
+    GamesDropSandbox,
+    SandboxConfig,
+    TelegramAccount,
+)
+
+__all__ = [
+    "DEFAULT_TOKEN",
+    "STARS_OFFER_IDS",
+    "TEST_OFFER_ID",
+    "Faults",
+    "GamesDropSandbox",
+    "SandboxConfig",
+    "SandboxOffer",
+    "TelegramAccount",
+    "generate_catalogue",
+]

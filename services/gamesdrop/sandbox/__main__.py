@@ -1,0 +1,55 @@
+"""``python -m services.gamesdrop.sandbox --port 8081 [--offers 64000] [--token T]``"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from decimal import Decimal
+
+from services.gamesdrop.sandbox.server import DEFAULT_TOKEN, GamesDropSandbox, SandboxConfig
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    config = SandboxConfig(
+        tokens={args.token},
+        offers=args.offers,
+        topup_seconds=args.topup_seconds,
+        balance=Decimal(args.balance),
+        postpaid=args.postpaid,
+    )
+    sandbox = GamesDropSandbox(config)
+    url = await sandbox.start(args.host, args.port)
+    print(f"GamesDrop sandbox on {url} with {len(sandbox.offers)} offers; token {args.token!r}")
+    print(f"Telegram user-info at {sandbox.user_info_url}")
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await sandbox.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the GamesDrop sandbox server.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument(
+        "--offers", type=int, default=300, help="catalogue size (64000 for benchmarks)"
+    )
+    parser.add_argument("--token", default=DEFAULT_TOKEN, help="shop token the sandbox accepts")
+    parser.add_argument("--balance", default="500.00", help="opening USD balance")
+    parser.add_argument(
+        "--postpaid", action="store_true", help="postpaid account (no balance check)"
+    )
+    parser.add_argument("--topup-seconds", type=float, default=6.0, help="time a top-up takes")
+    args = parser.parse_args()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        asyncio.run(_serve(args))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
