@@ -116,6 +116,9 @@ _SYNTHETIC_WORDS = [
 ]  # fmt: skip
 
 _CENT = Decimal("0.01")
+# synthetic ids stay clear of the fixed ones (999, the Stars packs, the named products)
+_SYNTHETIC_PRODUCT_START = 100_001
+_SYNTHETIC_OFFER_START = 1_000_001
 
 
 def stars_price_usd(stars: int, ton_usd: Decimal) -> Decimal:
@@ -210,6 +213,8 @@ def generate_catalogue(
         "RUB": Decimal("1.1"),
         "KZT": Decimal("6.1"),
     }
+    next_product_id = max(next_product_id, _SYNTHETIC_PRODUCT_START)
+    next_offer_id = max(next_offer_id, _SYNTHETIC_OFFER_START)
     while len(catalogue) < offers:
         words = rng.sample(_SYNTHETIC_WORDS, 2)
         name = f"{words[0]} {words[1]} {next_product_id}"

@@ -1,0 +1,275 @@
+"""The synced catalogue: offers, products grouped from them, FTS5 search."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+import aiosqlite
+
+from storage.db import Database, utcnow_iso
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOffer:
+    """An offer as last synced. ``price`` is the supplier's Decimal in ``currency``."""
+
+    supplier: str
+    offer_id: int
+    product_id: int
+    product_name: str
+    offer_name: str
+    category: str
+    price: Decimal
+    currency: str
+    in_stock: bool
+    needs_player: bool
+    needs_server: bool
+    returns_key: bool | None
+    stars_amount: int | None
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    supplier: str
+    product_id: int
+    name: str
+    category: str
+    offer_count: int
+
+
+OfferRow = tuple[
+    str, int, int, str, str, str, str, str, int, int, int, int | None, int | None, str, int
+]
+"""Row tuple for :meth:`CatalogueRepository.upsert_offers`: supplier, offer_id, product_id,
+product_name, offer_name, category, price text, currency, in_stock, needs_player,
+needs_server, returns_key, stars_amount, synced_at, active."""
+
+
+def _offer(row: aiosqlite.Row) -> StoredOffer:
+    return StoredOffer(
+        supplier=row["supplier"],
+        offer_id=row["offer_id"],
+        product_id=row["product_id"],
+        product_name=row["product_name"],
+        offer_name=row["offer_name"],
+        category=row["category"],
+        price=Decimal(row["price"]),
+        currency=row["currency"],
+        in_stock=bool(row["in_stock"]),
+        needs_player=bool(row["needs_player"]),
+        needs_server=bool(row["needs_server"]),
+        returns_key=None if row["returns_key"] is None else bool(row["returns_key"]),
+        stars_amount=row["stars_amount"],
+        active=bool(row["active"]),
+    )
+
+
+def fts_query(text: str) -> str | None:
+    """Turn free text into an FTS5 prefix query (``genshin 60`` -> ``"genshin"* "60"*``)."""
+    words = _WORD.findall(text)[:8]
+    return " ".join(f'"{word}"*' for word in words) if words else None
+
+
+class CatalogueRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def upsert_offers(self, rows: Sequence[OfferRow]) -> None:
+        """Insert or update offers in one transaction. ``returns_key`` keeps what find-one
+        told when the sync row does not say (``NULL``)."""
+        async with self._db.transaction() as conn:
+            await conn.executemany(
+                """INSERT INTO offers (supplier, offer_id, product_id, product_name, offer_name,
+                       category, price, currency, in_stock, needs_player, needs_server,
+                       returns_key, stars_amount, synced_at, active)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (supplier, offer_id) DO UPDATE SET
+                       product_id = excluded.product_id, product_name = excluded.product_name,
+                       offer_name = excluded.offer_name, category = excluded.category,
+                       price = excluded.price, currency = excluded.currency,
+                       in_stock = excluded.in_stock, needs_player = excluded.needs_player,
+                       needs_server = excluded.needs_server,
+                       returns_key = coalesce(excluded.returns_key, offers.returns_key),
+                       stars_amount = excluded.stars_amount, synced_at = excluded.synced_at,
+                       active = excluded.active""",
+                rows,
+            )
+
+    async def finish_sync(self, supplier: str, synced_at: str) -> int:
+        """After a complete sync: deactivate offers it did not see, rebuild products and the
+        search index. Returns the number of active offers."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE offers SET active = 0 WHERE supplier = ? AND synced_at < ?",
+                (supplier, synced_at),
+            )
+            await conn.execute("DELETE FROM products WHERE supplier = ?", (supplier,))
+            await conn.execute(
+                """INSERT INTO products (supplier, product_id, name, category, offer_count, sold)
+                   SELECT o.supplier, o.product_id, min(o.product_name), min(o.category),
+                          count(*), coalesce(s.sold, 0)
+                   FROM offers o LEFT JOIN (
+                       SELECT product_id, count(*) AS sold FROM orders
+                       WHERE supplier = ? AND status = 'completed' GROUP BY product_id
+                   ) s ON s.product_id = o.product_id
+                   WHERE o.supplier = ? AND o.active = 1
+                   GROUP BY o.supplier, o.product_id""",
+                (supplier, supplier),
+            )
+            await conn.execute("INSERT INTO offers_fts (offers_fts) VALUES ('rebuild')")
+        return int(
+            await self._db.fetchval(
+                "SELECT count(*) FROM offers WHERE supplier = ? AND active = 1", (supplier,)
+            )
+        )
+
+    async def set_offer_details(
+        self,
+        supplier: str,
+        offer_id: int,
+        price: Decimal,
+        currency: str,
+        returns_key: bool,
+        needs_player: bool,
+        needs_server: bool,
+    ) -> None:
+        """Record what find-one just said about an offer."""
+        await self._db.execute(
+            """UPDATE offers SET price = ?, currency = ?, returns_key = ?, needs_player = ?,
+                   needs_server = ?, in_stock = 1, active = 1
+               WHERE supplier = ? AND offer_id = ?""",
+            (
+                str(price),
+                currency,
+                int(returns_key),
+                int(needs_player),
+                int(needs_server),
+                supplier,
+                offer_id,
+            ),
+        )
+
+    async def deactivate(self, supplier: str, offer_id: int) -> None:
+        await self._db.execute(
+            "UPDATE offers SET active = 0 WHERE supplier = ? AND offer_id = ?", (supplier, offer_id)
+        )
+
+    async def get(self, supplier: str, offer_id: int) -> StoredOffer | None:
+        row = await self._db.fetchone(
+            "SELECT * FROM offers WHERE supplier = ? AND offer_id = ?", (supplier, offer_id)
+        )
+        return _offer(row) if row else None
+
+    async def categories(self) -> list[tuple[str, int]]:
+        """``[(category, product count)]`` in a stable order."""
+        rows = await self._db.fetchall(
+            "SELECT category, count(*) AS n FROM products GROUP BY category ORDER BY category"
+        )
+        return [(row["category"], row["n"]) for row in rows]
+
+    async def products(self, category: str, offset: int, limit: int) -> tuple[list[Product], int]:
+        """One page of a category's products, best sellers first, then by name; and the total."""
+        rows = await self._db.fetchall(
+            """SELECT * FROM products WHERE category = ?
+               ORDER BY sold DESC, name COLLATE NOCASE LIMIT ? OFFSET ?""",
+            (category, limit, offset),
+        )
+        total = await self._db.fetchval(
+            "SELECT count(*) FROM products WHERE category = ?", (category,)
+        )
+        return [
+            Product(r["supplier"], r["product_id"], r["name"], r["category"], r["offer_count"])
+            for r in rows
+        ], int(total)
+
+    async def product(self, supplier: str, product_id: int) -> Product | None:
+        r = await self._db.fetchone(
+            "SELECT * FROM products WHERE supplier = ? AND product_id = ?", (supplier, product_id)
+        )
+        return (
+            Product(r["supplier"], r["product_id"], r["name"], r["category"], r["offer_count"])
+            if r
+            else None
+        )
+
+    async def offers_of(self, supplier: str, product_id: int) -> list[StoredOffer]:
+        """A product's active offers, cheapest first (prices compared within one currency)."""
+        rows = await self._db.fetchall(
+            """SELECT * FROM offers WHERE supplier = ? AND product_id = ? AND active = 1
+               ORDER BY currency, CAST(price AS REAL), offer_id""",
+            (supplier, product_id),
+        )
+        return [_offer(row) for row in rows]
+
+    async def search_products(self, text: str, limit: int = 10) -> list[Product]:
+        """Products whose name or offer names match ``text`` (FTS5 prefix match)."""
+        query = fts_query(text)
+        if query is None:
+            return []
+        rows = await self._db.fetchall(
+            """SELECT p.* FROM products p JOIN (
+                   SELECT o.supplier, o.product_id, min(f.rank) AS best
+                   FROM offers_fts f JOIN offers o ON o.rowid = f.rowid
+                   WHERE offers_fts MATCH ? AND o.active = 1
+                   GROUP BY o.supplier, o.product_id
+               ) m ON m.supplier = p.supplier AND m.product_id = p.product_id
+               ORDER BY m.best, p.name LIMIT ?""",
+            (query, limit),
+        )
+        return [
+            Product(r["supplier"], r["product_id"], r["name"], r["category"], r["offer_count"])
+            for r in rows
+        ]
+
+    async def search_offers(self, text: str, limit: int = 20) -> list[StoredOffer]:
+        """Offers matching ``text``, best match first (inline mode)."""
+        query = fts_query(text)
+        if query is None:
+            return []
+        rows = await self._db.fetchall(
+            """SELECT o.* FROM offers_fts f JOIN offers o ON o.rowid = f.rowid
+               WHERE offers_fts MATCH ? AND o.active = 1 AND o.in_stock = 1
+               ORDER BY f.rank LIMIT ?""",
+            (query, limit),
+        )
+        return [_offer(row) for row in rows]
+
+    async def stars_offers(self) -> list[StoredOffer]:
+        """Active Telegram Stars packs, smallest first."""
+        rows = await self._db.fetchall(
+            """SELECT * FROM offers WHERE stars_amount IS NOT NULL AND active = 1
+               ORDER BY stars_amount"""
+        )
+        return [_offer(row) for row in rows]
+
+    async def size(self) -> int:
+        return int(await self._db.fetchval("SELECT count(*) FROM offers WHERE active = 1"))
+
+    async def start_sync_run(self, supplier: str) -> int:
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO sync_runs (supplier, started_at, status) VALUES (?, ?, 'running')",
+                (supplier, utcnow_iso()),
+            )
+            return int(cursor.lastrowid or 0)
+
+    async def finish_sync_run(
+        self, run_id: int, status: str, offers: int | None, error: str | None = None
+    ) -> None:
+        await self._db.execute(
+            "UPDATE sync_runs SET finished_at = ?, status = ?, offers = ?, error = ? WHERE id = ?",
+            (utcnow_iso(), status, offers, error, run_id),
+        )
+
+    async def last_sync(self) -> tuple[str, int] | None:
+        """``(finished_at, offers)`` of the last successful sync."""
+        row = await self._db.fetchone(
+            "SELECT finished_at, offers FROM sync_runs WHERE status = 'ok' ORDER BY id DESC LIMIT 1"
+        )
+        return (row["finished_at"], row["offers"]) if row else None

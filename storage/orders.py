@@ -1,0 +1,436 @@
+"""Orders, their event log, payments and the refund outbox.
+
+Every status change goes through :meth:`OrdersRepository.transition`, which checks the
+move is allowed and writes the order and its event row in one transaction. A payment is
+recorded with its ``telegram_payment_charge_id`` as primary key, so a repeated
+``successful_payment`` update changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+import aiosqlite
+
+from storage.db import Database, utcnow_iso
+
+
+class OrderStatus(StrEnum):
+    """The shop's order statuses (not the supplier's)."""
+
+    AWAITING_PAYMENT = "awaiting_payment"  # invoice sent
+    PAID = "paid"  # Stars received; create-order not confirmed yet
+    UNKNOWN = "unknown"  # create-order sent, answer lost: ask the supplier
+    PROCESSING = "processing"  # supplier accepted, not finished
+    COMPLETED = "completed"  # delivered
+    FAILED = "failed"  # supplier refused or failed: refund queued
+    REFUNDED = "refunded"  # Telegram confirmed the refund
+    EXPIRED = "expired"  # invoice never paid
+
+    @property
+    def is_open(self) -> bool:
+        """Paid and not settled: a background worker still has to act on it."""
+        return self in (OrderStatus.PAID, OrderStatus.UNKNOWN, OrderStatus.PROCESSING)
+
+
+_S = OrderStatus
+ALLOWED: dict[OrderStatus, frozenset[OrderStatus]] = {
+    _S.AWAITING_PAYMENT: frozenset({_S.PAID, _S.EXPIRED}),
+    _S.EXPIRED: frozenset({_S.PAID}),  # a late payment is still honoured
+    _S.PAID: frozenset({_S.UNKNOWN, _S.PROCESSING, _S.COMPLETED, _S.FAILED}),
+    _S.UNKNOWN: frozenset({_S.UNKNOWN, _S.PROCESSING, _S.COMPLETED, _S.FAILED}),
+    _S.PROCESSING: frozenset({_S.PROCESSING, _S.COMPLETED, _S.FAILED}),
+    _S.COMPLETED: frozenset({_S.FAILED}),  # an admin refund of a delivered order
+    _S.FAILED: frozenset({_S.REFUNDED}),
+    _S.REFUNDED: frozenset(),
+}
+
+
+class InvalidTransition(Exception):
+    def __init__(self, order_id: int, current: str, target: str) -> None:
+        super().__init__(f"order {order_id}: {current} -> {target} is not allowed")
+        self.order_id = order_id
+        self.current = current
+        self.target = target
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    """What checkout knows before the invoice. ``supplier_price`` is the supplier's Decimal
+    exactly as last received; ``stars`` the whole-Star retail price."""
+
+    user_id: int
+    chat_id: int
+    supplier: str
+    offer_id: int
+    product_id: int
+    product_name: str
+    offer_name: str
+    returns_key: bool
+    supplier_price: Decimal
+    supplier_currency: str
+    cost_usd: Decimal
+    stars: int
+    kind: str = "goods"
+    game_user_id: str | None = None
+    game_server_id: str | None = None
+    game_server_label: str | None = None
+    player_login: str | None = None
+    recipient_name: str | None = None
+    test_mode: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    id: int
+    user_id: int
+    chat_id: int
+    kind: str
+    supplier: str
+    offer_id: int
+    product_id: int
+    product_name: str
+    offer_name: str
+    returns_key: bool
+    game_user_id: str | None
+    game_server_id: str | None
+    game_server_label: str | None
+    player_login: str | None
+    recipient_name: str | None
+    supplier_price: Decimal
+    supplier_currency: str
+    cost_usd: Decimal
+    stars: int
+    status: OrderStatus
+    transaction_id: str
+    charge_id: str | None
+    supplier_order_id: int | None
+    supplier_status: str | None
+    delivered_key: str | None
+    fulfillment: dict[str, Any] | None
+    failure_reason: str | None
+    failure_code: str | None
+    test_mode: bool
+    created_at: str
+    updated_at: str
+    paid_at: str | None
+    finished_at: str | None
+    next_check_at_ts: float | None
+    check_attempts: int
+    stuck_flagged: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    at: str
+    from_status: str | None
+    to_status: str
+    detail: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingRefund:
+    order_id: int
+    user_id: int
+    charge_id: str
+    stars: int
+    reason: str | None
+    attempts: int
+
+
+_ORDER_FIELDS = {f.name for f in fields(Order)}
+_UPDATABLE = {
+    "supplier_price", "supplier_currency", "cost_usd", "supplier_order_id", "supplier_status",
+    "delivered_key", "fulfillment", "failure_reason", "failure_code", "finished_at",
+    "next_check_at_ts", "check_attempts", "stuck_flagged",
+}  # fmt: skip
+
+
+def _order(row: aiosqlite.Row) -> Order:
+    data = {key: row[key] for key in row.keys() if key in _ORDER_FIELDS}
+    data["supplier_price"] = Decimal(data["supplier_price"])
+    data["cost_usd"] = Decimal(data["cost_usd"])
+    data["status"] = OrderStatus(data["status"])
+    data["returns_key"] = bool(data["returns_key"])
+    data["test_mode"] = bool(data["test_mode"])
+    data["stuck_flagged"] = bool(data["stuck_flagged"])
+    data["fulfillment"] = json.loads(data["fulfillment"]) if data["fulfillment"] else None
+    return Order(**data)
+
+
+def _db_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return json.dumps(value, default=str)
+    if isinstance(value, bool):
+        return int(value)
+    return value
+
+
+class OrdersRepository:
+    """Orders and their events. ``transaction_prefix`` makes the supplier ``transactionId``
+    (``<prefix>-<order id>``) unique across shops sharing one supplier account."""
+
+    def __init__(self, db: Database, transaction_prefix: str = "shop") -> None:
+        self._db = db
+        self._prefix = transaction_prefix
+
+    async def create(self, new: NewOrder) -> Order:
+        """Insert an order awaiting payment, with its first event."""
+        now = utcnow_iso()
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                """INSERT INTO orders (user_id, chat_id, kind, supplier, offer_id, product_id,
+                       product_name, offer_name, returns_key, game_user_id, game_server_id,
+                       game_server_label, player_login, recipient_name, supplier_price,
+                       supplier_currency, cost_usd, stars, status, transaction_id, test_mode,
+                       created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?)""",
+                (
+                    new.user_id, new.chat_id, new.kind, new.supplier, new.offer_id,
+                    new.product_id, new.product_name, new.offer_name, int(new.returns_key),
+                    new.game_user_id, new.game_server_id, new.game_server_label,
+                    new.player_login, new.recipient_name, str(new.supplier_price),
+                    new.supplier_currency, str(new.cost_usd), new.stars,
+                    OrderStatus.AWAITING_PAYMENT.value, int(new.test_mode), now, now,
+                ),
+            )  # fmt: skip
+            order_id = int(cursor.lastrowid or 0)
+            await conn.execute(
+                "UPDATE orders SET transaction_id = ? WHERE id = ?",
+                (f"{self._prefix}-{order_id}", order_id),
+            )
+            await self._event(conn, order_id, None, OrderStatus.AWAITING_PAYMENT, "invoice sent")
+        order = await self.get(order_id)
+        assert order is not None
+        return order
+
+    @staticmethod
+    async def _event(
+        conn: aiosqlite.Connection,
+        order_id: int,
+        from_status: str | None,
+        to_status: str,
+        detail: str | None,
+    ) -> None:
+        await conn.execute(
+            "INSERT INTO order_events (order_id, at, from_status, to_status, detail) VALUES (?, ?, ?, ?, ?)",
+            (order_id, utcnow_iso(), from_status, to_status, detail),
+        )
+
+    async def get(self, order_id: int) -> Order | None:
+        row = await self._db.fetchone("SELECT * FROM orders WHERE id = ?", (order_id,))
+        return _order(row) if row else None
+
+    async def get_for_user(self, order_id: int, user_id: int) -> Order | None:
+        """The order only if it belongs to ``user_id`` (never another customer's)."""
+        row = await self._db.fetchone(
+            "SELECT * FROM orders WHERE id = ? AND user_id = ?", (order_id, user_id)
+        )
+        return _order(row) if row else None
+
+    async def list_for_user(self, user_id: int, offset: int, limit: int) -> tuple[list[Order], int]:
+        """A customer's paid orders, newest first, and how many there are."""
+        where = "user_id = ? AND status NOT IN ('awaiting_payment', 'expired')"
+        rows = await self._db.fetchall(
+            f"SELECT * FROM orders WHERE {where} ORDER BY id DESC LIMIT ? OFFSET ?",
+            (user_id, limit, offset),
+        )
+        total = await self._db.fetchval(f"SELECT count(*) FROM orders WHERE {where}", (user_id,))
+        return [_order(row) for row in rows], int(total)
+
+    async def events(self, order_id: int) -> list[OrderEvent]:
+        rows = await self._db.fetchall(
+            "SELECT at, from_status, to_status, detail FROM order_events WHERE order_id = ? ORDER BY id",
+            (order_id,),
+        )
+        return [OrderEvent(r["at"], r["from_status"], r["to_status"], r["detail"]) for r in rows]
+
+    async def update(self, order_id: int, **changes: Any) -> None:
+        """Change bookkeeping fields without a status change (no event)."""
+        await self._db.execute(*self._update_sql(order_id, changes))
+
+    @staticmethod
+    def _update_sql(order_id: int, changes: dict[str, Any]) -> tuple[str, list[Any]]:
+        unknown = set(changes) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"cannot update {sorted(unknown)}")
+        assignments = ", ".join(f"{name} = ?" for name in changes)
+        params = [_db_value(value) for value in changes.values()]
+        sql = f"UPDATE orders SET {assignments}{', ' if changes else ''}updated_at = ? WHERE id = ?"
+        return sql, [*params, utcnow_iso(), order_id]
+
+    async def transition(
+        self, order_id: int, to: OrderStatus, detail: str | None = None, **changes: Any
+    ) -> Order:
+        """Move an order to ``to`` (checked against :data:`ALLOWED`), update ``changes`` and
+        write the event, in one transaction. Raises :class:`InvalidTransition`."""
+        async with self._db.transaction() as conn:
+            await self._transition(conn, order_id, to, detail, changes)
+        order = await self.get(order_id)
+        assert order is not None
+        return order
+
+    async def _transition(
+        self,
+        conn: aiosqlite.Connection,
+        order_id: int,
+        to: OrderStatus,
+        detail: str | None,
+        changes: dict[str, Any],
+    ) -> OrderStatus:
+        async with conn.execute("SELECT status FROM orders WHERE id = ?", (order_id,)) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            raise LookupError(f"order {order_id} does not exist")
+        current = OrderStatus(row["status"])
+        if to not in ALLOWED[current]:
+            raise InvalidTransition(order_id, current, to)
+        sql, params = self._update_sql(order_id, changes)
+        sql = sql.replace("UPDATE orders SET ", "UPDATE orders SET status = ?, ", 1)
+        await conn.execute(sql, [to.value, *params])
+        if current != to or detail:
+            await self._event(conn, order_id, current, to, detail)
+        if to is OrderStatus.COMPLETED:
+            await conn.execute(
+                """UPDATE products SET sold = sold + 1 WHERE (supplier, product_id) =
+                   (SELECT supplier, product_id FROM orders WHERE id = ?)""",
+                (order_id,),
+            )
+        return current
+
+    async def record_payment(
+        self,
+        order_id: int,
+        user_id: int,
+        charge_id: str,
+        stars: int,
+        currency: str,
+        provider_charge_id: str | None,
+    ) -> bool:
+        """Record a ``successful_payment`` and mark the order paid, in one transaction.
+
+        Returns ``False`` (and changes nothing) when this charge id was recorded before.
+        """
+        now = utcnow_iso()
+        async with self._db.transaction() as conn:
+            cursor = await conn.execute(
+                """INSERT INTO payments (charge_id, order_id, user_id, stars, currency,
+                       provider_charge_id, received_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (charge_id) DO NOTHING""",
+                (charge_id, order_id, user_id, stars, currency, provider_charge_id, now),
+            )
+            if cursor.rowcount == 0:
+                return False
+            await conn.execute(
+                "UPDATE orders SET charge_id = ?, paid_at = ? WHERE id = ?",
+                (charge_id, now, order_id),
+            )
+            await self._transition(
+                conn,
+                order_id,
+                OrderStatus.PAID,
+                f"paid {stars} {currency}, charge {charge_id}",
+                {"next_check_at_ts": None},
+            )
+        return True
+
+    async def fail_and_queue_refund(
+        self, order_id: int, reason: str, code: str | None, next_attempt_ts: float
+    ) -> Order:
+        """Mark the order failed and put its refund in the outbox, in one transaction.
+        The refund row is created once per order whatever happens later."""
+        async with self._db.transaction() as conn:
+            await self._transition(
+                conn, order_id, OrderStatus.FAILED, reason,
+                {"failure_reason": reason, "failure_code": code, "finished_at": utcnow_iso(),
+                 "next_check_at_ts": None},
+            )  # fmt: skip
+            await conn.execute(
+                """INSERT INTO refunds (order_id, user_id, charge_id, stars, reason,
+                       next_attempt_at_ts, created_at)
+                   SELECT id, user_id, charge_id, stars, ?, ?, ? FROM orders
+                   WHERE id = ? AND charge_id IS NOT NULL
+                   ON CONFLICT (order_id) DO NOTHING""",
+                (reason, next_attempt_ts, utcnow_iso(), order_id),
+            )
+        order = await self.get(order_id)
+        assert order is not None
+        return order
+
+    async def due_for_check(self, now_ts: float, limit: int = 50) -> list[Order]:
+        """Open orders whose next supplier check is due, oldest first."""
+        rows = await self._db.fetchall(
+            """SELECT * FROM orders WHERE status IN ('paid', 'unknown', 'processing')
+                 AND (next_check_at_ts IS NULL OR next_check_at_ts <= ?)
+               ORDER BY coalesce(next_check_at_ts, 0), id LIMIT ?""",
+            (now_ts, limit),
+        )
+        return [_order(row) for row in rows]
+
+    async def next_check_ts(self) -> float | None:
+        """When the earliest open order is due (``None``: no open orders)."""
+        value = await self._db.fetchval(
+            """SELECT min(coalesce(next_check_at_ts, 0)) FROM orders
+               WHERE status IN ('paid', 'unknown', 'processing')"""
+        )
+        return None if value is None else float(value)
+
+    async def expire_unpaid(self, created_before: str) -> int:
+        """Expire invoices older than ``created_before`` (ISO) that were never paid."""
+        rows = await self._db.fetchall(
+            "SELECT id FROM orders WHERE status = 'awaiting_payment' AND created_at < ?",
+            (created_before,),
+        )
+        for row in rows:
+            await self.transition(row["id"], OrderStatus.EXPIRED, "invoice not paid in time")
+        return len(rows)
+
+    # -- refund outbox ---------------------------------------------------------------
+
+    async def due_refunds(self, now_ts: float, limit: int = 20) -> list[PendingRefund]:
+        rows = await self._db.fetchall(
+            """SELECT order_id, user_id, charge_id, stars, reason, attempts FROM refunds
+               WHERE status = 'pending' AND next_attempt_at_ts <= ?
+               ORDER BY next_attempt_at_ts LIMIT ?""",
+            (now_ts, limit),
+        )
+        return [
+            PendingRefund(
+                r["order_id"], r["user_id"], r["charge_id"], r["stars"], r["reason"], r["attempts"]
+            )
+            for r in rows
+        ]
+
+    async def next_refund_ts(self) -> float | None:
+        value = await self._db.fetchval(
+            "SELECT min(next_attempt_at_ts) FROM refunds WHERE status = 'pending'"
+        )
+        return None if value is None else float(value)
+
+    async def refund_done(self, order_id: int, detail: str) -> Order:
+        """Telegram confirmed the refund: close the outbox row and mark the order refunded."""
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "UPDATE refunds SET status = 'done', done_at = ?, attempts = attempts + 1 WHERE order_id = ?",
+                (utcnow_iso(), order_id),
+            )
+            await self._transition(conn, order_id, OrderStatus.REFUNDED, detail, {})
+        order = await self.get(order_id)
+        assert order is not None
+        return order
+
+    async def refund_retry(self, order_id: int, error: str, next_attempt_ts: float) -> None:
+        await self._db.execute(
+            """UPDATE refunds SET attempts = attempts + 1, last_error = ?, next_attempt_at_ts = ?
+               WHERE order_id = ?""",
+            (error[:500], next_attempt_ts, order_id),
+        )
+
+    async def refund_status(self, order_id: int) -> str | None:
+        return await self._db.fetchval("SELECT status FROM refunds WHERE order_id = ?", (order_id,))
