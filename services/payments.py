@@ -101,7 +101,11 @@ class RefundService:
                 logger.exception("refund worker pass failed")
             self._wake.clear()
             next_ts = await self._orders.next_refund_ts()
-            delay = self._tick if next_ts is None else min(self._tick * 30, max(0.0, next_ts - self._clock()))
+            delay = (
+                self._tick
+                if next_ts is None
+                else min(self._tick * 30, max(0.0, next_ts - self._clock()))
+            )
             try:
                 async with asyncio.timeout(delay):
                     await self._wake.wait()

@@ -1,0 +1,81 @@
+"""``python -m bot``: run the shop (long polling, or a webhook when configured).
+
+``--sandbox`` starts the embedded GamesDrop sandbox instead of the real supplier and
+marks every message and invoice as test mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from pydantic import SecretStr
+
+from bot.app import create_shop
+from bot.settings import Settings
+from services.gamesdrop.sandbox import DEFAULT_TOKEN, GamesDropSandbox, SandboxConfig
+
+logger = logging.getLogger("bot")
+
+
+async def run(settings: Settings, webhook: bool) -> None:
+    sandbox: GamesDropSandbox | None = None
+    if settings.sandbox:
+        token = settings.gamesdrop.token.get_secret_value() or DEFAULT_TOKEN
+        sandbox = GamesDropSandbox(SandboxConfig(tokens={token}))
+        base_url = await sandbox.start()
+        gamesdrop = settings.gamesdrop.model_copy(
+            update={
+                "base_url": base_url,
+                "user_info_url": sandbox.user_info_url,
+                "token": SecretStr(token),
+            }
+        )
+        settings = settings.model_copy(update={"gamesdrop": gamesdrop})
+        logger.warning("SANDBOX MODE: orders go to the embedded GamesDrop sandbox at %s", base_url)
+    shop = await create_shop(settings)
+    try:
+        me = await shop.bot.get_me()
+        logger.info("running as @%s", me.username)
+        await shop.register_commands()
+        await shop.start_background()
+        if webhook:
+            await shop.run_webhook()
+        else:
+            await shop.run_polling()
+    finally:
+        await shop.close()
+        if sandbox is not None:
+            await sandbox.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Run the game shop bot.")
+    parser.add_argument("--sandbox", action="store_true", help="use the embedded GamesDrop sandbox")
+    parser.add_argument(
+        "--webhook", action="store_true", help="webhook mode (needs TELEGRAM__WEBHOOK_URL)"
+    )
+    args = parser.parse_args()
+    settings = Settings()
+    if args.sandbox:
+        settings = settings.model_copy(update={"sandbox": True})
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if not settings.telegram.token.get_secret_value():
+        sys.exit("TELEGRAM__TOKEN is not set: put the BotFather token in .env (see .env.example)")
+    if not settings.sandbox and not settings.gamesdrop.token.get_secret_value():
+        sys.exit("GAMESDROP__TOKEN is not set: put the shop token in .env, or run with --sandbox")
+    webhook = args.webhook or bool(settings.telegram.webhook_url)
+    if webhook and not settings.telegram.webhook_url:
+        sys.exit("--webhook needs TELEGRAM__WEBHOOK_URL")
+    try:
+        asyncio.run(run(settings, webhook))
+    except KeyboardInterrupt:
+        logger.info("stopped")
+
+
+if __name__ == "__main__":
+    main()

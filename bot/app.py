@@ -1,0 +1,261 @@
+"""Composition: settings -> storage, supplier, services, bot, dispatcher, workers.
+
+:func:`create_shop` builds everything once; :class:`Shop` starts the background workers,
+runs long polling or a webhook, and closes every long-lived client on the way out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.types import BotCommand, BotCommandScopeDefault
+
+from bot.handlers import get_routers
+from bot.i18n import PoI18n, UserLocaleMiddleware, create_i18n
+from bot.middlewares import ThrottlingMiddleware, UserMiddleware
+from bot.notifier import BotNotifier
+from bot.settings import Settings
+from services.catalogue import CatalogueService
+from services.gamesdrop.client import GamesDropClient, Timeouts
+from services.orders import OrderService, OrderTimings
+from services.payments import RefundService
+from services.pricing import PriceBook, PricingService
+from services.stars import RecipientResolver
+from storage.catalogue import CatalogueRepository
+from storage.db import Database
+from storage.orders import OrdersRepository
+from storage.settings import ShopSettingsRepository
+from storage.users import UsersRepository
+
+logger = logging.getLogger(__name__)
+
+COMMANDS = (
+    "start",
+    "catalogue",
+    "search",
+    "stars",
+    "orders",
+    "language",
+    "support",
+    "paysupport",
+    "terms",
+    "cancel",
+)
+
+
+def telegram_server(settings: Settings) -> TelegramAPIServer:
+    """Telegram's server, a self-hosted or fake one, or Telegram's test environment."""
+    base = settings.telegram.api_base.rstrip("/")
+    if settings.telegram.test_environment:
+        return TelegramAPIServer(
+            base=f"{base}/bot{{token}}/test/{{method}}",
+            file=f"{base}/file/bot{{token}}/test/{{path}}",
+        )
+    return TelegramAPIServer.from_base(base)
+
+
+def order_timings(settings: Settings) -> OrderTimings:
+    return OrderTimings(
+        first_check=settings.orders.first_check_seconds,
+        max_check=settings.orders.max_check_seconds,
+        stuck_after=settings.orders.stuck_after_minutes * 60,
+        payment_grace=settings.gamesdrop.create_order_timeout + 15,
+    )
+
+
+@dataclass
+class Shop:
+    """Everything the running bot owns."""
+
+    settings: Settings
+    bot: Bot
+    dispatcher: Dispatcher
+    db: Database
+    http: httpx.AsyncClient
+    supplier: GamesDropClient
+    catalogue: CatalogueService
+    orders: OrderService
+    refunds: RefundService
+    notifier: BotNotifier
+    users: UsersRepository
+    i18n: PoI18n
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def register_commands(self) -> None:
+        """``setMyCommands`` in every supported language (and the default)."""
+        for locale in (None, *self.i18n.available_locales):
+            with self.i18n.use_locale(locale or self.i18n.default_locale):
+                commands = [
+                    BotCommand(command=name, description=self.i18n.gettext(f"cmd.{name}"))
+                    for name in COMMANDS
+                ]
+            await self.bot.set_my_commands(
+                commands, scope=BotCommandScopeDefault(), language_code=locale
+            )
+
+    async def start_background(self, *, initial_sync: bool = True) -> None:
+        """Sync the catalogue once (unless told not to), then start the workers."""
+        if initial_sync:
+            try:
+                await self.catalogue.sync()
+            except Exception:
+                logger.exception("initial catalogue sync failed; serving the stored catalogue")
+        self._spawn(self.orders.run_worker(), "order worker")
+        self._spawn(self.refunds.run_worker(), "refund worker")
+        self._spawn(self._expire_invoices(), "invoice expiry")
+        if self.settings.gamesdrop.sync_interval_minutes > 0:
+            self._spawn(self._scheduled_sync(), "catalogue sync")
+
+    def _spawn(self, coroutine: object, name: str) -> None:
+        task = asyncio.create_task(coroutine, name=name)  # type: ignore[arg-type]
+        task.add_done_callback(self._task_done)
+        self.tasks.append(task)
+
+    @staticmethod
+    def _task_done(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("background task %s died", task.get_name(), exc_info=task.exception())
+
+    async def _scheduled_sync(self) -> None:
+        interval = self.settings.gamesdrop.sync_interval_minutes * 60
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.catalogue.sync()
+            except Exception:
+                logger.exception("scheduled catalogue sync failed")
+
+    async def _expire_invoices(self) -> None:
+        ttl = timedelta(minutes=self.settings.orders.invoice_ttl_minutes)
+        while True:
+            try:
+                cutoff = (datetime.now(UTC) - ttl).isoformat(timespec="milliseconds")
+                await self.orders.orders.expire_unpaid(cutoff)
+            except Exception:
+                logger.exception("expiring unpaid invoices failed")
+            await asyncio.sleep(60)
+
+    async def run_polling(self) -> None:
+        """Long polling with every update type the routers use (pre_checkout_query included)."""
+        await self.bot.delete_webhook(drop_pending_updates=False)
+        await self.dispatcher.start_polling(
+            self.bot,
+            allowed_updates=self.dispatcher.resolve_used_update_types(),
+            handle_signals=False,
+            close_bot_session=False,
+        )
+
+    async def run_webhook(self) -> None:
+        """aiohttp server receiving updates at ``webhook_path``, secret token checked."""
+        from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+        from aiohttp import web
+
+        telegram = self.settings.telegram
+        secret = telegram.webhook_secret.get_secret_value() if telegram.webhook_secret else None
+        app = web.Application()
+        SimpleRequestHandler(
+            dispatcher=self.dispatcher, bot=self.bot, secret_token=secret
+        ).register(app, path=telegram.webhook_path)
+        setup_application(app, self.dispatcher, bot=self.bot)
+        await self.bot.set_webhook(
+            url=str(telegram.webhook_url),
+            secret_token=secret,
+            allowed_updates=self.dispatcher.resolve_used_update_types(),
+        )
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, telegram.webhook_host, telegram.webhook_port).start()
+        logger.info(
+            "webhook listening on %s:%s%s",
+            telegram.webhook_host,
+            telegram.webhook_port,
+            telegram.webhook_path,
+        )
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.tasks.clear()
+        await self.bot.session.close()
+        await self.http.aclose()
+        await self.db.close()
+
+
+async def create_shop(settings: Settings, *, timings: OrderTimings | None = None) -> Shop:
+    """Build the shop from settings. Nothing runs until :meth:`Shop.start_background`."""
+    db = await Database.open(settings.database_path)
+    http = httpx.AsyncClient(limits=httpx.Limits(max_connections=20, max_keepalive_connections=10))
+    gamesdrop = settings.gamesdrop
+    supplier = GamesDropClient(
+        http,
+        gamesdrop.token,
+        base_url=gamesdrop.base_url,
+        user_info_url=gamesdrop.user_info_url,
+        timeouts=Timeouts(read=gamesdrop.read_timeout, create_order=gamesdrop.create_order_timeout),
+        sync_concurrency=gamesdrop.sync_concurrency,
+    )
+    bot = Bot(
+        token=settings.telegram.token.get_secret_value(),
+        session=AiohttpSession(api=telegram_server(settings)),
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML),
+    )
+    i18n = create_i18n(settings.default_language)
+    users = UsersRepository(db)
+    pricing = PricingService(
+        PriceBook(
+            usd_rates={code.upper(): rate for code, rate in settings.pricing.usd_rates.items()},
+            markup=settings.pricing.markup,
+            star_usd=settings.pricing.star_usd,
+        ),
+        ShopSettingsRepository(db),
+    )
+    await pricing.load()
+    catalogue = CatalogueService(
+        supplier, CatalogueRepository(db), page_size=gamesdrop.sync_page_size
+    )
+    orders_repo = OrdersRepository(db, settings.orders.transaction_prefix)
+    notifier = BotNotifier(bot, i18n, users, settings.admin_ids)
+    refunds = RefundService(bot, orders_repo, notifier)
+    order_service = OrderService(
+        supplier, orders_repo, catalogue, pricing, notifier,
+        timings=timings or order_timings(settings), on_refund_queued=refunds.wake,
+    )  # fmt: skip
+    user_middleware = UserMiddleware(users, i18n)
+    dispatcher = Dispatcher(
+        storage=MemoryStorage(),
+        settings=settings,
+        order_service=order_service,
+        users=users,
+        pricing=pricing,
+        recipient_resolver=RecipientResolver(supplier),
+        user_middleware=user_middleware,
+        i18n=i18n,
+    )
+    dispatcher.update.outer_middleware(
+        ThrottlingMiddleware(settings.throttle_rate, settings.throttle_burst)
+    )
+    dispatcher.update.outer_middleware(user_middleware)
+    UserLocaleMiddleware(i18n).setup(dispatcher)
+    dispatcher.include_routers(*get_routers())
+    return Shop(
+        settings=settings, bot=bot, dispatcher=dispatcher, db=db, http=http, supplier=supplier,
+        catalogue=catalogue, orders=order_service, refunds=refunds, notifier=notifier, users=users, i18n=i18n,
+    )  # fmt: skip

@@ -1,0 +1,68 @@
+"""Every inline button's data: short-prefixed ``CallbackData`` factories (64 bytes max)."""
+
+from __future__ import annotations
+
+from aiogram.filters.callback_data import CallbackData
+
+
+class Nav(CallbackData, prefix="nav"):
+    """Main-menu destinations: menu, catalogue, search, stars, orders, language, support."""
+
+    to: str
+
+
+class CategoryPage(CallbackData, prefix="cat"):
+    """A page of a category's products; ``code`` is ``top``, ``gift`` or ``stars``."""
+
+    code: str
+    page: int = 0
+
+
+class ProductView(CallbackData, prefix="prd"):
+    product_id: int
+    back_page: int = 0
+
+
+class OfferView(CallbackData, prefix="ofr"):
+    offer_id: int
+
+
+class BuyOffer(CallbackData, prefix="buy"):
+    offer_id: int
+
+
+class ServerPick(CallbackData, prefix="srv"):
+    """Index into the server list kept in the checkout state."""
+
+    index: int
+
+
+class ConfirmOrder(CallbackData, prefix="cfm"):
+    """``pay`` or ``change`` (enter another player ID)."""
+
+    action: str
+
+
+class OrdersPage(CallbackData, prefix="ords"):
+    page: int = 0
+
+
+class OrderView(CallbackData, prefix="ord"):
+    order_id: int
+    page: int = 0
+
+
+class SetLanguage(CallbackData, prefix="lang"):
+    code: str
+
+
+class StarsPack(CallbackData, prefix="stp"):
+    """A Telegram Stars pack chosen for gifting."""
+
+    offer_id: int
+
+
+class StarsRecipient(CallbackData, prefix="str"):
+    """``confirm`` the resolved recipient, ``change`` it, or ``self`` (gift to myself)."""
+
+    action: str

@@ -1,0 +1,266 @@
+"""Browsing: categories -> products -> offers -> offer card; text search; inline mode."""
+
+from __future__ import annotations
+
+import logging
+from html import escape
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.types import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InlineQuery,
+    InlineQueryResultArticle,
+    InputTextMessageContent,
+    Message,
+)
+from aiogram.utils.i18n import gettext as _
+
+from bot import keyboards
+from bot.callbacks import CategoryPage, Nav, OfferView, ProductView
+from bot.states import SearchInput
+from services.catalogue import CATEGORY_STARS
+from services.orders import OrderService
+from services.pricing import UnknownCurrency
+from storage.catalogue import StoredOffer
+
+logger = logging.getLogger(__name__)
+router = Router(name=__name__)
+
+MAX_QUERY = 64
+
+
+def offer_stars(order_service: OrderService, offer: StoredOffer) -> int | None:
+    """Retail Stars from the stored price; ``None`` when the currency has no rate."""
+    try:
+        return order_service.pricing.book.stars(offer.price, offer.currency)
+    except UnknownCurrency:
+        return None
+
+
+def _delivery_line(offer: StoredOffer) -> str:
+    if offer.stars_amount is not None or offer.category == CATEGORY_STARS:
+        return _("offer.delivery_stars")
+    returns_key = offer.returns_key if offer.returns_key is not None else not offer.needs_player
+    return _("offer.delivery_key") if returns_key else _("offer.delivery_topup")
+
+
+def _needs_line(offer: StoredOffer) -> str:
+    if offer.stars_amount is not None:
+        return _("offer.needs_recipient")
+    if offer.needs_player and offer.needs_server:
+        return _("offer.needs_player_server")
+    if offer.needs_player:
+        return _("offer.needs_player")
+    return _("offer.needs_nothing")
+
+
+async def _edit_or_send(
+    target: Message | CallbackQuery, text: str, markup: InlineKeyboardMarkup, edit: bool
+) -> None:
+    if isinstance(target, CallbackQuery):
+        await target.answer()
+        if isinstance(target.message, Message) and edit:
+            await target.message.edit_text(text, reply_markup=markup)
+            return
+        if target.message is not None:
+            await target.bot.send_message(target.message.chat.id, text, reply_markup=markup)  # type: ignore[union-attr]
+        return
+    await target.answer(text, reply_markup=markup)
+
+
+async def send_offer_card(
+    target: Message | CallbackQuery, offer_id: int, order_service: OrderService, edit: bool = True
+) -> None:
+    """The offer card: what the customer gets, what it needs, the price, a Buy button."""
+    offer = await order_service.catalogue.repo.get(order_service.supplier.name, offer_id)
+    if offer is None or not offer.active:
+        await _edit_or_send(target, _("offer.unavailable"), keyboards.home_only(), edit)
+        return
+    stars = offer_stars(order_service, offer) if offer.in_stock else None
+    if not offer.in_stock:
+        price_line = _("offer.out_of_stock")
+    elif stars is None:
+        price_line = _("offer.not_priced")
+    else:
+        price_line = _("offer.price").format(stars=stars)
+    text = _("offer.card").format(
+        product=escape(offer.product_name), offer=escape(offer.offer_name), price=price_line,
+        delivery=_delivery_line(offer), needs=_needs_line(offer),
+    )  # fmt: skip
+    await _edit_or_send(
+        target,
+        text,
+        keyboards.offer_card(
+            offer.offer_id, offer.product_id, stars, offer.stars_amount is not None
+        ),
+        edit,
+    )
+
+
+@router.message(Command("catalogue", "catalog"))
+async def catalogue_command(
+    message: Message, state: FSMContext, order_service: OrderService
+) -> None:
+    await state.clear()
+    categories = [name for name, _count in await order_service.catalogue.repo.categories()]
+    text = _("catalogue.title") if categories else _("catalogue.empty")
+    await message.answer(text, reply_markup=keyboards.categories(categories))
+
+
+@router.callback_query(Nav.filter(F.to == "catalogue"))
+async def catalogue_menu(callback: CallbackQuery, order_service: OrderService) -> None:
+    categories = [name for name, _count in await order_service.catalogue.repo.categories()]
+    text = _("catalogue.title") if categories else _("catalogue.empty")
+    await _edit_or_send(callback, text, keyboards.categories(categories), edit=True)
+
+
+@router.callback_query(CategoryPage.filter())
+async def category_page(
+    callback: CallbackQuery, callback_data: CategoryPage, order_service: OrderService
+) -> None:
+    category = keyboards.CATEGORY_BY_CODE.get(callback_data.code)
+    if category is None:
+        await callback.answer()
+        return
+    page = max(0, callback_data.page)
+    items, total = await order_service.catalogue.repo.products(
+        category, page * keyboards.PAGE_SIZE, keyboards.PAGE_SIZE
+    )
+    if not items and page > 0:
+        page, (items, total) = (
+            0,
+            await order_service.catalogue.repo.products(category, 0, keyboards.PAGE_SIZE),
+        )
+    text = (
+        _("catalogue.products").format(category=keyboards.category_title(category))
+        if items
+        else _("catalogue.empty")
+    )
+    await _edit_or_send(
+        callback, text, keyboards.products(items, callback_data.code, page, total), edit=True
+    )
+
+
+@router.callback_query(ProductView.filter())
+async def product_offers(
+    callback: CallbackQuery, callback_data: ProductView, order_service: OrderService
+) -> None:
+    repo = order_service.catalogue.repo
+    supplier = order_service.supplier.name
+    product = await repo.product(supplier, callback_data.product_id)
+    offers = await repo.offers_of(supplier, callback_data.product_id)
+    if product is None or not offers:
+        await _edit_or_send(callback, _("offer.unavailable"), keyboards.home_only(), edit=True)
+        return
+    rows = []
+    for offer in offers:
+        stars = offer_stars(order_service, offer)
+        if not offer.in_stock:
+            label = _("catalogue.out_of_stock_button").format(offer=offer.offer_name)
+        elif stars is None:
+            continue
+        else:
+            label = _("catalogue.offer_button").format(offer=offer.offer_name, stars=stars)
+        rows.append((offer.offer_id, label))
+    back = keyboards.back_to_category(product.category, callback_data.back_page)
+    text = _("catalogue.offers").format(product=escape(product.name))
+    await _edit_or_send(callback, text, keyboards.offers(rows, back), edit=True)
+
+
+@router.callback_query(OfferView.filter())
+async def offer_card(
+    callback: CallbackQuery, callback_data: OfferView, order_service: OrderService
+) -> None:
+    await send_offer_card(callback, callback_data.offer_id, order_service)
+
+
+# -- search ----------------------------------------------------------------------------
+
+
+@router.message(Command("search"))
+async def search_command(message: Message, state: FSMContext) -> None:
+    await state.set_state(SearchInput.query)
+    await message.answer(_("search.prompt"), reply_markup=keyboards.cancel_only())
+
+
+@router.callback_query(Nav.filter(F.to == "search"))
+async def search_menu(callback: CallbackQuery, state: FSMContext) -> None:
+    await state.set_state(SearchInput.query)
+    await _edit_or_send(callback, _("search.prompt"), keyboards.cancel_only(), edit=True)
+
+
+async def _search(message: Message, query: str, order_service: OrderService) -> None:
+    query = query.strip()
+    if len(query) > MAX_QUERY:
+        await message.answer(_("common.text_too_long").format(max=MAX_QUERY))
+        return
+    if len(query) < 2:
+        await message.answer(_("search.too_short"))
+        return
+    found = await order_service.catalogue.repo.search_products(query, limit=keyboards.PAGE_SIZE)
+    if not found:
+        await message.answer(
+            _("search.nothing").format(query=escape(query)),
+            reply_markup=keyboards.search_results([]),
+        )
+        return
+    await message.answer(
+        _("search.results").format(query=escape(query)),
+        reply_markup=keyboards.search_results(found),
+    )
+
+
+@router.message(SearchInput.query, F.text)
+async def search_query(message: Message, state: FSMContext, order_service: OrderService) -> None:
+    await state.clear()
+    await _search(message, message.text or "", order_service)
+
+
+@router.message(SearchInput.query)
+async def search_not_text(message: Message) -> None:
+    await message.answer(_("search.prompt"), reply_markup=keyboards.cancel_only())
+
+
+@router.message(StateFilter(None), F.text, ~F.text.startswith("/"))
+async def text_outside_any_step(message: Message, order_service: OrderService) -> None:
+    """Any plain text outside a conversation step is a search."""
+    await _search(message, message.text or "", order_service)
+
+
+@router.inline_query()
+async def inline_search(inline_query: InlineQuery, bot: Bot, order_service: OrderService) -> None:
+    """``@bot genshin`` in any chat: offers that open the bot on that offer."""
+    query = inline_query.query.strip()[:MAX_QUERY]
+    offers = (
+        await order_service.catalogue.repo.search_offers(query, limit=20) if len(query) >= 2 else []
+    )
+    me = await bot.me()
+    results = []
+    for offer in offers:
+        stars = offer_stars(order_service, offer)
+        if stars is None:
+            continue
+        link = f"https://t.me/{me.username}?start=offer_{offer.offer_id}"
+        title = f"{offer.product_name} — {offer.offer_name}"
+        results.append(
+            InlineQueryResultArticle(
+                id=str(offer.offer_id),
+                title=title,
+                description=_("inline.description").format(stars=stars),
+                input_message_content=InputTextMessageContent(
+                    message_text=_("inline.message").format(
+                        product=escape(offer.product_name),
+                        offer=escape(offer.offer_name),
+                        stars=stars,
+                    )
+                ),
+                reply_markup=InlineKeyboardMarkup(
+                    inline_keyboard=[[InlineKeyboardButton(text=_("inline.buy_button"), url=link)]]
+                ),
+            )
+        )
+    await inline_query.answer(results, cache_time=60, is_personal=False)

@@ -1,0 +1,321 @@
+"""Buying: player ID and server, check with the supplier, Stars invoice, pre-checkout,
+successful payment."""
+
+from __future__ import annotations
+
+import logging
+import re
+from html import escape
+from typing import Any
+
+from aiogram import Bot, F, Router
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, LabeledPrice, Message, PreCheckoutQuery
+from aiogram.utils.i18n import gettext as _
+
+from bot import keyboards
+from bot.callbacks import BuyOffer, ConfirmOrder, ServerPick
+from bot.handlers.catalog import offer_stars
+from bot.settings import Settings
+from bot.states import Checkout
+from services.orders import STARS_CURRENCY, OrderService, Quote
+from services.pricing import UnknownCurrency
+from services.suppliers.errors import OfferNotFound, RefreshPriceError, SupplierError
+from storage.orders import Order
+
+logger = logging.getLogger(__name__)
+router = Router(name=__name__)
+
+PLAYER_ID = re.compile(r"^[\w.\-#:]{2,40}$")
+PAYLOAD = re.compile(r"^order:(\d{1,12})$")
+
+
+def invoice_payload(order_id: int) -> str:
+    return f"order:{order_id}"
+
+
+def parse_payload(payload: str) -> int | None:
+    match = PAYLOAD.match(payload)
+    return int(match.group(1)) if match else None
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+async def send_invoice(bot: Bot, order: Order, settings: Settings) -> None:
+    """``sendInvoice`` in Telegram Stars: currency XTR, one price, no provider token,
+    the order id in the payload. Test-mode orders say so in title and description."""
+    prefix = _("invoice.test_prefix") if order.test_mode else ""
+    if order.kind == "stars_gift":
+        description = _("invoice.description_stars").format(
+            recipient=order.recipient_name or order.game_user_id
+        )
+    elif order.game_user_id:
+        description = _("invoice.description_topup").format(
+            offer=order.offer_name, login=order.player_login or order.game_user_id
+        )
+    else:
+        description = _("invoice.description_key").format(offer=order.offer_name)
+    await bot.send_invoice(
+        chat_id=order.chat_id,
+        title=_clip(prefix + order.product_name, 32),
+        description=_clip(prefix + description, 255),
+        payload=invoice_payload(order.id),
+        currency=STARS_CURRENCY,
+        prices=[LabeledPrice(label=_clip(order.offer_name, 32), amount=order.stars)],
+    )
+
+
+async def _quote(
+    target: Message | CallbackQuery, offer_id: int, order_service: OrderService
+) -> Quote | None:
+    """A fresh supplier price, or None after telling the customer why not."""
+    try:
+        return await order_service.quote(offer_id)
+    except (OfferNotFound, LookupError, RefreshPriceError):
+        text = _("offer.unavailable")
+    except UnknownCurrency:
+        text = _("offer.not_priced")
+    except SupplierError as exc:
+        logger.warning("quote for offer %s failed: %s", offer_id, exc)
+        text = _("common.supplier_down")
+    if isinstance(target, CallbackQuery):
+        await target.answer(text, show_alert=True)
+    else:
+        await target.answer(text)
+    return None
+
+
+async def _open_and_invoice(
+    user_id: int,
+    chat_id: int,
+    quote: Quote,
+    bot: Bot,
+    order_service: OrderService,
+    settings: Settings,
+    **details: Any,
+) -> None:
+    order = await order_service.open_checkout(
+        user_id, chat_id, quote, test_mode=settings.sandbox, **details
+    )
+    await send_invoice(bot, order, settings)
+
+
+@router.callback_query(BuyOffer.filter())
+async def buy(
+    callback: CallbackQuery,
+    callback_data: BuyOffer,
+    state: FSMContext,
+    bot: Bot,
+    order_service: OrderService,
+    settings: Settings,
+) -> None:
+    quote = await _quote(callback, callback_data.offer_id, order_service)
+    if quote is None or callback.message is None:
+        return
+    offer = quote.offer
+    await state.clear()
+    if offer.needs_player:
+        await state.set_state(Checkout.player_id)
+        await state.update_data(
+            offer_id=offer.offer_id, product=offer.product_name, needs_server=offer.needs_server
+        )
+        await callback.answer()
+        await bot.send_message(
+            callback.message.chat.id,
+            _("player.ask").format(product=escape(offer.product_name), hint=_("player.hint")),
+            reply_markup=keyboards.cancel_only(),
+        )
+        return
+    await callback.answer()
+    await _open_and_invoice(
+        callback.from_user.id, callback.message.chat.id, quote, bot, order_service, settings
+    )
+
+
+@router.message(Checkout.player_id, F.text)
+async def player_id_entered(
+    message: Message, state: FSMContext, order_service: OrderService
+) -> None:
+    player_id = (message.text or "").strip()
+    if not PLAYER_ID.match(player_id):
+        await message.answer(_("player.invalid_format"), reply_markup=keyboards.cancel_only())
+        return
+    data = await state.get_data()
+    await state.update_data(player_id=player_id)
+    if data.get("needs_server"):
+        try:
+            servers = await order_service.supplier.get_servers(data["offer_id"])
+        except SupplierError as exc:
+            logger.warning("servers of offer %s: %s", data["offer_id"], exc)
+            await message.answer(_("player.check_unavailable"))
+            return
+        if servers:
+            await state.update_data(servers=[[s.label, s.server_id] for s in servers])
+            await state.set_state(Checkout.server)
+            await message.answer(
+                _("player.choose_server"),
+                reply_markup=keyboards.servers([s.label for s in servers]),
+            )
+            return
+    await _check_player(message, state, order_service, None)
+
+
+@router.message(Checkout.player_id)
+async def player_id_not_text(message: Message) -> None:
+    await message.answer(_("player.invalid_format"), reply_markup=keyboards.cancel_only())
+
+
+@router.callback_query(Checkout.server, ServerPick.filter())
+async def server_picked(
+    callback: CallbackQuery,
+    callback_data: ServerPick,
+    state: FSMContext,
+    order_service: OrderService,
+) -> None:
+    servers = (await state.get_data()).get("servers") or []
+    if not 0 <= callback_data.index < len(servers) or not isinstance(callback.message, Message):
+        await callback.answer()
+        return
+    await callback.answer()
+    label, server_id = servers[callback_data.index]
+    await state.update_data(server_id=server_id, server_label=label)
+    await _check_player(callback.message, state, order_service, (label, server_id))
+
+
+@router.message(Checkout.server)
+async def server_expected(message: Message, state: FSMContext) -> None:
+    servers = (await state.get_data()).get("servers") or []
+    await message.answer(
+        _("player.choose_server"), reply_markup=keyboards.servers([s[0] for s in servers])
+    )
+
+
+async def _check_player(
+    message: Message, state: FSMContext, order_service: OrderService, server: tuple[str, str] | None
+) -> None:
+    data = await state.get_data()
+    try:
+        check = await order_service.supplier.check_player(
+            data["offer_id"], data["player_id"], server[1] if server else None
+        )
+    except SupplierError as exc:
+        logger.warning("check-game-data for offer %s failed: %s", data["offer_id"], exc)
+        await state.set_state(Checkout.player_id)
+        await message.answer(_("player.check_unavailable"), reply_markup=keyboards.cancel_only())
+        return
+    if not check.is_valid:
+        await state.set_state(Checkout.player_id)
+        reason = (
+            _("player.invalid").format(reason=escape(check.message))
+            if check.message
+            else _("player.invalid_no_reason")
+        )
+        await message.answer(reason, reply_markup=keyboards.cancel_only())
+        return
+    login = check.game_user_login or data["player_id"]
+    await state.update_data(login=login)
+    await state.set_state(Checkout.confirm)
+    offer = await order_service.catalogue.repo.get(order_service.supplier.name, data["offer_id"])
+    if offer is None:
+        await state.clear()
+        await message.answer(_("offer.unavailable"), reply_markup=keyboards.home_only())
+        return
+    stars = offer_stars(order_service, offer) or 0
+    details = _("confirm.player").format(login=escape(login), player_id=escape(data["player_id"]))
+    if server:
+        details += _("confirm.server").format(server=escape(server[0]))
+    await message.answer(
+        _("confirm.title").format(
+            product=escape(offer.product_name),
+            offer=escape(offer.offer_name),
+            details=details,
+            stars=stars,
+        ),
+        reply_markup=keyboards.confirm(stars),
+    )
+
+
+@router.callback_query(Checkout.confirm, ConfirmOrder.filter(F.action == "change"))
+async def change_player(callback: CallbackQuery, state: FSMContext) -> None:
+    await state.set_state(Checkout.player_id)
+    await callback.answer()
+    data = await state.get_data()
+    if isinstance(callback.message, Message):
+        await callback.message.answer(
+            _("player.ask").format(product=escape(data.get("product", "")), hint=_("player.hint")),
+            reply_markup=keyboards.cancel_only(),
+        )
+
+
+@router.callback_query(Checkout.confirm, ConfirmOrder.filter(F.action == "pay"))
+async def confirm_pay(
+    callback: CallbackQuery,
+    state: FSMContext,
+    bot: Bot,
+    order_service: OrderService,
+    settings: Settings,
+) -> None:
+    data = await state.get_data()
+    if callback.message is None:
+        return
+    quote = await _quote(callback, data["offer_id"], order_service)
+    if quote is None:
+        await state.clear()
+        return
+    await state.clear()
+    await callback.answer()
+    await _open_and_invoice(
+        callback.from_user.id, callback.message.chat.id, quote, bot, order_service, settings,
+        game_user_id=data["player_id"], game_server_id=data.get("server_id"),
+        game_server_label=data.get("server_label"), player_login=data.get("login"),
+    )  # fmt: skip
+
+
+@router.callback_query(ConfirmOrder.filter())
+async def stale_confirm(callback: CallbackQuery) -> None:
+    """A Pay button from a conversation that is over (cancelled, or paid already)."""
+    await callback.answer(_("confirm.stale"), show_alert=True)
+
+
+# -- payment ---------------------------------------------------------------------------
+
+
+@router.pre_checkout_query()
+async def pre_checkout(query: PreCheckoutQuery, order_service: OrderService) -> None:
+    """Answer within Telegram's 10 s: local state plus a bounded supplier re-check."""
+    order_id = parse_payload(query.invoice_payload)
+    if order_id is None:
+        await query.answer(ok=False, error_message=_("precheckout.order_not_found"))
+        return
+    refusal = await order_service.pre_checkout(
+        order_id, query.from_user.id, query.total_amount, query.currency
+    )
+    if refusal is None:
+        await query.answer(ok=True)
+    else:
+        logger.info("pre-checkout of order %s refused: %s", order_id, refusal.value)
+        await query.answer(ok=False, error_message=_(f"precheckout.{refusal.value}"))
+
+
+@router.message(F.successful_payment)
+async def successful_payment(message: Message, order_service: OrderService) -> None:
+    payment = message.successful_payment
+    assert payment is not None and message.from_user is not None
+    order_id = parse_payload(payment.invoice_payload)
+    if order_id is None:
+        logger.error(
+            "payment %s with a foreign payload %r",
+            payment.telegram_payment_charge_id,
+            payment.invoice_payload,
+        )
+        return
+    await order_service.handle_payment(
+        order_id,
+        message.from_user.id,
+        payment.telegram_payment_charge_id,
+        payment.total_amount,
+        payment.currency,
+        payment.provider_payment_charge_id,
+    )

@@ -1,0 +1,281 @@
+"""Gift Telegram Stars: choose a pack, name the recipient, confirm, pay, delivered."""
+
+from __future__ import annotations
+
+import logging
+from html import escape
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command
+from aiogram.fsm.context import FSMContext
+from aiogram.types import (
+    CallbackQuery,
+    KeyboardButton,
+    KeyboardButtonRequestUsers,
+    Message,
+    MessageOriginUser,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+)
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot import keyboards
+from bot.callbacks import Nav, StarsPack, StarsRecipient
+from bot.handlers.catalog import offer_stars
+from bot.handlers.checkout import send_invoice
+from bot.settings import Settings
+from bot.states import GiftStars
+from services.orders import OrderService
+from services.pricing import UnknownCurrency
+from services.stars import (
+    GAMESDROP_HELPER_BOT,
+    Recipient,
+    RecipientResolver,
+    parse_recipient,
+    stars_amount_allowed,
+)
+from services.suppliers.errors import RefreshPriceError, SupplierError
+
+logger = logging.getLogger(__name__)
+router = Router(name=__name__)
+
+PICK_CONTACT_REQUEST = 1
+
+
+async def _packs_view(order_service: OrderService) -> tuple[str, keyboards.InlineKeyboardMarkup]:
+    builder = InlineKeyboardBuilder()
+    for offer in await order_service.catalogue.repo.stars_offers():
+        stars = offer_stars(order_service, offer)
+        if stars is None or not offer.in_stock or not stars_amount_allowed(offer.stars_amount or 0):
+            continue
+        builder.button(
+            text=_("stars.pack_button").format(amount=offer.stars_amount, stars=stars),
+            callback_data=StarsPack(offer_id=offer.offer_id),
+        )
+    builder.adjust(2)
+    builder.row(
+        keyboards.InlineKeyboardButton(
+            text=_("common.main_menu"), callback_data=Nav(to="menu").pack()
+        )
+    )
+    has_packs = len(builder.export()) > 1
+    return (_("stars.choose_pack") if has_packs else _("stars.no_packs")), builder.as_markup()
+
+
+@router.message(Command("stars"))
+async def stars_command(message: Message, state: FSMContext, order_service: OrderService) -> None:
+    await state.clear()
+    text, markup = await _packs_view(order_service)
+    await message.answer(text, reply_markup=markup)
+
+
+@router.callback_query(Nav.filter(F.to == "stars"))
+async def stars_menu(
+    callback: CallbackQuery, state: FSMContext, order_service: OrderService
+) -> None:
+    await state.clear()
+    text, markup = await _packs_view(order_service)
+    await callback.answer()
+    if isinstance(callback.message, Message):
+        await callback.message.edit_text(text, reply_markup=markup)
+
+
+def _recipient_keyboard() -> ReplyKeyboardMarkup:
+    return ReplyKeyboardMarkup(
+        keyboard=[
+            [
+                KeyboardButton(
+                    text=_("stars.pick_contact"),
+                    request_users=KeyboardButtonRequestUsers(
+                        request_id=PICK_CONTACT_REQUEST,
+                        user_is_bot=False,
+                        max_quantity=1,
+                        request_name=True,
+                        request_username=True,
+                    ),
+                ),
+                KeyboardButton(text=_("stars.myself")),
+            ]
+        ],
+        resize_keyboard=True,
+        one_time_keyboard=True,
+    )
+
+
+@router.callback_query(StarsPack.filter())
+async def pack_chosen(
+    callback: CallbackQuery,
+    callback_data: StarsPack,
+    state: FSMContext,
+    bot: Bot,
+    order_service: OrderService,
+) -> None:
+    offer = await order_service.catalogue.repo.get(
+        order_service.supplier.name, callback_data.offer_id
+    )
+    if offer is None or offer.stars_amount is None or not offer.active:
+        await callback.answer(_("offer.unavailable"), show_alert=True)
+        return
+    if not stars_amount_allowed(offer.stars_amount):
+        await callback.answer(_("stars.amount_out_of_range"), show_alert=True)
+        return
+    await callback.answer()
+    await state.set_state(GiftStars.recipient)
+    await state.update_data(offer_id=offer.offer_id, amount=offer.stars_amount)
+    if callback.message is not None:
+        await bot.send_message(
+            callback.message.chat.id,
+            _("stars.ask_recipient").format(amount=offer.stars_amount),
+            reply_markup=_recipient_keyboard(),
+        )
+
+
+async def _confirm(
+    message: Message, state: FSMContext, recipient: Recipient, order_service: OrderService
+) -> None:
+    data = await state.get_data()
+    offer = await order_service.catalogue.repo.get(order_service.supplier.name, data["offer_id"])
+    stars = offer_stars(order_service, offer) if offer else None
+    if offer is None or stars is None:
+        await state.clear()
+        await message.answer(_("offer.unavailable"), reply_markup=ReplyKeyboardRemove())
+        return
+    await state.update_data(recipient_id=recipient.user_id, recipient_name=recipient.display)
+    await state.set_state(GiftStars.confirm)
+    await message.answer(
+        _("stars.found").format(recipient=escape(recipient.display)),
+        reply_markup=ReplyKeyboardRemove(),
+    )
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=_("confirm.pay").format(stars=stars), callback_data=StarsRecipient(action="confirm")
+    )
+    builder.button(text=_("stars.change_recipient"), callback_data=StarsRecipient(action="change"))
+    builder.button(text=_("common.cancel"), callback_data=Nav(to="cancel"))
+    builder.adjust(1)
+    await message.answer(
+        _("stars.confirm").format(
+            amount=data["amount"], recipient=escape(recipient.display), stars=stars
+        ),
+        reply_markup=builder.as_markup(),
+    )
+
+
+@router.message(GiftStars.recipient, F.users_shared)
+async def recipient_shared(
+    message: Message, state: FSMContext, order_service: OrderService
+) -> None:
+    shared = message.users_shared
+    assert shared is not None
+    if not shared.users:
+        await message.answer(_("stars.recipient_invalid"), reply_markup=_recipient_keyboard())
+        return
+    user = shared.users[0]
+    await _confirm(
+        message, state, Recipient(user.user_id, user.username, user.first_name), order_service
+    )
+
+
+@router.message(GiftStars.recipient, F.forward_origin)
+async def recipient_forwarded(
+    message: Message, state: FSMContext, order_service: OrderService
+) -> None:
+    origin = message.forward_origin
+    if not isinstance(origin, MessageOriginUser):
+        await message.answer(_("stars.forward_hidden"), reply_markup=_recipient_keyboard())
+        return
+    sender = origin.sender_user
+    await _confirm(
+        message, state, Recipient(sender.id, sender.username, sender.first_name), order_service
+    )
+
+
+@router.message(GiftStars.recipient, F.text)
+async def recipient_typed(
+    message: Message,
+    state: FSMContext,
+    order_service: OrderService,
+    recipient_resolver: RecipientResolver,
+) -> None:
+    text = (message.text or "").strip()
+    if text == _("stars.myself") and message.from_user is not None:
+        me = message.from_user
+        await _confirm(message, state, Recipient(me.id, me.username, me.first_name), order_service)
+        return
+    parsed = parse_recipient(text) if len(text) <= 100 else None
+    if parsed is None:
+        await message.answer(_("stars.recipient_invalid"), reply_markup=_recipient_keyboard())
+        return
+    if parsed.user_id is not None:
+        await _confirm(message, state, Recipient(parsed.user_id, None, None), order_service)
+        return
+    assert parsed.username is not None
+    try:
+        recipient = await recipient_resolver.resolve(parsed.username)
+    except SupplierError as exc:
+        logger.warning("user-info for @%s failed: %s", parsed.username, exc)
+        await message.answer(_("common.supplier_down"), reply_markup=_recipient_keyboard())
+        return
+    if recipient.user_id is None:
+        await message.answer(
+            _("stars.no_id").format(username=escape(parsed.username), helper=GAMESDROP_HELPER_BOT),
+            reply_markup=_recipient_keyboard(),
+        )
+        return
+    await _confirm(message, state, recipient, order_service)
+
+
+@router.message(GiftStars.recipient)
+async def recipient_unexpected(message: Message) -> None:
+    await message.answer(_("stars.recipient_invalid"), reply_markup=_recipient_keyboard())
+
+
+@router.callback_query(GiftStars.confirm, StarsRecipient.filter(F.action == "change"))
+async def change_recipient(callback: CallbackQuery, state: FSMContext, bot: Bot) -> None:
+    await state.set_state(GiftStars.recipient)
+    await callback.answer()
+    data = await state.get_data()
+    if callback.message is not None:
+        await bot.send_message(
+            callback.message.chat.id,
+            _("stars.ask_recipient").format(amount=data.get("amount", "")),
+            reply_markup=_recipient_keyboard(),
+        )
+
+
+@router.callback_query(GiftStars.confirm, StarsRecipient.filter(F.action == "confirm"))
+async def confirm_gift(
+    callback: CallbackQuery,
+    state: FSMContext,
+    bot: Bot,
+    order_service: OrderService,
+    settings: Settings,
+) -> None:
+    """Fresh price (Stars follow the TON rate), then the invoice."""
+    data = await state.get_data()
+    if callback.message is None:
+        return
+    try:
+        quote = await order_service.quote(data["offer_id"])
+    except (RefreshPriceError, LookupError, UnknownCurrency):
+        await state.clear()
+        await callback.answer(_("offer.unavailable"), show_alert=True)
+        return
+    except SupplierError as exc:
+        logger.warning("Stars quote failed: %s", exc)
+        await callback.answer(_("common.supplier_down"), show_alert=True)
+        return
+    await state.clear()
+    await callback.answer()
+    order = await order_service.open_checkout(
+        callback.from_user.id, callback.message.chat.id, quote, kind="stars_gift",
+        game_user_id=str(data["recipient_id"]), recipient_name=data["recipient_name"],
+        test_mode=settings.sandbox,
+    )  # fmt: skip
+    await send_invoice(bot, order, settings)
+
+
+@router.callback_query(StarsRecipient.filter())
+async def stale_recipient_button(callback: CallbackQuery) -> None:
+    await callback.answer(_("confirm.stale"), show_alert=True)

@@ -1,0 +1,140 @@
+"""/start (with deep links), the main menu, /cancel, language, support, /paysupport, /terms."""
+
+from __future__ import annotations
+
+import re
+from html import escape
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject, CommandStart
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from bot import keyboards
+from bot.callbacks import Nav, SetLanguage
+from bot.handlers.catalog import send_offer_card
+from bot.i18n import LANGUAGES
+from bot.middlewares import UserMiddleware
+from bot.settings import Settings
+from services.orders import OrderService
+from storage.users import UsersRepository
+
+router = Router(name=__name__)
+
+_OFFER_LINK = re.compile(r"^offer_(\d{1,12})$")
+
+
+def welcome_text(name: str, settings: Settings) -> str:
+    text = _("start.welcome").format(name=escape(name), shop=escape(settings.shop_name))
+    if settings.sandbox:
+        text += "\n\n" + _("start.test_mode")
+    return text
+
+
+@router.message(CommandStart())
+async def start(
+    message: Message,
+    command: CommandObject,
+    state: FSMContext,
+    settings: Settings,
+    order_service: OrderService,
+) -> None:
+    await state.clear()
+    link = _OFFER_LINK.match(command.args or "")
+    if link:
+        await send_offer_card(message, int(link.group(1)), order_service, edit=False)
+        return
+    name = message.from_user.first_name if message.from_user else ""
+    await message.answer(welcome_text(name, settings), reply_markup=keyboards.main_menu())
+
+
+@router.callback_query(Nav.filter(F.to == "menu"))
+async def menu(callback: CallbackQuery, state: FSMContext) -> None:
+    await state.clear()
+    await callback.answer()
+    if isinstance(callback.message, Message):
+        await callback.message.edit_text(_("menu.title"), reply_markup=keyboards.main_menu())
+
+
+@router.message(Command("cancel"))
+async def cancel_command(message: Message, state: FSMContext) -> None:
+    had_state = await state.get_state() is not None
+    await state.clear()
+    text = _("common.cancelled") if had_state else _("common.nothing_to_cancel")
+    await message.answer(text, reply_markup=keyboards.main_menu())
+
+
+@router.callback_query(Nav.filter(F.to == "cancel"))
+async def cancel_button(callback: CallbackQuery, state: FSMContext) -> None:
+    await state.clear()
+    await callback.answer()
+    if isinstance(callback.message, Message):
+        await callback.message.edit_text(_("common.cancelled"), reply_markup=keyboards.main_menu())
+
+
+@router.message(Command("language"))
+async def language_command(message: Message) -> None:
+    await message.answer(_("language.choose"), reply_markup=keyboards.languages())
+
+
+@router.callback_query(Nav.filter(F.to == "language"))
+async def language_menu(callback: CallbackQuery) -> None:
+    await callback.answer()
+    if isinstance(callback.message, Message):
+        await callback.message.edit_text(_("language.choose"), reply_markup=keyboards.languages())
+
+
+@router.callback_query(SetLanguage.filter())
+async def set_language(
+    callback: CallbackQuery,
+    callback_data: SetLanguage,
+    users: UsersRepository,
+    user_middleware: UserMiddleware,
+    i18n: I18n,
+) -> None:
+    if callback_data.code not in LANGUAGES:
+        await callback.answer()
+        return
+    await users.set_language(callback.from_user.id, callback_data.code)
+    user_middleware.forget(callback.from_user.id)
+    with i18n.use_locale(callback_data.code):  # the new language, at once
+        text = _("language.set")
+        await callback.answer(text)
+        if isinstance(callback.message, Message):
+            await callback.message.edit_text(
+                f"{text}\n\n{_('menu.title')}", reply_markup=keyboards.main_menu()
+            )
+
+
+@router.message(Command("support"))
+async def support_command(message: Message, settings: Settings) -> None:
+    await message.answer(
+        _("support.text").format(contact=escape(settings.support_contact)),
+        reply_markup=keyboards.home_only(),
+    )
+
+
+@router.callback_query(Nav.filter(F.to == "support"))
+async def support_menu(callback: CallbackQuery, settings: Settings) -> None:
+    await callback.answer()
+    if isinstance(callback.message, Message):
+        await callback.message.edit_text(
+            _("support.text").format(contact=escape(settings.support_contact)),
+            reply_markup=keyboards.home_only(),
+        )
+
+
+@router.message(Command("paysupport"))
+async def paysupport(message: Message, settings: Settings) -> None:
+    await message.answer(_("paysupport.text").format(contact=escape(settings.support_contact)))
+
+
+@router.message(Command("terms"))
+async def terms(message: Message, settings: Settings) -> None:
+    await message.answer(
+        _("terms.text").format(
+            shop=escape(settings.shop_name), contact=escape(settings.support_contact)
+        )
+    )

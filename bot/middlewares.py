@@ -1,0 +1,119 @@
+"""Outer middlewares: who is this user (stored, banned?) and are they flooding us."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import CallbackQuery, Message, TelegramObject, User
+from aiogram.utils.i18n import I18n
+
+from bot.i18n import pick_locale
+from storage.users import User as StoredUser
+from storage.users import UsersRepository
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+class UserMiddleware(BaseMiddleware):
+    """Stores every user seen (refreshed at most every ``refresh_seconds``), puts the
+    stored record in ``data["user_record"]``, and drops updates from banned users after
+    telling them once."""
+
+    def __init__(self, users: UsersRepository, i18n: I18n, refresh_seconds: float = 300.0) -> None:
+        self._users = users
+        self._i18n = i18n
+        self._refresh = refresh_seconds
+        self._cache: dict[int, tuple[float, StoredUser]] = {}
+        self._told_banned: set[int] = set()
+
+    def forget(self, user_id: int) -> None:
+        """Drop the cached record (after a change such as language or ban)."""
+        self._cache.pop(user_id, None)
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        telegram_user: User | None = data.get("event_from_user")
+        if telegram_user is None or telegram_user.is_bot:
+            return await handler(event, data)
+        now = time.monotonic()
+        cached = self._cache.get(telegram_user.id)
+        if cached is None or now - cached[0] > self._refresh:
+            record = await self._users.touch(
+                telegram_user.id,
+                telegram_user.username,
+                telegram_user.full_name,
+                telegram_user.language_code,
+            )
+            self._cache[telegram_user.id] = (now, record)
+        else:
+            record = cached[1]
+        if record.is_banned:
+            await self._tell_banned(event, record, telegram_user)
+            return None
+        data["user_record"] = record
+        return await handler(event, data)
+
+    async def _tell_banned(self, event: TelegramObject, record: StoredUser, user: User) -> None:
+        if record.id in self._told_banned:
+            return
+        self._told_banned.add(record.id)
+        locale = pick_locale(self._i18n, record.language, user.language_code)
+        text = self._i18n.gettext("common.banned", locale=locale)
+        message = getattr(event, "message", None)
+        if isinstance(message, Message):
+            await message.answer(text)
+        elif isinstance(getattr(event, "callback_query", None), CallbackQuery):
+            await event.callback_query.answer(text, show_alert=True)  # type: ignore[attr-defined]
+
+
+class ThrottlingMiddleware(BaseMiddleware):
+    """Per-user token bucket: ``rate`` updates per second on average, bursts of ``burst``.
+    Excess updates are dropped; the user is warned at most once per ``warn_every`` s."""
+
+    def __init__(self, rate: float, burst: int, warn_every: float = 10.0) -> None:
+        self._rate = rate
+        self._burst = float(burst)
+        self._warn_every = warn_every
+        self._buckets: dict[int, tuple[float, float]] = {}
+        self._warned: dict[int, float] = {}
+
+    def allow(self, user_id: int, now: float) -> bool:
+        tokens, last = self._buckets.get(user_id, (self._burst, now))
+        tokens = min(self._burst, tokens + (now - last) * self._rate)
+        if tokens < 1:
+            self._buckets[user_id] = (tokens, now)
+            return False
+        self._buckets[user_id] = (tokens - 1, now)
+        return True
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        user: User | None = data.get("event_from_user")
+        if user is None or self._rate <= 0:
+            return await handler(event, data)
+        now = time.monotonic()
+        if self.allow(user.id, now):
+            return await handler(event, data)
+        logger.info("throttled update from user %s", user.id)
+        if now - self._warned.get(user.id, 0.0) >= self._warn_every:
+            self._warned[user.id] = now
+            i18n: I18n | None = data.get("i18n")
+            record: StoredUser | None = data.get("user_record")
+            if i18n is not None:
+                text = i18n.gettext(
+                    "common.too_fast",
+                    locale=pick_locale(
+                        i18n, record.language if record else None, user.language_code
+                    ),
+                )
+                callback = getattr(event, "callback_query", None)
+                message = getattr(event, "message", None)
+                if isinstance(callback, CallbackQuery):
+                    await callback.answer(text)
+                elif isinstance(message, Message):
+                    await message.answer(text)
+        return None

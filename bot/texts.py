@@ -1,0 +1,93 @@
+"""Texts built from orders and offers, in the current locale. Every value that came from
+a user or a supplier is HTML-escaped here."""
+
+from __future__ import annotations
+
+from html import escape
+
+from aiogram.utils.i18n import gettext as _
+
+from storage.orders import Order, OrderStatus
+
+_REASON_BY_CODE = {
+    "WRONG_PRICE": "reason.wrong_price",
+    "OUT_OF_STOCK": "reason.out_of_stock",
+    "OFFER_NOT_FOUND": "reason.offer_not_found",
+    "INSUFFICIENT_BALANCE": "reason.insufficient_balance",
+    "UNDERPAID": "reason.underpaid",
+}
+_STARS_REASONS = {
+    "user not found": "reason.stars_user_not_found",
+    "stargift_invalid": "reason.stars_gift_invalid",
+    "bot was blocked": "reason.stars_blocked",
+}
+
+
+def status_text(status: OrderStatus) -> str:
+    return _(f"status.{status.value}")
+
+
+def failure_reason(order: Order) -> str:
+    """A plain-words reason for a failed order (translated; supplier detail escaped)."""
+    detail = order.failure_reason or ""
+    lowered = detail.lower()
+    for needle, key in _STARS_REASONS.items():
+        if needle in lowered:
+            return _(key)
+    key = _REASON_BY_CODE.get(order.failure_code or "")
+    if key:
+        return _(key)
+    if order.failure_code in {"CANCELED", "FAILED", "REFUND"}:
+        return _("reason.supplier_canceled").format(detail=escape(detail))
+    return _("reason.generic")
+
+
+def player_line(order: Order) -> str:
+    if not order.game_user_id or order.kind != "goods":
+        return ""
+    login = escape(order.player_login or order.game_user_id)
+    text = _("orders.player").format(login=login, player_id=escape(order.game_user_id))
+    if order.game_server_label:
+        text += _("orders.server").format(server=escape(order.game_server_label))
+    return text
+
+
+def delivery_text(order: Order) -> str:
+    """The message a customer gets when an order completes."""
+    product, offer = escape(order.product_name), escape(order.offer_name)
+    if order.kind == "stars_gift":
+        amount = (order.fulfillment or {}).get("stars_amount") or order.offer_name
+        return _("delivery.stars").format(
+            order=order.id,
+            amount=escape(str(amount)),
+            recipient=escape(order.recipient_name or order.game_user_id or ""),
+        )
+    if order.delivered_key:
+        return _("delivery.key").format(
+            order=order.id, product=product, offer=offer, key=escape(order.delivered_key),
+            redeem=_("delivery.redeem").format(product=product),
+        )  # fmt: skip
+    server = ""
+    if order.game_server_label:
+        server = _("delivery.topup_server").format(server=escape(order.game_server_label))
+    return _("delivery.topup").format(
+        order=order.id, product=product, offer=offer,
+        login=escape(order.player_login or order.game_user_id or ""),
+        player_id=escape(order.game_user_id or ""), server=server,
+    )  # fmt: skip
+
+
+def order_detail(order: Order) -> str:
+    extra = ""
+    if order.status is OrderStatus.COMPLETED and order.delivered_key:
+        extra += _("orders.key").format(key=escape(order.delivered_key))
+    extra += player_line(order)
+    if order.kind == "stars_gift" and order.recipient_name:
+        extra += _("orders.recipient").format(recipient=escape(order.recipient_name))
+    if order.status in (OrderStatus.FAILED, OrderStatus.REFUNDED) and order.failure_reason:
+        extra += _("orders.reason").format(reason=failure_reason(order))
+    return _("orders.detail").format(
+        order=order.id, product=escape(order.product_name), offer=escape(order.offer_name),
+        status=status_text(order.status), stars=order.stars, date=(order.paid_at or order.created_at)[:16].replace("T", " "),
+        extra=extra,
+    )  # fmt: skip
