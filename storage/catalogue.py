@@ -169,7 +169,9 @@ class CatalogueRepository:
     async def categories(self) -> list[tuple[str, int]]:
         """``[(category, product count)]`` in a stable order."""
         rows = await self._db.fetchall(
-            "SELECT category, count(*) AS n FROM products GROUP BY category ORDER BY category"
+            """SELECT category, count(*) AS n FROM products GROUP BY category
+               ORDER BY CASE category WHEN 'Top Up' THEN 0 WHEN 'Gift Cards' THEN 1
+                        WHEN 'Telegram Stars' THEN 2 ELSE 3 END, category"""
         )
         return [(row["category"], row["n"]) for row in rows]
 

@@ -22,6 +22,7 @@ from aiogram.utils.i18n import gettext as _
 from bot import keyboards
 from bot.callbacks import CategoryPage, Nav, OfferView, ProductView
 from bot.states import SearchInput
+from bot.ui import show
 from services.catalogue import CATEGORY_STARS
 from services.orders import OrderService
 from services.pricing import UnknownCurrency
@@ -58,27 +59,13 @@ def _needs_line(offer: StoredOffer) -> str:
     return _("offer.needs_nothing")
 
 
-async def _edit_or_send(
-    target: Message | CallbackQuery, text: str, markup: InlineKeyboardMarkup, edit: bool
-) -> None:
-    if isinstance(target, CallbackQuery):
-        await target.answer()
-        if isinstance(target.message, Message) and edit:
-            await target.message.edit_text(text, reply_markup=markup)
-            return
-        if target.message is not None:
-            await target.bot.send_message(target.message.chat.id, text, reply_markup=markup)  # type: ignore[union-attr]
-        return
-    await target.answer(text, reply_markup=markup)
-
-
 async def send_offer_card(
-    target: Message | CallbackQuery, offer_id: int, order_service: OrderService, edit: bool = True
+    target: Message | CallbackQuery, offer_id: int, order_service: OrderService
 ) -> None:
     """The offer card: what the customer gets, what it needs, the price, a Buy button."""
     offer = await order_service.catalogue.repo.get(order_service.supplier.name, offer_id)
     if offer is None or not offer.active:
-        await _edit_or_send(target, _("offer.unavailable"), keyboards.home_only(), edit)
+        await show(target, _("offer.unavailable"), keyboards.home_only())
         return
     stars = offer_stars(order_service, offer) if offer.in_stock else None
     if not offer.in_stock:
@@ -91,13 +78,12 @@ async def send_offer_card(
         product=escape(offer.product_name), offer=escape(offer.offer_name), price=price_line,
         delivery=_delivery_line(offer), needs=_needs_line(offer),
     )  # fmt: skip
-    await _edit_or_send(
+    await show(
         target,
         text,
         keyboards.offer_card(
             offer.offer_id, offer.product_id, stars, offer.stars_amount is not None
         ),
-        edit,
     )
 
 
@@ -115,7 +101,7 @@ async def catalogue_command(
 async def catalogue_menu(callback: CallbackQuery, order_service: OrderService) -> None:
     categories = [name for name, _count in await order_service.catalogue.repo.categories()]
     text = _("catalogue.title") if categories else _("catalogue.empty")
-    await _edit_or_send(callback, text, keyboards.categories(categories), edit=True)
+    await show(callback, text, keyboards.categories(categories))
 
 
 @router.callback_query(CategoryPage.filter())
@@ -140,9 +126,7 @@ async def category_page(
         if items
         else _("catalogue.empty")
     )
-    await _edit_or_send(
-        callback, text, keyboards.products(items, callback_data.code, page, total), edit=True
-    )
+    await show(callback, text, keyboards.products(items, callback_data.code, page, total))
 
 
 @router.callback_query(ProductView.filter())
@@ -154,7 +138,7 @@ async def product_offers(
     product = await repo.product(supplier, callback_data.product_id)
     offers = await repo.offers_of(supplier, callback_data.product_id)
     if product is None or not offers:
-        await _edit_or_send(callback, _("offer.unavailable"), keyboards.home_only(), edit=True)
+        await show(callback, _("offer.unavailable"), keyboards.home_only())
         return
     rows = []
     for offer in offers:
@@ -168,7 +152,7 @@ async def product_offers(
         rows.append((offer.offer_id, label))
     back = keyboards.back_to_category(product.category, callback_data.back_page)
     text = _("catalogue.offers").format(product=escape(product.name))
-    await _edit_or_send(callback, text, keyboards.offers(rows, back), edit=True)
+    await show(callback, text, keyboards.offers(rows, back))
 
 
 @router.callback_query(OfferView.filter())
@@ -190,7 +174,7 @@ async def search_command(message: Message, state: FSMContext) -> None:
 @router.callback_query(Nav.filter(F.to == "search"))
 async def search_menu(callback: CallbackQuery, state: FSMContext) -> None:
     await state.set_state(SearchInput.query)
-    await _edit_or_send(callback, _("search.prompt"), keyboards.cancel_only(), edit=True)
+    await show(callback, _("search.prompt"), keyboards.cancel_only())
 
 
 async def _search(message: Message, query: str, order_service: OrderService) -> None:

@@ -9,6 +9,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot import keyboards, texts
 from bot.callbacks import Nav, OrdersPage, OrderView
+from bot.ui import show
 from services.orders import OrderService
 
 router = Router(name=__name__)
@@ -49,9 +50,7 @@ async def orders_page(
 ) -> None:
     page = callback_data.page if isinstance(callback_data, OrdersPage) else 0
     text, markup = await _page(callback.from_user.id, page, order_service)
-    await callback.answer()
-    if isinstance(callback.message, Message):
-        await callback.message.edit_text(text, reply_markup=markup)
+    await show(callback, text, markup)
 
 
 @router.callback_query(OrderView.filter())
@@ -63,8 +62,4 @@ async def order_view(
     if order is None:
         await callback.answer(_("orders.not_found"), show_alert=True)
         return
-    await callback.answer()
-    if isinstance(callback.message, Message):
-        await callback.message.edit_text(
-            texts.order_detail(order), reply_markup=keyboards.order_detail(callback_data.page)
-        )
+    await show(callback, texts.order_detail(order), keyboards.order_detail(callback_data.page))

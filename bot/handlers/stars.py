@@ -26,6 +26,7 @@ from bot.handlers.catalog import offer_stars
 from bot.handlers.checkout import send_invoice
 from bot.settings import Settings
 from bot.states import GiftStars
+from bot.ui import show
 from services.orders import OrderService
 from services.pricing import UnknownCurrency
 from services.stars import (
@@ -76,9 +77,7 @@ async def stars_menu(
 ) -> None:
     await state.clear()
     text, markup = await _packs_view(order_service)
-    await callback.answer()
-    if isinstance(callback.message, Message):
-        await callback.message.edit_text(text, reply_markup=markup)
+    await show(callback, text, markup)
 
 
 def _recipient_keyboard() -> ReplyKeyboardMarkup:

@@ -18,6 +18,7 @@ from bot.handlers.catalog import send_offer_card
 from bot.i18n import LANGUAGES
 from bot.middlewares import UserMiddleware
 from bot.settings import Settings
+from bot.ui import show
 from services.orders import OrderService
 from storage.users import UsersRepository
 
@@ -44,7 +45,7 @@ async def start(
     await state.clear()
     link = _OFFER_LINK.match(command.args or "")
     if link:
-        await send_offer_card(message, int(link.group(1)), order_service, edit=False)
+        await send_offer_card(message, int(link.group(1)), order_service)
         return
     name = message.from_user.first_name if message.from_user else ""
     await message.answer(welcome_text(name, settings), reply_markup=keyboards.main_menu())
@@ -53,9 +54,7 @@ async def start(
 @router.callback_query(Nav.filter(F.to == "menu"))
 async def menu(callback: CallbackQuery, state: FSMContext) -> None:
     await state.clear()
-    await callback.answer()
-    if isinstance(callback.message, Message):
-        await callback.message.edit_text(_("menu.title"), reply_markup=keyboards.main_menu())
+    await show(callback, _("menu.title"), keyboards.main_menu())
 
 
 @router.message(Command("cancel"))
@@ -69,9 +68,7 @@ async def cancel_command(message: Message, state: FSMContext) -> None:
 @router.callback_query(Nav.filter(F.to == "cancel"))
 async def cancel_button(callback: CallbackQuery, state: FSMContext) -> None:
     await state.clear()
-    await callback.answer()
-    if isinstance(callback.message, Message):
-        await callback.message.edit_text(_("common.cancelled"), reply_markup=keyboards.main_menu())
+    await show(callback, _("common.cancelled"), keyboards.main_menu())
 
 
 @router.message(Command("language"))
@@ -81,9 +78,7 @@ async def language_command(message: Message) -> None:
 
 @router.callback_query(Nav.filter(F.to == "language"))
 async def language_menu(callback: CallbackQuery) -> None:
-    await callback.answer()
-    if isinstance(callback.message, Message):
-        await callback.message.edit_text(_("language.choose"), reply_markup=keyboards.languages())
+    await show(callback, _("language.choose"), keyboards.languages())
 
 
 @router.callback_query(SetLanguage.filter())
@@ -100,12 +95,7 @@ async def set_language(
     await users.set_language(callback.from_user.id, callback_data.code)
     user_middleware.forget(callback.from_user.id)
     with i18n.use_locale(callback_data.code):  # the new language, at once
-        text = _("language.set")
-        await callback.answer(text)
-        if isinstance(callback.message, Message):
-            await callback.message.edit_text(
-                f"{text}\n\n{_('menu.title')}", reply_markup=keyboards.main_menu()
-            )
+        await show(callback, f"{_('language.set')}\n\n{_('menu.title')}", keyboards.main_menu())
 
 
 @router.message(Command("support"))
@@ -118,12 +108,11 @@ async def support_command(message: Message, settings: Settings) -> None:
 
 @router.callback_query(Nav.filter(F.to == "support"))
 async def support_menu(callback: CallbackQuery, settings: Settings) -> None:
-    await callback.answer()
-    if isinstance(callback.message, Message):
-        await callback.message.edit_text(
-            _("support.text").format(contact=escape(settings.support_contact)),
-            reply_markup=keyboards.home_only(),
-        )
+    await show(
+        callback,
+        _("support.text").format(contact=escape(settings.support_contact)),
+        keyboards.home_only(),
+    )
 
 
 @router.message(Command("paysupport"))
