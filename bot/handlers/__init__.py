@@ -6,12 +6,13 @@ from bot.handlers import catalog, checkout, errors, orders, stars, start
 
 
 def get_routers() -> list[Router]:
-    # catalog goes last: its "any text outside a step is a search" handler is a catch-all
-    return [
-        errors.router,
-        start.router,
-        checkout.router,
-        stars.router,
-        orders.router,
-        catalog.router,
-    ]
+    """The feature routers, released from any earlier Dispatcher.
+
+    A router attaches to one Dispatcher; a process that builds a new one after stopping
+    the old (an in-process restart, the demo, the tests) takes them over.
+    """
+    routers = [errors.router, start.router, checkout.router, stars.router, orders.router]
+    routers.append(catalog.router)  # last: "any text outside a step is a search" catches all
+    for router in routers:
+        router._parent_router = None
+    return routers

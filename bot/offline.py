@@ -1,0 +1,129 @@
+"""The whole shop offline: GamesDrop sandbox + fake Telegram Bot API + the real bot.
+
+Used by the demo (``python -m bot.demo``), the end-to-end tests and the benchmarks::
+
+    offline = OfflineShop(Path("demo.sqlite3"))
+    await offline.start()
+    alice = offline.telegram.user(1001, "Alice")
+    await alice.send("/start")
+    ...
+    await offline.stop()
+
+The bot really long-polls the fake Bot API over HTTP on 127.0.0.1 and really calls the
+sandbox over HTTP; :meth:`OfflineShop.restart_bot` stops it (gracefully or as a crash
+would) and starts a new one on the same database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from bot.app import Shop, create_shop
+from bot.settings import Settings
+from services.gamesdrop.sandbox import DEFAULT_TOKEN, GamesDropSandbox, SandboxConfig
+from services.orders import OrderTimings
+from services.telegram_sandbox import FakeTelegram
+
+logger = logging.getLogger(__name__)
+
+BOT_TOKEN = "123456:SANDBOX-bot-token"
+ADMIN_ID = 900_001
+
+
+def fast_timings() -> OrderTimings:
+    """Order checks in tenths of a second, for tests and the demo."""
+    return OrderTimings(
+        first_check=0.2, backoff=1.5, max_check=1.0, payment_grace=5.0, stuck_after=3600.0,
+        precheck_budget=2.0, worker_tick=0.1,
+    )  # fmt: skip
+
+
+class OfflineShop:
+    """Starts and stops the three parts; ``settings_overrides`` go into :class:`Settings`."""
+
+    def __init__(
+        self,
+        database_path: Path | str,
+        *,
+        sandbox_config: SandboxConfig | None = None,
+        timings: OrderTimings | None = None,
+        settings_overrides: dict[str, Any] | None = None,
+        telegram_options: dict[str, Any] | None = None,
+        initial_sync: bool = True,
+    ) -> None:
+        self.database_path = database_path
+        self.sandbox = GamesDropSandbox(sandbox_config or SandboxConfig(topup_seconds=1.0))
+        self.telegram = FakeTelegram(BOT_TOKEN, **(telegram_options or {}))
+        self.timings = timings or fast_timings()
+        self.settings_overrides = settings_overrides or {}
+        self.initial_sync = initial_sync
+        self.shop: Shop | None = None
+        self._polling: asyncio.Task[None] | None = None
+
+    def settings(self) -> Settings:
+        values: dict[str, Any] = {
+            "telegram": {"token": BOT_TOKEN, "api_base": self.telegram.base_url},
+            "gamesdrop": {
+                "token": DEFAULT_TOKEN,
+                "base_url": self.sandbox.base_url,
+                "user_info_url": self.sandbox.user_info_url,
+                "sync_interval_minutes": 0,
+                "read_timeout": 3.0,
+                "create_order_timeout": 3.0,
+            },
+            "database_path": self.database_path,
+            "sandbox": True,
+            "admin_ids": [ADMIN_ID],
+            "shop_name": "Game Shop (sandbox)",
+            "support_contact": "@game_shop_support",
+        }
+        for key, value in self.settings_overrides.items():
+            if isinstance(value, dict) and isinstance(values.get(key), dict):
+                values[key] = {**values[key], **value}
+            else:
+                values[key] = value
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    async def start(self) -> None:
+        await self.sandbox.start()
+        await self.telegram.start()
+        await self.start_bot()
+
+    async def start_bot(self) -> Shop:
+        """Build a fresh bot on the same database and start long polling."""
+        self.shop = await create_shop(self.settings(), timings=self.timings)
+        await self.shop.register_commands()
+        await self.shop.start_background(initial_sync=self.initial_sync)
+        self._polling = asyncio.create_task(self.shop.run_polling(), name="polling")
+        return self.shop
+
+    async def stop_bot(self, *, crash: bool = False) -> None:
+        """Stop the bot. ``crash=True`` cancels everything mid-flight, as a killed process
+        would leave it (the database keeps only what was committed)."""
+        shop, polling = self.shop, self._polling
+        self.shop, self._polling = None, None
+        if shop is None or polling is None:
+            return
+        if crash:
+            polling.cancel()
+        else:
+            try:
+                await shop.dispatcher.stop_polling()
+            except RuntimeError:  # polling has not begun yet: nothing to drain
+                polling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await polling
+        await shop.close()
+
+    async def restart_bot(self, *, crash: bool = False) -> Shop:
+        await self.stop_bot(crash=crash)
+        return await self.start_bot()
+
+    async def stop(self) -> None:
+        await self.stop_bot()
+        await self.telegram.stop()
+        await self.sandbox.stop()
