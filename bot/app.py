@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 from aiogram import Bot, Dispatcher
@@ -39,6 +41,13 @@ from storage.settings import ShopSettingsRepository
 from storage.users import UsersRepository
 
 logger = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 30.0
+
+
+def heartbeat_path(settings: Settings) -> Path:
+    return Path(settings.database_path).with_name("heartbeat")
+
 
 COMMANDS = (
     "start",
@@ -116,6 +125,18 @@ class Shop:
         self._spawn(self._expire_invoices(), "invoice expiry")
         if self.settings.gamesdrop.sync_interval_minutes > 0:
             self._spawn(self._scheduled_sync(), "catalogue sync")
+        self._spawn(self._heartbeat(), "heartbeat")
+
+    async def _heartbeat(self) -> None:
+        """Touch ``heartbeat`` beside the database while the event loop is alive
+        (read by ``python -m bot.healthcheck``)."""
+        path = heartbeat_path(self.settings)
+        while True:
+            try:
+                path.write_text(str(time.time()))
+            except OSError:
+                logger.exception("could not write the heartbeat file %s", path)
+            await asyncio.sleep(HEARTBEAT_SECONDS)
 
     def _spawn(self, coroutine: object, name: str) -> None:
         task = asyncio.create_task(coroutine, name=name)  # type: ignore[arg-type]

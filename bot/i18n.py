@@ -19,7 +19,14 @@ from aiogram.utils.i18n import I18n, I18nMiddleware
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
-LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
+
+def _locales_dir() -> Path:
+    """``locales/`` beside the source tree, else in the working directory (installed)."""
+    beside_source = Path(__file__).resolve().parent.parent / "locales"
+    return beside_source if beside_source.is_dir() else Path.cwd() / "locales"
+
+
+LOCALES_DIR = _locales_dir()
 DOMAIN = "messages"
 LANGUAGES = {"en": "English", "ru": "Русский"}
 

@@ -7,6 +7,7 @@ from html import escape
 
 from aiogram.utils.i18n import gettext as _
 
+from services.catalogue import stars_amount_of
 from storage.orders import Order, OrderStatus
 
 _REASON_BY_CODE = {
@@ -56,7 +57,9 @@ def delivery_text(order: Order) -> str:
     """The message a customer gets when an order completes."""
     product, offer = escape(order.product_name), escape(order.offer_name)
     if order.kind == "stars_gift":
-        amount = (order.fulfillment or {}).get("stars_amount") or order.offer_name
+        amount = (order.fulfillment or {}).get("stars_amount") or stars_amount_of(
+            order.product_name, order.offer_name
+        )
         return _("delivery.stars").format(
             order=order.id,
             amount=escape(str(amount)),

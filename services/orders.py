@@ -140,7 +140,7 @@ class OrderService:
         offer, details = await self.catalogue.quote(offer_id)
         book = self.pricing.book
         return Quote(
-            offer, details, book.stars(details.price, details.currency),
+            offer, details, book.stars(details.price, details.currency, offer.stars_amount),
             book.usd(details.price, details.currency),
         )  # fmt: skip
 
@@ -217,7 +217,9 @@ class OrderService:
             return None
         book = self.pricing.book
         try:
-            stars_now = book.stars(details.price, details.currency)
+            stars_now = book.stars(
+                details.price, details.currency, await self._stars_delivered(order)
+            )
             cost_now = book.usd(details.price, details.currency)
         except UnknownCurrency:
             logger.error(
@@ -306,7 +308,9 @@ class OrderService:
         Stars paid, order once more at it (same transactionId: the first was refused)."""
         try:
             details = await self.supplier.find_offer(order.offer_id)
-            stars_now = self.pricing.book.stars(details.price, details.currency)
+            stars_now = self.pricing.book.stars(
+                details.price, details.currency, await self._stars_delivered(order)
+            )
         except (SupplierError, UnknownCurrency) as exc:
             logger.warning("order %s: price refresh after WRONG_PRICE failed: %s", order.id, exc)
             await self._fail(order, error.supplier_message or str(error), error.code)
@@ -328,6 +332,10 @@ class OrderService:
         except SupplierAPIError as exc:
             await self._fail(order, exc.supplier_message or str(exc), exc.code)
         return None
+
+    async def _stars_delivered(self, order: Order) -> int | None:
+        offer = await self.catalogue.repo.get(order.supplier, order.offer_id)
+        return offer.stars_amount if offer else None
 
     async def _reload(self, order: Order) -> Order:
         fresh = await self.orders.get(order.id)

@@ -42,11 +42,16 @@ class PriceBook:
             raise UnknownCurrency(f"no USD rate configured for {currency!r}")
         return price * rate
 
-    def stars(self, price: Decimal, currency: str) -> int:
-        """Retail price in whole Stars (rounded up, at least 1). Raises :class:`UnknownCurrency`."""
+    def stars(self, price: Decimal, currency: str, delivers_stars: int | None = None) -> int:
+        """Retail price in whole Stars (rounded up, at least 1). Raises :class:`UnknownCurrency`.
+
+        A Telegram Stars pack (``delivers_stars``) never sells for fewer Stars than it
+        delivers: otherwise a customer could gift Stars to themselves and turn N Stars
+        into more, at the shop's supplier balance.
+        """
         retail_usd = self.usd(price, currency) * (1 + self.markup)
-        stars = (retail_usd / self.star_usd).to_integral_value(rounding=ROUND_CEILING)
-        return max(1, int(stars))
+        stars = int((retail_usd / self.star_usd).to_integral_value(rounding=ROUND_CEILING))
+        return max(1, stars, delivers_stars or 0)
 
     def can_price(self, currency: str) -> bool:
         return currency.upper() in self.usd_rates

@@ -37,7 +37,7 @@ MAX_QUERY = 64
 def offer_stars(order_service: OrderService, offer: StoredOffer) -> int | None:
     """Retail Stars from the stored price; ``None`` when the currency has no rate."""
     try:
-        return order_service.pricing.book.stars(offer.price, offer.currency)
+        return order_service.pricing.book.stars(offer.price, offer.currency, offer.stars_amount)
     except UnknownCurrency:
         return None
 

@@ -60,7 +60,7 @@ async def send_invoice(bot: Bot, order: Order, settings: Settings) -> None:
     await bot.send_invoice(
         chat_id=order.chat_id,
         title=_clip(prefix + order.product_name, 32),
-        description=_clip(prefix + description, 255),
+        description=_clip(description, 255),
         payload=invoice_payload(order.id),
         currency=STARS_CURRENCY,
         prices=[LabeledPrice(label=_clip(order.offer_name, 32), amount=order.stars)],

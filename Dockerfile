@@ -1,0 +1,28 @@
+# syntax=docker/dockerfile:1
+# Build: docker build -t game-shop .
+# Run:   docker run --env-file .env -v shop-data:/data game-shop
+
+FROM python:3.11-slim AS build
+WORKDIR /src
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /venv
+COPY pyproject.toml README.md ./
+COPY bot ./bot
+COPY services ./services
+COPY storage ./storage
+RUN /venv/bin/pip install .
+
+FROM python:3.11-slim
+RUN useradd --system --uid 10001 --home-dir /app shop \
+    && mkdir -p /data && chown shop /data
+WORKDIR /app
+COPY --from=build /venv /venv
+COPY locales ./locales
+ENV PATH=/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    DATABASE_PATH=/data/shop.sqlite3
+VOLUME ["/data"]
+USER shop
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD python -m bot.healthcheck
+CMD ["python", "-m", "bot"]
