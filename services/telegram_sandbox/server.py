@@ -527,11 +527,13 @@ class FakeTelegram:
             user = self._users.get(
                 charge.user_id, {"id": charge.user_id, "is_bot": False, "first_name": "user"}
             )
+            # Bot API 9.0: TransactionPartnerUser carries a required transaction_type
+            partner = {"type": "user", "transaction_type": "invoice_payment", "user": user}
             rows.append({"id": charge.charge_id, "amount": charge.amount, "date": charge.date,
-                         "source": {"type": "user", "user": user, "invoice_payload": charge.payload}})  # fmt: skip
+                         "source": {**partner, "invoice_payload": charge.payload}})  # fmt: skip
             if charge.refunded:
                 rows.append({"id": charge.charge_id, "amount": charge.amount, "date": charge.date,
-                             "receiver": {"type": "user", "user": user}})  # fmt: skip
+                             "receiver": partner})  # fmt: skip
         offset, limit = int(p.get("offset") or 0), int(p.get("limit") or 100)
         return {"transactions": rows[offset : offset + limit]}
 

@@ -122,6 +122,7 @@ class Faults:
     unavailable: int = 0  # next N requests answer 503 SERVICE_UNAVAILABLE
     rate_limited: int = 0  # next N requests answer 429 with Retry-After
     drop_create_answers: int = 0  # next N create-orders are made, then the connection is cut
+    balance_unavailable: int = 0  # next N balance reads answer 503 BALANCE_UNAVAILABLE
     create_latency: float = 0.0  # extra delay before create-order answers (after it is made)
     out_of_stock: set[int] = field(default_factory=set)
 
@@ -335,6 +336,9 @@ class GamesDropSandbox:
         )
 
     async def _balance(self, request: web.Request) -> web.Response:
+        if self.faults.balance_unavailable > 0:
+            self.faults.balance_unavailable -= 1
+            raise SandboxError("BALANCE_UNAVAILABLE", 503)
         if request.path not in self.config.balance_paths:
             return _json({"error": {"code": "NOT_FOUND", "message": "Cannot GET"}}, 404)
         body: dict[str, Any] = {
@@ -691,7 +695,7 @@ class GamesDropSandbox:
 
     async def _control_faults(self, request: web.Request) -> web.Response:
         body = await self._body(request)
-        for name in ("unavailable", "rate_limited", "drop_create_answers"):
+        for name in ("unavailable", "rate_limited", "drop_create_answers", "balance_unavailable"):
             if isinstance(body.get(name), int):
                 setattr(self.faults, name, body[name])
         for name in ("latency", "create_latency"):

@@ -1,0 +1,68 @@
+"""Every message the code uses exists in every locale, with the same placeholders."""
+
+from __future__ import annotations
+
+import re
+import string
+from pathlib import Path
+
+import pytest
+from babel.messages.pofile import read_po
+
+from bot.i18n import LANGUAGES, LOCALES_DIR
+from services.orders import PreCheckoutRefusal
+from storage.orders import OrderStatus
+
+ROOT = Path(__file__).resolve().parents[2]
+_LITERAL = re.compile(r"""(?:\b_|gettext)\(\s*["']([a-z_]+\.[a-z_.]+)["']""")
+
+
+def _catalog(language: str) -> dict[str, str]:
+    with (LOCALES_DIR / language / "LC_MESSAGES" / "messages.po").open("rb") as po:
+        return {m.id: m.string for m in read_po(po) if m.id}
+
+
+def _used_keys() -> set[str]:
+    keys: set[str] = set()
+    for path in (ROOT / "bot").rglob("*.py"):
+        keys |= set(_LITERAL.findall(path.read_text(encoding="utf-8")))
+    keys |= {f"status.{s.value}" for s in OrderStatus}
+    keys |= {f"precheckout.{r.value}" for r in PreCheckoutRefusal}
+    from bot.app import COMMANDS
+    from bot.keyboards import main_menu  # noqa: F401  (its keys are literals in the module)
+
+    keys |= {f"cmd.{name}" for name in COMMANDS}
+    keys |= {
+        "menu.catalogue",
+        "menu.gift_stars",
+        "menu.language",
+        "menu.support",
+        "common.too_fast",
+    }
+    return keys
+
+
+def _placeholders(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+@pytest.mark.parametrize("language", sorted(LANGUAGES))
+def test_every_message_used_by_the_code_is_translated(language: str) -> None:
+    catalog = _catalog(language)
+    missing = sorted(key for key in _used_keys() if not catalog.get(key))
+    assert not missing, f"{language} lacks {missing}"
+
+
+def test_locales_have_the_same_messages_and_placeholders() -> None:
+    english, russian = _catalog("en"), _catalog("ru")
+    assert english.keys() == russian.keys()
+    differing = [k for k in english if _placeholders(english[k]) != _placeholders(russian[k])]
+    assert not differing
+
+
+def test_a_missing_message_is_detected(tmp_path: Path) -> None:
+    """The check above can fail: a key the code uses and a catalogue lacks is reported."""
+    assert "menu.catalogue" in _used_keys()
+    catalog = _catalog("en")
+    del catalog["menu.catalogue"]
+    assert [key for key in _used_keys() if not catalog.get(key)] == ["menu.catalogue"]
