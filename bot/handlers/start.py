@@ -6,7 +6,7 @@ import re
 from html import escape
 
 from aiogram import F, Router
-from aiogram.filters import Command, CommandObject, CommandStart
+from aiogram.filters import Command, CommandObject, CommandStart, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import I18n
@@ -18,6 +18,7 @@ from bot.handlers.catalog import send_offer_card
 from bot.i18n import LANGUAGES
 from bot.middlewares import UserMiddleware
 from bot.settings import Settings
+from bot.states import Checkout, GiftStars
 from bot.ui import show
 from services.orders import OrderService
 from storage.users import UsersRepository
@@ -69,6 +70,12 @@ async def cancel_command(message: Message, state: FSMContext) -> None:
 async def cancel_button(callback: CallbackQuery, state: FSMContext) -> None:
     await state.clear()
     await show(callback, _("common.cancelled"), keyboards.main_menu())
+
+
+@router.message(StateFilter(Checkout.confirm, GiftStars.confirm))
+async def waiting_for_a_button(message: Message) -> None:
+    """Typed text while a step waits for a button press: say so instead of ignoring it."""
+    await message.answer(_("common.use_buttons"))
 
 
 @router.message(Command("language"))

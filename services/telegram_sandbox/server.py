@@ -823,11 +823,18 @@ class FakeUser:
             await self.tg.push({"message": message})
         return True, None
 
-    async def wait_for_text(self, needle: str, timeout: float = 10.0) -> dict[str, Any]:
-        """Wait for a bot message (new or edited) containing ``needle``; returns it."""
+    def mark(self) -> int:
+        """A point in this chat; ``wait_for_text(..., since=mark)`` looks only after it."""
+        return len(self.messages)
+
+    async def wait_for_text(
+        self, needle: str, timeout: float = 10.0, since: int = 0
+    ) -> dict[str, Any]:
+        """Wait for a bot message (new or edited) containing ``needle``, among the messages
+        after ``since`` (see :meth:`mark`); returns it."""
 
         def found() -> dict[str, Any] | None:
-            for message in reversed(self.messages):
+            for message in reversed(self.messages[since:]):
                 if needle in (message.get("text") or message.get("caption") or ""):
                     return message
             return None
