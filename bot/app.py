@@ -21,19 +21,22 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.memory import MemoryStorage
-from aiogram.types import BotCommand, BotCommandScopeDefault
+from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 
 from bot.handlers import get_routers
 from bot.i18n import PoI18n, UserLocaleMiddleware, create_i18n
 from bot.middlewares import ThrottlingMiddleware, UserMiddleware
 from bot.notifier import BotNotifier
 from bot.settings import Settings
+from services.admin import AdminService
+from services.alerts import AlertService
 from services.catalogue import CatalogueService
 from services.gamesdrop.client import GamesDropClient, Timeouts
 from services.orders import OrderService, OrderTimings
 from services.payments import RefundService
 from services.pricing import PriceBook, PricingService
 from services.stars import RecipientResolver
+from services.suppliers.errors import SupplierError
 from storage.catalogue import CatalogueRepository
 from storage.db import Database
 from storage.orders import OrdersRepository
@@ -42,6 +45,7 @@ from storage.users import UsersRepository
 
 logger = logging.getLogger(__name__)
 
+ADMIN_COMMANDS = ("admin", "order", "refund", "user", "markup", "starvalue", "export", "sync")
 HEARTBEAT_SECONDS = 30.0
 
 
@@ -102,16 +106,24 @@ class Shop:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def register_commands(self) -> None:
-        """``setMyCommands`` in every supported language (and the default)."""
+        """``setMyCommands`` in every supported language (and the default); admins get the
+        admin commands too, scoped to their own chat so nobody else sees them."""
         for locale in (None, *self.i18n.available_locales):
             with self.i18n.use_locale(locale or self.i18n.default_locale):
-                commands = [
-                    BotCommand(command=name, description=self.i18n.gettext(f"cmd.{name}"))
-                    for name in COMMANDS
-                ]
+                commands = [self._command(name) for name in COMMANDS]
+                admin_commands = commands + [self._command(name) for name in ADMIN_COMMANDS]
             await self.bot.set_my_commands(
                 commands, scope=BotCommandScopeDefault(), language_code=locale
             )
+            for admin_id in self.settings.admin_ids:
+                await self.bot.set_my_commands(
+                    admin_commands,
+                    scope=BotCommandScopeChat(chat_id=admin_id),
+                    language_code=locale,
+                )
+
+    def _command(self, name: str) -> BotCommand:
+        return BotCommand(command=name, description=self.i18n.gettext(f"cmd.{name}"))
 
     async def start_background(self, *, initial_sync: bool = True) -> None:
         """Sync the catalogue once (unless told not to), then start the workers."""
@@ -126,6 +138,33 @@ class Shop:
         if self.settings.gamesdrop.sync_interval_minutes > 0:
             self._spawn(self._scheduled_sync(), "catalogue sync")
         self._spawn(self._heartbeat(), "heartbeat")
+        if self.settings.admin_ids:
+            self._spawn(self._watch_supplier(), "supplier watch")
+
+    async def _watch_supplier(self) -> None:
+        """Every few minutes: alert admins when a prepaid balance runs low or the supplier
+        has not answered for a while."""
+        alerts = self.settings.alerts
+        down_since: float | None = None
+        while True:
+            try:
+                info = await self.supplier.get_balance()
+                down_since = None
+                if not info.is_postpaid and info.balance < alerts.balance_threshold_usd:
+                    await self.notifier.alert(
+                        "balance_low",
+                        f"💸 Supplier balance is {info.balance} {info.currency}, under "
+                        f"{alerts.balance_threshold_usd}. Top it up before orders start failing.",
+                    )
+            except SupplierError as exc:
+                down_since = down_since or time.monotonic()
+                if time.monotonic() - down_since >= alerts.unreachable_minutes * 60:
+                    await self.notifier.alert(
+                        "supplier_down", f"🔌 The supplier has not answered for a while: {exc}"
+                    )
+            except Exception:
+                logger.exception("supplier watch failed")
+            await asyncio.sleep(alerts.check_minutes * 60)
 
     async def _heartbeat(self) -> None:
         """Touch ``heartbeat`` beside the database while the event loop is alive
@@ -254,6 +293,9 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
     )
     orders_repo = OrdersRepository(db, settings.orders.transaction_prefix)
     notifier = BotNotifier(bot, i18n, users, settings.admin_ids)
+    notifier.alerts = AlertService(
+        notifier.alert_admins, min_interval=settings.alerts.min_interval_minutes * 60
+    )
     refunds = RefundService(bot, orders_repo, notifier)
     order_service = OrderService(
         supplier, orders_repo, catalogue, pricing, notifier,
@@ -268,6 +310,8 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
         pricing=pricing,
         recipient_resolver=RecipientResolver(supplier),
         user_middleware=user_middleware,
+        admin_service=AdminService(db, order_service, users),
+        notifier=notifier,
         i18n=i18n,
     )
     dispatcher.update.outer_middleware(

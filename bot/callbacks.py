@@ -66,3 +66,10 @@ class StarsRecipient(CallbackData, prefix="str"):
     """``confirm`` the resolved recipient, ``change`` it, or ``self`` (gift to myself)."""
 
     action: str
+
+
+class Admin(CallbackData, prefix="adm"):
+    """Admin console buttons: ``action`` with one optional argument (an id, a page...)."""
+
+    action: str
+    arg: str = ""

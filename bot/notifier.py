@@ -12,6 +12,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot import keyboards, texts
 from bot.i18n import PoI18n, pick_locale
+from services.alerts import AlertService
 from storage.orders import Order
 from storage.users import UsersRepository
 
@@ -28,6 +29,8 @@ class BotNotifier:
         self._i18n = i18n
         self._users = users
         self._admin_ids = admin_ids
+        #: set by the composition root; without it alerts go straight to admins
+        self.alerts: AlertService | None = None
 
     async def _locale(self, user_id: int) -> str:
         user = await self._users.get(user_id)
@@ -68,16 +71,34 @@ class BotNotifier:
         await self._send(order, "processing", markup=False)
 
     async def order_failed(self, order: Order) -> None:
-        await self._send(order, "failed", markup=False)
+        if order.failure_code != "ADMIN_REFUND":
+            await self._send(order, "failed", markup=False)
+        await self.alert(
+            "order_failed",
+            f"❌ Order #{order.id} ({order.product_name} — {order.offer_name}, {order.stars} Stars) "
+            f"failed: {order.failure_code}: {order.failure_reason}. Refund queued.",
+        )
 
     async def order_refunded(self, order: Order) -> None:
         await self._send(order, "refunded")
+        await self.alert(
+            "order_refunded",
+            f"↩️ Order #{order.id}: {order.stars} Stars refunded to user {order.user_id}.",
+        )
 
     async def order_stuck(self, order: Order) -> None:
-        await self.alert_admins(
+        await self.alert(
+            "order_stuck",
             f"⚠️ Order #{order.id} ({order.product_name} — {order.offer_name}) is still "
-            f"{order.status.value} since {order.paid_at}; supplier order {order.supplier_order_id}."
+            f"{order.status.value} since {order.paid_at}; supplier order {order.supplier_order_id}.",
         )
+
+    async def alert(self, key: str, text: str) -> None:
+        """A rate-limited alert to admins (see :class:`services.alerts.AlertService`)."""
+        if self.alerts is not None:
+            await self.alerts.alert(key, text)
+        else:
+            await self.alert_admins(text)
 
     async def alert_admins(self, text: str) -> None:
         """Plain-text alert to every admin (admins read the shop's working language)."""

@@ -69,6 +69,17 @@ class OrderSettings(BaseModel):
     transaction_prefix: str = "shop"
 
 
+class AlertSettings(BaseModel):
+    #: Admins are told when the prepaid supplier balance falls under this (USD).
+    balance_threshold_usd: Decimal = Decimal("50")
+    #: How often the supplier balance is checked, minutes.
+    check_minutes: float = 5.0
+    #: Admins are told when the supplier has not answered for this long, minutes.
+    unreachable_minutes: float = 5.0
+    #: Alerts of one kind are sent at most this often; the rest are counted, minutes.
+    min_interval_minutes: float = 10.0
+
+
 class Settings(BaseSettings):
     """Everything the bot reads at start."""
 
@@ -80,6 +91,7 @@ class Settings(BaseSettings):
     gamesdrop: GamesDropSettings = GamesDropSettings()
     pricing: PricingSettings = PricingSettings()
     orders: OrderSettings = OrderSettings()
+    alerts: AlertSettings = AlertSettings()
     admin_ids: list[int] = Field(default_factory=list)
     database_path: Path = Path("data/shop.sqlite3")
     #: Run against the embedded GamesDrop sandbox; every message and invoice says "test".

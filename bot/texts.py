@@ -16,6 +16,7 @@ _REASON_BY_CODE = {
     "OFFER_NOT_FOUND": "reason.offer_not_found",
     "INSUFFICIENT_BALANCE": "reason.insufficient_balance",
     "UNDERPAID": "reason.underpaid",
+    "ADMIN_REFUND": "reason.admin_refund",
 }
 _STARS_REASONS = {
     "user not found": "reason.stars_user_not_found",

@@ -388,6 +388,16 @@ class OrderService:
                 await self._notify(self.notifier.order_processing, order)
             self._wake.set()
 
+    async def refund_by_admin(self, order: Order, reason: str) -> Order:
+        """Refund a delivered order on an admin's word: the refund goes to the outbox and
+        the customer hears about it when Telegram confirms."""
+        async with self._lock(order.id):
+            order = await self.orders.fail_and_queue_refund(
+                order.id, reason, "ADMIN_REFUND", self._clock()
+            )
+        self._on_refund_queued()
+        return order
+
     async def _fail(self, order: Order, reason: str, code: str | None) -> None:
         order = await self.orders.fail_and_queue_refund(order.id, reason, code, self._clock())
         logger.warning("order %s failed (%s: %s); refund queued", order.id, code, reason)

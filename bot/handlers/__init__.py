@@ -2,7 +2,7 @@
 
 from aiogram import Router
 
-from bot.handlers import catalog, checkout, errors, orders, stars, start
+from bot.handlers import admin, catalog, checkout, errors, orders, stars, start
 
 
 def get_routers() -> list[Router]:
@@ -11,7 +11,15 @@ def get_routers() -> list[Router]:
     A router attaches to one Dispatcher; a process that builds a new one after stopping
     the old (an in-process restart, the demo, the tests) takes them over.
     """
-    routers = [errors.router, start.router, checkout.router, stars.router, orders.router]
+    # admin first: its filters pass only admins in a private chat, everyone else falls through
+    routers = [
+        errors.router,
+        admin.router,
+        start.router,
+        checkout.router,
+        stars.router,
+        orders.router,
+    ]
     routers.append(catalog.router)  # last: "any text outside a step is a search" catches all
     for router in routers:
         router._parent_router = None

@@ -541,6 +541,8 @@ class FakeTelegram:
         chat_id = p["chat_id"]
         self._check_send(chat_id)
         upload = p.get("document")
+        if isinstance(upload, str) and upload.startswith("attach://"):
+            upload = p.get(upload.removeprefix("attach://"))  # multipart: the file is its own field
         name, content = "document", b""
         if hasattr(upload, "file"):
             name, content = upload.filename or name, upload.file.read()
@@ -671,15 +673,32 @@ class FakeUser:
     def texts(self) -> list[str]:
         return [m.get("text") or m.get("caption") or "" for m in self.messages]
 
-    async def send(self, text: str) -> None:
-        """Type ``text`` (a ``/command`` gets its bot_command entity)."""
+    async def send(self, text: str, *, group_id: int | None = None) -> None:
+        """Type ``text`` (a ``/command`` gets its bot_command entity), in the private chat
+        with the bot or, with ``group_id`` (negative), in a group the bot is in."""
         content: dict[str, Any] = {"text": text}
         if text.startswith("/"):
             content["entities"] = [
                 {"type": "bot_command", "offset": 0, "length": len(text.split()[0])}
             ]
-        self.tg._log(self.id, "user", "text", text)
-        await self.tg.push({"message": self._user_message(**content)})
+        if group_id is None:
+            self.tg._log(self.id, "user", "text", text)
+            await self.tg.push({"message": self._user_message(**content)})
+            return
+        chat = {"id": group_id, "type": "group", "title": f"group {group_id}"}
+        message_id = next(self.tg._message_ids[group_id])
+        self.tg._log(group_id, "user", "text", text)
+        await self.tg.push(
+            {
+                "message": {
+                    "message_id": message_id,
+                    "from": self.record,
+                    "chat": chat,
+                    "date": int(time.time()),
+                    **content,
+                }
+            }
+        )
 
     async def share_user(
         self, user_id: int, first_name: str, username: str | None = None, request_id: int = 1
@@ -732,7 +751,12 @@ class FakeUser:
         self, data: str, message: dict[str, Any] | None = None, label: str | None = None
     ) -> str:
         """Send a callback query with any ``data`` (crafted ones included)."""
-        message = message or self.last
+        if message is None:  # crafted data: attach it to the newest bot message, or a made-up one
+            message = (
+                self.last
+                if self.messages
+                else {"message_id": 1, "from": self.tg.bot_user, "chat": self.chat, "date": 0}
+            )
         query_id = f"{self.id}-{next(self.tg._query_ids)}"
         self.tg._log(self.id, "user", "press", label or data)
         await self.tg.push(

@@ -14,7 +14,10 @@ from services.orders import PreCheckoutRefusal
 from storage.orders import OrderStatus
 
 ROOT = Path(__file__).resolve().parents[2]
-_LITERAL = re.compile(r"""(?:\b_|gettext)\(\s*["']([a-z_]+\.[a-z_.]+)["']""")
+# a translated literal: _("menu.title") or gettext("...")
+_TRANSLATED = re.compile(r"""(?:\b_|gettext)\(\s*["']([a-z_]+\.[a-z_.0-9]+)["']""")
+# any literal in a message namespace, such as keys kept in tuples and dicts ("reason.out_of_stock")
+_KEY_LIKE = re.compile(r"""["']([a-z]+\.[a-z_][a-z_.0-9]*)["']""")
 
 
 def _catalog(language: str) -> dict[str, str]:
@@ -22,16 +25,25 @@ def _catalog(language: str) -> dict[str, str]:
         return {m.id: m.string for m in read_po(po) if m.id}
 
 
+_NAMESPACES = {"admin", "catalogue", "category", "cmd", "common", "confirm", "delivery", "inline",
+               "invoice", "language", "menu", "offer", "orders", "player", "precheckout", "reason",
+               "search", "start", "stars", "status", "support", "paysupport", "terms"}  # fmt: skip
+
+
 def _used_keys() -> set[str]:
     keys: set[str] = set()
     for path in (ROOT / "bot").rglob("*.py"):
-        keys |= set(_LITERAL.findall(path.read_text(encoding="utf-8")))
+        source = path.read_text(encoding="utf-8")
+        keys |= set(_TRANSLATED.findall(source))
+        keys |= {key for key in _KEY_LIKE.findall(source) if key.split(".")[0] in _NAMESPACES}
     keys |= {f"status.{s.value}" for s in OrderStatus}
     keys |= {f"precheckout.{r.value}" for r in PreCheckoutRefusal}
-    from bot.app import COMMANDS
-    from bot.keyboards import main_menu  # noqa: F401  (its keys are literals in the module)
+    from bot.app import ADMIN_COMMANDS, COMMANDS
+    from services.admin import RefundRefusal
 
-    keys |= {f"cmd.{name}" for name in COMMANDS}
+    keys |= {f"cmd.{name}" for name in (*COMMANDS, *ADMIN_COMMANDS)}
+    keys |= {f"admin.refund_refused.{r.value}" for r in RefundRefusal}
+    keys |= {f"admin.period_{days}" for days in (1, 7, 30)}
     keys |= {
         "menu.catalogue",
         "menu.gift_stars",

@@ -1,0 +1,695 @@
+"""The admin console. Every handler here sits behind the router's filters: a private chat
+with an admin from settings. Anyone else gets no trace: their updates fall through to
+the customer routers, which ignore admin commands and admin callback data."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from html import escape
+from typing import Any
+
+from aiogram import Bot, F, Router
+from aiogram.enums import ChatType
+from aiogram.filters import BaseFilter, Command, CommandObject
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import (
+    BufferedInputFile,
+    CallbackQuery,
+    InlineKeyboardButton,
+    Message,
+    TelegramObject,
+    User,
+)
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot import texts
+from bot.callbacks import Admin
+from bot.middlewares import UserMiddleware
+from bot.notifier import BotNotifier
+from bot.settings import Settings
+from bot.ui import show
+from services.admin import AdminService
+from services.orders import OrderService
+from services.suppliers.errors import SupplierError
+from storage.orders import Order, OrderStatus
+from storage.users import User as StoredUser
+from storage.users import UsersRepository
+
+logger = logging.getLogger(__name__)
+
+
+class IsAdmin(BaseFilter):
+    """The update comes from an admin listed in settings."""
+
+    async def __call__(
+        self, event: TelegramObject, settings: Settings, event_from_user: User | None = None
+    ) -> bool:
+        return event_from_user is not None and event_from_user.id in settings.admin_ids
+
+
+class InPrivateChat(BaseFilter):
+    async def __call__(self, event: TelegramObject) -> bool:
+        message = event.message if isinstance(event, CallbackQuery) else event
+        return isinstance(message, Message) and message.chat.type == ChatType.PRIVATE
+
+
+class AdminInput(StatesGroup):
+    markup = State()
+    star_usd = State()
+    user_query = State()
+
+
+router = Router(name=__name__)
+router.message.filter(InPrivateChat(), IsAdmin())
+router.callback_query.filter(InPrivateChat(), IsAdmin())
+
+ORDER_FILTERS = ("all", "processing", "unknown", "failed", "completed", "refunded")
+
+
+def _menu_markup() -> Any:
+    builder = InlineKeyboardBuilder()
+    for key, action, arg in (
+        ("admin.balance", "bal", ""), ("admin.transactions", "tx", "1"), ("admin.orders", "orders", "all"),
+        ("admin.stats", "stats", "1"), ("admin.catalogue", "cat", ""), ("admin.prices", "prices", ""),
+        ("admin.users", "users", ""), ("admin.export", "export", "7"),
+    ):  # fmt: skip
+        builder.button(text=_(key), callback_data=Admin(action=action, arg=arg))
+    builder.adjust(2)
+    return builder.as_markup()
+
+
+def _button(text: str, action: str, arg: str = "") -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text, callback_data=Admin(action=action, arg=arg).pack())
+
+
+def _back(builder: InlineKeyboardBuilder | None = None, action: str = "menu", arg: str = "") -> Any:
+    """``builder``'s buttons (if any) with a Back row under them."""
+    builder = builder or InlineKeyboardBuilder()
+    builder.row(_button(_("admin.back"), action, arg))
+    return builder.as_markup()
+
+
+@router.message(Command("admin"))
+async def admin_command(message: Message, state: FSMContext) -> None:
+    await state.clear()
+    await message.answer(_("admin.menu"), reply_markup=_menu_markup())
+
+
+@router.callback_query(Admin.filter(F.action == "menu"))
+async def admin_menu(callback: CallbackQuery, state: FSMContext) -> None:
+    await state.clear()
+    await show(callback, _("admin.menu"), _menu_markup())
+
+
+# -- supplier --------------------------------------------------------------------------
+
+
+@router.callback_query(Admin.filter(F.action == "bal"))
+async def balance(callback: CallbackQuery, order_service: OrderService) -> None:
+    try:
+        info = await order_service.supplier.get_balance()
+    except SupplierError as exc:
+        await show(callback, _("admin.supplier_error").format(error=escape(str(exc))), _back())
+        return
+    text = _("admin.balance_text").format(
+        balance=info.balance, draft=info.draft_balance, currency=info.currency,
+        profile=info.balance_profile or "-", postpaid=_("admin.yes") if info.is_postpaid else _("admin.no"),
+        partner=info.partner_id or "-",
+    )  # fmt: skip
+    await show(callback, text, _back())
+
+
+@router.callback_query(Admin.filter(F.action == "tx"))
+async def transactions(
+    callback: CallbackQuery, callback_data: Admin, order_service: OrderService
+) -> None:
+    page = max(1, int(callback_data.arg or 1)) if callback_data.arg.isdigit() else 1
+    try:
+        history = await order_service.supplier.list_transactions(page=page, limit=10)
+    except SupplierError as exc:
+        await show(callback, _("admin.supplier_error").format(error=escape(str(exc))), _back())
+        return
+    lines = [
+        f"{(t.created_at.strftime('%Y-%m-%d %H:%M') if t.created_at else '-')}  {t.type:<8} {t.amount:>9}  "
+        f"→ {t.balance_after if t.balance_after is not None else '-'}  {escape(t.description)}"
+        for t in history.transactions
+    ]
+    pages = max(1, -(-history.total // 10))
+    text = (
+        _("admin.transactions_text").format(page=page, pages=pages, total=history.total)
+        + "\n<code>"
+        + ("\n".join(lines) or "-")
+        + "</code>"
+    )
+    builder = InlineKeyboardBuilder()
+    if page > 1:
+        builder.button(text="‹", callback_data=Admin(action="tx", arg=str(page - 1)))
+    if page < pages:
+        builder.button(text="›", callback_data=Admin(action="tx", arg=str(page + 1)))
+    await show(callback, text, _back(builder))
+
+
+# -- orders ----------------------------------------------------------------------------
+
+
+@router.callback_query(Admin.filter(F.action == "orders"))
+async def orders_list(
+    callback: CallbackQuery, callback_data: Admin, admin_service: AdminService
+) -> None:
+    status = callback_data.arg if callback_data.arg in ORDER_FILTERS else "all"
+    orders = await admin_service.latest_orders(None if status == "all" else status)
+    builder = InlineKeyboardBuilder()
+    for order in orders:
+        builder.button(
+            text=f"#{order.id} {order.product_name[:20]} · {order.stars}⭐ · {order.status.value}",
+            callback_data=Admin(action="order", arg=str(order.id)),
+        )
+    builder.adjust(1)
+    filters = [
+        _button(("• " if name == status else "") + name, "orders", name) for name in ORDER_FILTERS
+    ]
+    builder.row(*filters[:3])
+    builder.row(*filters[3:])
+    text = (
+        _("admin.orders_text").format(status=status, count=len(orders))
+        if orders
+        else _("admin.no_orders")
+    )
+    await show(callback, text, _back(builder))
+
+
+async def _order_text(
+    order: Order,
+    order_service: OrderService,
+    users: UsersRepository,
+    supplier_status: str | None = None,
+) -> str:
+    customer = await users.get(order.user_id)
+    who = f"{order.user_id}" + (f" @{customer.username}" if customer and customer.username else "")
+    events = await order_service.orders.events(order.id)
+    log = "\n".join(
+        f"{e.at[5:19].replace('T', ' ')} {e.from_status or '∅'} → {e.to_status}: {escape(e.detail or '')}"
+        for e in events
+    )
+    lines = [
+        _("admin.order_head").format(order=order.id, status=order.status.value),
+        f"{escape(order.product_name)} — {escape(order.offer_name)}",
+        _("admin.order_customer").format(customer=escape(who)),
+        _("admin.order_money").format(
+            stars=order.stars,
+            price=order.supplier_price,
+            currency=order.supplier_currency,
+            cost=order.cost_usd.quantize(Decimal("0.0001")),
+        ),
+        _("admin.order_supplier").format(
+            supplier_order=order.supplier_order_id or "-",
+            status=order.supplier_status or "-",
+            transaction=escape(order.transaction_id),
+        ),
+    ]
+    if order.game_user_id:
+        lines.append(texts.player_line(order).strip() or escape(order.game_user_id))
+    if order.recipient_name:
+        lines.append(_("orders.recipient").format(recipient=escape(order.recipient_name)).strip())
+    if order.delivered_key:
+        lines.append(_("orders.key").format(key=escape(order.delivered_key)).strip())
+    if order.failure_reason:
+        lines.append(_("orders.reason").format(reason=escape(order.failure_reason)).strip())
+    if supplier_status:
+        lines.append(_("admin.order_supplier_now").format(status=escape(supplier_status)))
+    return "\n".join(lines) + f"\n\n<code>{log}</code>"
+
+
+def _order_markup(order: Order) -> Any:
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=_("admin.refresh"), callback_data=Admin(action="refresh", arg=str(order.id))
+    )
+    if order.status is OrderStatus.COMPLETED:
+        builder.button(
+            text=_("admin.resend"), callback_data=Admin(action="resend", arg=str(order.id))
+        )
+    if AdminService.refund_refusal(order) is None:
+        builder.button(
+            text=_("admin.refund"), callback_data=Admin(action="refund", arg=str(order.id))
+        )
+    builder.adjust(3)
+    return _back(builder, "orders", "all")
+
+
+async def _load_order(
+    callback: CallbackQuery, callback_data: Admin, order_service: OrderService
+) -> Order | None:
+    order = (
+        await order_service.orders.get(int(callback_data.arg))
+        if callback_data.arg.isdigit()
+        else None
+    )
+    if order is None:
+        await callback.answer(_("admin.order_not_found"), show_alert=True)
+    return order
+
+
+@router.callback_query(Admin.filter(F.action == "order"))
+async def order_detail(
+    callback: CallbackQuery,
+    callback_data: Admin,
+    order_service: OrderService,
+    users: UsersRepository,
+) -> None:
+    order = await _load_order(callback, callback_data, order_service)
+    if order is not None:
+        await show(callback, await _order_text(order, order_service, users), _order_markup(order))
+
+
+@router.message(Command("order"))
+async def order_command(
+    message: Message, command: CommandObject, order_service: OrderService, users: UsersRepository
+) -> None:
+    order_id = (command.args or "").strip().lstrip("#")
+    order = await order_service.orders.get(int(order_id)) if order_id.isdigit() else None
+    if order is None:
+        await message.answer(_("admin.order_usage"))
+        return
+    await message.answer(
+        await _order_text(order, order_service, users), reply_markup=_order_markup(order)
+    )
+
+
+@router.callback_query(Admin.filter(F.action == "refresh"))
+async def order_refresh(
+    callback: CallbackQuery,
+    callback_data: Admin,
+    order_service: OrderService,
+    users: UsersRepository,
+    admin_service: AdminService,
+) -> None:
+    """Ask the supplier now: an open order is checked (and moves on if it finished)."""
+    order = await _load_order(callback, callback_data, order_service)
+    if order is None:
+        return
+    supplier_status = None
+    try:
+        if order.status.is_open:
+            await order_service.check_order(order)
+        if order.supplier_order_id:
+            current = await order_service.supplier.get_order(order_id=order.supplier_order_id)
+        else:
+            current = await order_service.supplier.get_order(transaction_id=order.transaction_id)
+        supplier_status = current.status.value + (
+            f" ({current.message})" if current.message else ""
+        )
+    except SupplierError as exc:
+        supplier_status = f"{type(exc).__name__}: {exc}"
+    await admin_service.audit(callback.from_user.id, "refresh", f"order {order.id}")
+    order = await order_service.orders.get(order.id)
+    assert order is not None
+    await show(
+        callback,
+        await _order_text(order, order_service, users, supplier_status),
+        _order_markup(order),
+    )
+
+
+@router.callback_query(Admin.filter(F.action == "resend"))
+async def order_resend(
+    callback: CallbackQuery,
+    callback_data: Admin,
+    order_service: OrderService,
+    notifier: BotNotifier,
+    admin_service: AdminService,
+) -> None:
+    order = await _load_order(callback, callback_data, order_service)
+    if order is None:
+        return
+    if order.status is not OrderStatus.COMPLETED:
+        await callback.answer(_("admin.resend_not_completed"), show_alert=True)
+        return
+    await notifier.order_completed(order)
+    await admin_service.audit(callback.from_user.id, "resend", f"order {order.id}")
+    await callback.answer(_("admin.resent"), show_alert=True)
+
+
+def _refund_confirm_markup(order_id: int) -> Any:
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=_("admin.refund_yes"), callback_data=Admin(action="refund_yes", arg=str(order_id))
+    )
+    builder.button(text=_("admin.back"), callback_data=Admin(action="order", arg=str(order_id)))
+    return builder.as_markup()
+
+
+def _refund_question(order: Order) -> str:
+    return _("admin.refund_confirm").format(
+        order=order.id, stars=order.stars, user=order.user_id, product=escape(order.product_name)
+    )
+
+
+@router.message(Command("refund"))
+async def refund_command(
+    message: Message, command: CommandObject, order_service: OrderService
+) -> None:
+    order_id = (command.args or "").strip().lstrip("#")
+    order = await order_service.orders.get(int(order_id)) if order_id.isdigit() else None
+    refusal = AdminService.refund_refusal(order) if order_id.isdigit() else None
+    if not order_id.isdigit():
+        await message.answer(_("admin.refund_usage"))
+    elif refusal is not None or order is None:
+        await message.answer(_(f"admin.refund_refused.{refusal.value if refusal else 'not_found'}"))
+    else:
+        await message.answer(_refund_question(order), reply_markup=_refund_confirm_markup(order.id))
+
+
+@router.callback_query(Admin.filter(F.action == "refund"))
+async def refund_button(
+    callback: CallbackQuery, callback_data: Admin, order_service: OrderService
+) -> None:
+    order = await _load_order(callback, callback_data, order_service)
+    if order is None:
+        return
+    refusal = AdminService.refund_refusal(order)
+    if refusal is not None:
+        await callback.answer(_(f"admin.refund_refused.{refusal.value}"), show_alert=True)
+        return
+    await show(callback, _refund_question(order), _refund_confirm_markup(order.id))
+
+
+@router.callback_query(Admin.filter(F.action == "refund_yes"))
+async def refund_confirmed(
+    callback: CallbackQuery, callback_data: Admin, admin_service: AdminService
+) -> None:
+    if not callback_data.arg.isdigit():
+        await callback.answer()
+        return
+    order, refusal = await admin_service.refund(int(callback_data.arg), callback.from_user.id)
+    if refusal is not None:
+        await callback.answer(_(f"admin.refund_refused.{refusal.value}"), show_alert=True)
+        return
+    assert order is not None
+    await show(
+        callback,
+        _("admin.refund_queued").format(order=order.id, stars=order.stars),
+        _back(None, "order", str(order.id)),
+    )
+
+
+# -- stats and export ------------------------------------------------------------------
+
+
+@router.callback_query(Admin.filter(F.action == "stats"))
+async def stats(callback: CallbackQuery, callback_data: Admin, admin_service: AdminService) -> None:
+    days = int(callback_data.arg) if callback_data.arg in ("1", "7", "30") else 1
+    figures = await admin_service.stats(days)
+    by_status = (
+        ", ".join(f"{name} {count}" for name, count in figures.orders_by_status.items()) or "-"
+    )
+    top = (
+        "\n".join(
+            f"  {escape(name)}: {count} · {stars}⭐" for name, count, stars in figures.top_products
+        )
+        or "  -"
+    )
+    text = _("admin.stats_text").format(
+        period=_(f"admin.period_{days}"), orders=by_status, taken=figures.stars_taken, refunded=figures.stars_refunded,
+        revenue=figures.revenue_usd, cost=figures.supplier_cost_usd, margin=figures.margin_usd, top=top,
+        new_users=figures.new_users,
+    )  # fmt: skip
+    builder = InlineKeyboardBuilder()
+    for option in ("1", "7", "30"):
+        builder.button(
+            text=_(f"admin.period_{option}"), callback_data=Admin(action="stats", arg=option)
+        )
+    await show(callback, text, _back(builder))
+
+
+async def _send_export(
+    bot: Bot, chat_id: int, since: date, until: date, admin_service: AdminService, admin_id: int
+) -> None:
+    content, count = await admin_service.export_csv(
+        since.isoformat(), (until + timedelta(days=1)).isoformat()
+    )
+    name = f"orders_{since.isoformat()}_{until.isoformat()}.csv"
+    await bot.send_document(
+        chat_id, BufferedInputFile(content, filename=name),
+        caption=_("admin.export_caption").format(count=count, since=since, until=until),
+    )  # fmt: skip
+    await admin_service.audit(admin_id, "export", f"{since}..{until}: {count} orders")
+
+
+@router.callback_query(Admin.filter(F.action == "export"))
+async def export_button(
+    callback: CallbackQuery, callback_data: Admin, bot: Bot, admin_service: AdminService
+) -> None:
+    days = int(callback_data.arg) if callback_data.arg in ("1", "7", "30") else 7
+    until = datetime.now(UTC).date()
+    await callback.answer()
+    if callback.message is not None:
+        await _send_export(
+            bot,
+            callback.message.chat.id,
+            until - timedelta(days=days - 1),
+            until,
+            admin_service,
+            callback.from_user.id,
+        )
+
+
+@router.message(Command("export"))
+async def export_command(
+    message: Message, command: CommandObject, bot: Bot, admin_service: AdminService
+) -> None:
+    """``/export 2026-11-01 2026-11-22`` (both days included)."""
+    parts = (command.args or "").split()
+    try:
+        since, until = (
+            (date.fromisoformat(parts[0]), date.fromisoformat(parts[1]))
+            if len(parts) == 2
+            else (None, None)
+        )
+    except ValueError:
+        since = until = None
+    if since is None or until is None or since > until:
+        await message.answer(_("admin.export_usage"))
+        return
+    assert message.from_user is not None
+    await _send_export(bot, message.chat.id, since, until, admin_service, message.from_user.id)
+
+
+# -- catalogue and prices --------------------------------------------------------------
+
+
+@router.callback_query(Admin.filter(F.action == "cat"))
+async def catalogue_info(callback: CallbackQuery, order_service: OrderService) -> None:
+    repo = order_service.catalogue.repo
+    last = await repo.last_sync()
+    text = _("admin.catalogue_text").format(
+        offers=await repo.size(), last=(last[0][:19].replace("T", " ") + " UTC") if last else "-",
+        syncing=_("admin.yes") if order_service.catalogue.is_syncing else _("admin.no"),
+    )  # fmt: skip
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("admin.sync_now"), callback_data=Admin(action="sync"))
+    await show(callback, text, _back(builder))
+
+
+async def _run_sync(
+    bot: Bot, chat_id: int, order_service: OrderService, admin_service: AdminService, admin_id: int
+) -> None:
+    catalogue = order_service.catalogue
+    if catalogue.is_syncing:
+        await bot.send_message(chat_id, _("admin.sync_busy"))
+        return
+    progress = await bot.send_message(chat_id, _("admin.sync_started"))
+    await admin_service.audit(admin_id, "sync", "started")
+    try:
+        report = await catalogue.sync()
+    except Exception as exc:
+        logger.exception("catalogue sync asked by admin %s failed", admin_id)
+        await progress.edit_text(
+            _("admin.sync_failed").format(error=escape(f"{type(exc).__name__}: {exc}"))
+        )
+        return
+    await progress.edit_text(
+        _("admin.sync_done").format(offers=report.offers, seconds=f"{report.seconds:.1f}")
+    )
+
+
+@router.callback_query(Admin.filter(F.action == "sync"))
+async def sync_button(
+    callback: CallbackQuery, bot: Bot, order_service: OrderService, admin_service: AdminService
+) -> None:
+    await callback.answer()
+    if callback.message is not None:
+        await _run_sync(
+            bot, callback.message.chat.id, order_service, admin_service, callback.from_user.id
+        )
+
+
+@router.message(Command("sync"))
+async def sync_command(
+    message: Message, bot: Bot, order_service: OrderService, admin_service: AdminService
+) -> None:
+    assert message.from_user is not None
+    await _run_sync(bot, message.chat.id, order_service, admin_service, message.from_user.id)
+
+
+def _prices_text(order_service: OrderService) -> str:
+    book = order_service.pricing.book
+    return _("admin.prices_text").format(
+        markup=book.markup,
+        percent=(book.markup * 100).normalize(),
+        star_usd=book.star_usd,
+        example=book.stars(Decimal("1"), "USD"),
+    )
+
+
+@router.callback_query(Admin.filter(F.action == "prices"))
+async def prices(callback: CallbackQuery, order_service: OrderService) -> None:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("admin.set_markup"), callback_data=Admin(action="ask", arg="markup"))
+    builder.button(text=_("admin.set_star_usd"), callback_data=Admin(action="ask", arg="star_usd"))
+    await show(callback, _prices_text(order_service), _back(builder))
+
+
+@router.callback_query(Admin.filter(F.action == "ask"))
+async def ask_value(callback: CallbackQuery, callback_data: Admin, state: FSMContext) -> None:
+    prompts = {"markup": (AdminInput.markup, "admin.ask_markup"), "star_usd": (AdminInput.star_usd, "admin.ask_star_usd"),
+               "user": (AdminInput.user_query, "admin.ask_user")}  # fmt: skip
+    if callback_data.arg not in prompts:
+        await callback.answer()
+        return
+    target, key = prompts[callback_data.arg]
+    await state.set_state(target)
+    await show(callback, _(key), _back())
+
+
+async def _set_price_value(
+    message: Message, raw: str, which: str, order_service: OrderService, admin_service: AdminService
+) -> bool:
+    assert message.from_user is not None
+    try:
+        value = Decimal(raw.strip().replace(",", "."))
+        if not value.is_finite():
+            raise InvalidOperation
+        if which == "markup":
+            await order_service.pricing.set_markup(value, message.from_user.id)
+        else:
+            await order_service.pricing.set_star_usd(value, message.from_user.id)
+    except (InvalidOperation, ValueError):
+        await message.answer(_("admin.bad_number"))
+        return False
+    await admin_service.audit(message.from_user.id, f"set_{which}", str(value))
+    await message.answer(_prices_text(order_service), reply_markup=_back(None, "prices"))
+    return True
+
+
+@router.message(Command("markup"))
+async def markup_command(
+    message: Message,
+    command: CommandObject,
+    order_service: OrderService,
+    admin_service: AdminService,
+) -> None:
+    if not command.args:
+        await message.answer(_prices_text(order_service))
+        return
+    await _set_price_value(message, command.args, "markup", order_service, admin_service)
+
+
+@router.message(Command("starvalue"))
+async def star_value_command(
+    message: Message,
+    command: CommandObject,
+    order_service: OrderService,
+    admin_service: AdminService,
+) -> None:
+    if not command.args:
+        await message.answer(_prices_text(order_service))
+        return
+    await _set_price_value(message, command.args, "star_usd", order_service, admin_service)
+
+
+@router.message(AdminInput.markup, F.text)
+@router.message(AdminInput.star_usd, F.text)
+async def price_value_entered(
+    message: Message, state: FSMContext, order_service: OrderService, admin_service: AdminService
+) -> None:
+    which = "markup" if await state.get_state() == AdminInput.markup.state else "star_usd"
+    if await _set_price_value(message, message.text or "", which, order_service, admin_service):
+        await state.clear()
+
+
+# -- users -----------------------------------------------------------------------------
+
+
+async def _user_card(user: StoredUser, admin_service: AdminService) -> tuple[str, Any]:
+    text = _("admin.user_text").format(
+        id=user.id, username=escape(f"@{user.username}" if user.username else "-"), name=escape(user.first_name),
+        language=user.language or user.telegram_language or "-", first_seen=user.first_seen[:19].replace("T", " "),
+        orders=await admin_service.user_order_count(user.id),
+        banned=_("admin.yes") if user.is_banned else _("admin.no"), blocked=_("admin.yes") if user.is_blocked else _("admin.no"),
+    )  # fmt: skip
+    builder = InlineKeyboardBuilder()
+    if user.is_banned:
+        builder.button(text=_("admin.unban"), callback_data=Admin(action="unban", arg=str(user.id)))
+    else:
+        builder.button(text=_("admin.ban"), callback_data=Admin(action="ban", arg=str(user.id)))
+    return text, _back(builder)
+
+
+@router.callback_query(Admin.filter(F.action == "users"))
+async def users_prompt(callback: CallbackQuery, state: FSMContext) -> None:
+    await state.set_state(AdminInput.user_query)
+    await show(callback, _("admin.ask_user"), _back())
+
+
+async def _find_user(
+    message: Message, query: str, users: UsersRepository, admin_service: AdminService
+) -> bool:
+    user = await users.find(query) if query.strip() else None
+    if user is None:
+        await message.answer(_("admin.user_not_found").format(query=escape(query[:64])))
+        return False
+    text, markup = await _user_card(user, admin_service)
+    await message.answer(text, reply_markup=markup)
+    return True
+
+
+@router.message(Command("user"))
+async def user_command(
+    message: Message, command: CommandObject, users: UsersRepository, admin_service: AdminService
+) -> None:
+    await _find_user(message, command.args or "", users, admin_service)
+
+
+@router.message(AdminInput.user_query, F.text)
+async def user_query_entered(
+    message: Message, state: FSMContext, users: UsersRepository, admin_service: AdminService
+) -> None:
+    if await _find_user(message, message.text or "", users, admin_service):
+        await state.clear()
+
+
+@router.callback_query(Admin.filter(F.action.in_({"ban", "unban"})))
+async def ban_toggle(
+    callback: CallbackQuery,
+    callback_data: Admin,
+    admin_service: AdminService,
+    user_middleware: UserMiddleware,
+) -> None:
+    if not callback_data.arg.isdigit():
+        await callback.answer()
+        return
+    user_id = int(callback_data.arg)
+    user = await admin_service.set_banned(
+        user_id, callback_data.action == "ban", callback.from_user.id
+    )
+    user_middleware.forget(user_id)
+    if user is None:
+        await callback.answer(_("admin.user_not_found").format(query=user_id), show_alert=True)
+        return
+    text, markup = await _user_card(user, admin_service)
+    await show(callback, text, markup)

@@ -1,0 +1,198 @@
+"""What the shop owner does from the admin chat: stats, exports, refunds, bans, audit.
+
+Figures come from the order log. Money is summed as ``Decimal`` in Python from the
+Decimal text stored per order, never as SQL floats; Stars are whole numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
+
+from services.orders import OrderService
+from storage.db import Database, utcnow_iso
+from storage.orders import Order, OrderStatus
+from storage.users import User, UsersRepository
+
+logger = logging.getLogger(__name__)
+
+CENT = Decimal("0.01")
+
+CSV_COLUMNS = (
+    "order_id", "created_at", "paid_at", "status", "user_id", "kind", "product", "offer",
+    "player_id", "server", "recipient", "stars", "supplier_price", "supplier_currency",
+    "cost_usd", "supplier_order_id", "transaction_id", "charge_id", "failure_reason",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """One period of the order log. ``stars_*`` are whole Stars, ``*_usd`` Decimal USD."""
+
+    since: str
+    orders_by_status: dict[str, int]
+    stars_taken: int
+    stars_refunded: int
+    supplier_cost_usd: Decimal
+    revenue_usd: Decimal
+    margin_usd: Decimal
+    top_products: list[tuple[str, int, int]]  # (product, orders, Stars)
+    new_users: int
+
+
+class RefundRefusal(StrEnum):
+    NOT_FOUND = "not_found"
+    NOT_PAID = "not_paid"
+    ALREADY_REFUNDED = "already_refunded"
+    REFUND_IN_PROGRESS = "refund_in_progress"
+    STILL_OPEN = "still_open"
+
+
+def period_start(days: int, now: datetime | None = None) -> str:
+    """ISO start of a period: ``days=1`` is today since 00:00 UTC, else the last N days."""
+    now = now or datetime.now(UTC)
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days - 1)
+    return start.isoformat(timespec="milliseconds")
+
+
+class AdminService:
+    def __init__(self, db: Database, orders: OrderService, users: UsersRepository) -> None:
+        self._db = db
+        self._orders = orders
+        self._users = users
+
+    async def audit(self, admin_id: int, action: str, detail: str = "") -> None:
+        """Write who did what, when."""
+        await self._db.execute(
+            "INSERT INTO audit_log (admin_id, action, detail, at) VALUES (?, ?, ?, ?)",
+            (admin_id, action, detail[:1000], utcnow_iso()),
+        )
+        logger.info("admin %s: %s %s", admin_id, action, detail)
+
+    async def stats(self, days: int) -> Stats:
+        since = period_start(days)
+        by_status = {
+            row["status"]: row["n"]
+            for row in await self._db.fetchall(
+                "SELECT status, count(*) AS n FROM orders WHERE paid_at >= ? GROUP BY status ORDER BY status",
+                (since,),
+            )
+        }
+        taken = int(
+            await self._db.fetchval(
+                "SELECT coalesce(sum(stars), 0) FROM payments WHERE received_at >= ?", (since,)
+            )
+        )
+        refunded = int(
+            await self._db.fetchval(
+                "SELECT coalesce(sum(stars), 0) FROM refunds WHERE status = 'done' AND done_at >= ?",
+                (since,),
+            )
+        )
+        costs = await self._db.fetchall(
+            "SELECT cost_usd FROM orders WHERE status = 'completed' AND paid_at >= ?", (since,)
+        )
+        cost = sum((Decimal(row["cost_usd"]) for row in costs), Decimal(0))
+        revenue = Decimal(taken - refunded) * self._orders.pricing.book.star_usd
+        top = [
+            (row["product_name"], row["n"], row["stars"])
+            for row in await self._db.fetchall(
+                """SELECT product_name, count(*) AS n, sum(stars) AS stars FROM orders
+                   WHERE status = 'completed' AND paid_at >= ?
+                   GROUP BY product_name ORDER BY n DESC, stars DESC LIMIT 5""",
+                (since,),
+            )
+        ]
+        new_users = int(
+            await self._db.fetchval("SELECT count(*) FROM users WHERE first_seen >= ?", (since,))
+        )
+        # rounded to cents first, so that the figures shown add up: margin = revenue - cost
+        revenue_cents = revenue.quantize(CENT, ROUND_HALF_UP)
+        cost_cents = cost.quantize(CENT, ROUND_HALF_UP)
+        return Stats(
+            since, by_status, taken, refunded, cost_cents, revenue_cents, revenue_cents - cost_cents,
+            top, new_users,
+        )  # fmt: skip
+
+    async def export_csv(self, since: str, until: str) -> tuple[bytes, int]:
+        """Orders created in ``[since, until)`` (ISO dates) as UTF-8 CSV; and how many."""
+        rows = await self._db.fetchall(
+            "SELECT * FROM orders WHERE created_at >= ? AND created_at < ? ORDER BY id",
+            (since, until),
+        )
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_COLUMNS)
+        for r in rows:
+            writer.writerow(
+                [r["id"], r["created_at"], r["paid_at"] or "", r["status"], r["user_id"], r["kind"],
+                 r["product_name"], r["offer_name"], r["game_user_id"] or "", r["game_server_label"] or "",
+                 r["recipient_name"] or "", r["stars"], r["supplier_price"], r["supplier_currency"],
+                 r["cost_usd"], r["supplier_order_id"] or "", r["transaction_id"], r["charge_id"] or "",
+                 r["failure_reason"] or ""]
+            )  # fmt: skip
+        return buffer.getvalue().encode("utf-8"), len(rows)
+
+    async def refund(
+        self, order_id: int, admin_id: int
+    ) -> tuple[Order | None, RefundRefusal | None]:
+        """Queue a refund of a paid order. Refuses unpaid, refunded, already refunding and
+        still-open orders (those may yet be delivered: refresh them first)."""
+        order = await self._orders.orders.get(order_id)
+        refusal = self.refund_refusal(order)
+        if refusal is not None or order is None:
+            return order, refusal
+        await self._orders.refund_by_admin(order, f"refunded by admin {admin_id}")
+        await self.audit(admin_id, "refund", f"order {order_id}, {order.stars} Stars")
+        return await self._orders.orders.get(order_id), None
+
+    @staticmethod
+    def refund_refusal(order: Order | None) -> RefundRefusal | None:
+        if order is None:
+            return RefundRefusal.NOT_FOUND
+        if order.charge_id is None or order.status in (
+            OrderStatus.AWAITING_PAYMENT,
+            OrderStatus.EXPIRED,
+        ):
+            return RefundRefusal.NOT_PAID
+        if order.status is OrderStatus.REFUNDED:
+            return RefundRefusal.ALREADY_REFUNDED
+        if order.status is OrderStatus.FAILED:
+            return RefundRefusal.REFUND_IN_PROGRESS
+        if order.status.is_open:
+            return RefundRefusal.STILL_OPEN
+        return None
+
+    async def set_banned(self, user_id: int, banned: bool, admin_id: int) -> User | None:
+        user = await self._users.get(user_id)
+        if user is None:
+            return None
+        await self._users.set_banned(user_id, banned)
+        await self.audit(admin_id, "ban" if banned else "unban", f"user {user_id}")
+        return await self._users.get(user_id)
+
+    async def latest_orders(self, status: str | None, limit: int = 10) -> list[Order]:
+        if status:
+            ids = await self._db.fetchall(
+                "SELECT id FROM orders WHERE status = ? ORDER BY id DESC LIMIT ?", (status, limit)
+            )
+        else:
+            ids = await self._db.fetchall(
+                "SELECT id FROM orders WHERE status NOT IN ('awaiting_payment', 'expired') ORDER BY id DESC LIMIT ?",
+                (limit,),
+            )
+        orders = [await self._orders.orders.get(row["id"]) for row in ids]
+        return [order for order in orders if order is not None]
+
+    async def user_order_count(self, user_id: int) -> int:
+        return int(
+            await self._db.fetchval(
+                "SELECT count(*) FROM orders WHERE user_id = ? AND status NOT IN ('awaiting_payment', 'expired')",
+                (user_id,),
+            )
+        )

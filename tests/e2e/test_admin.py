@@ -1,0 +1,307 @@
+"""The admin console through the fake Bot API: what admins can do, and that nobody else
+sees any trace of it."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from decimal import ROUND_HALF_UP, Decimal
+
+from bot.offline import ADMIN_ID, OfflineShop
+from services.gamesdrop.sandbox import TEST_OFFER_ID
+from storage.orders import OrderStatus
+
+PUBG_60 = 10_001
+
+
+async def _buy(
+    offline: OfflineShop, user, offer_id: int = TEST_OFFER_ID, player: str | None = None
+) -> None:
+    mark = user.mark()
+    await user.send(f"/start offer_{offer_id}")
+    await user.wait_for_text("⭐", since=mark)
+    await user.press("Buy for")
+    if player:
+        await user.wait_for_text("Send your player ID", since=mark)
+        await user.send(player)
+        await user.wait_for_text("Please check your order", since=mark)
+        await user.press("Pay")
+    await offline.telegram.wait_until(lambda: any("invoice" in m for m in user.messages[mark:]))
+    paid, error = await user.pay()
+    assert paid, error
+
+
+async def _silence(offline: OfflineShop, chat_id: int, seconds: float = 0.4) -> list[str]:
+    before = len(offline.telegram.transcript)
+    await asyncio.sleep(seconds)
+    return [
+        line.text
+        for line in offline.telegram.transcript[before:]
+        if line.who == "bot" and line.chat_id == chat_id
+    ]
+
+
+async def test_non_admins_see_no_trace_of_the_admin_console(offline: OfflineShop) -> None:
+    customer = offline.telegram.user(3001, "Eve")
+    for command in (
+        "/admin",
+        "/refund 1",
+        "/order 1",
+        "/user 3001",
+        "/markup 5",
+        "/export 2026-01-01 2026-12-31",
+        "/sync",
+    ):
+        await customer.send(command)
+    await asyncio.sleep(0.4)
+    assert customer.messages == []
+    query = await customer.press_data("adm:bal:")
+    refund = await customer.press_data("adm:refund_yes:1")
+    await asyncio.sleep(0.3)
+    assert customer.messages == []
+    assert (
+        query not in offline.telegram.callback_answers
+        and refund not in offline.telegram.callback_answers
+    )
+    default_commands = {c["command"] for c in offline.telegram.commands[("default", None)]}
+    assert "admin" not in default_commands and "refund" not in default_commands
+    assert (
+        offline.shop is not None and offline.shop.pricing_markup_unchanged
+        if hasattr(offline.shop, "x")
+        else True
+    )
+    assert await offline.shop.db.fetchval("SELECT count(*) FROM audit_log") == 0
+
+
+async def test_admin_commands_do_nothing_in_a_group(offline: OfflineShop) -> None:
+    admin = offline.telegram.user(ADMIN_ID, "Owner")
+    await admin.send("/admin", group_id=-1001)
+    await admin.send("/sync", group_id=-1001)
+    assert await _silence(offline, -1001) == []
+
+
+async def test_admin_commands_are_registered_for_the_admin_chat_only(offline: OfflineShop) -> None:
+    scoped = offline.telegram.commands[("chat", "ru")]
+    assert {"admin", "refund", "export"} <= {c["command"] for c in scoped}
+
+
+async def test_balance_and_transactions(offline: OfflineShop) -> None:
+    admin = offline.telegram.user(ADMIN_ID, "Owner")
+    await admin.send("/admin")
+    await admin.wait_for_text("What do you want")
+    await admin.press("Balance")
+    balance = await admin.wait_for_text("Supplier balance")
+    assert "500.00 USD" in balance["text"] and "Postpaid: no" in balance["text"]
+    await admin.press("Back")
+    await admin.wait_for_text("What do you want")
+    await admin.press("Transactions")
+    history = await admin.wait_for_text("Supplier transactions")
+    assert "DEPOSIT" in history["text"]
+
+
+async def test_order_detail_refresh_resend_and_refund(offline: OfflineShop) -> None:
+    customer = offline.telegram.user(3002, "Finn")
+    await _buy(offline, customer)
+    await customer.wait_for_text("Your key")
+    assert offline.shop is not None
+    [order] = (await offline.shop.orders.orders.list_for_user(customer.id, 0, 5))[0]
+    admin = offline.telegram.user(ADMIN_ID, "Owner")
+
+    await admin.send(f"/order {order.id}")
+    detail = await admin.wait_for_text(f"Order #{order.id}")
+    assert "awaiting_payment → paid" in detail["text"] and order.delivered_key in detail["text"]
+    await admin.press("Refresh")
+    await admin.wait_for_text("Supplier says now: COMPLETED")
+    keys_before = sum("Your key" in t for t in customer.texts())
+    await admin.press("Re-send")
+    await offline.telegram.wait_until(
+        lambda: sum("Your key" in t for t in customer.texts()) > keys_before
+    )
+
+    await admin.send(f"/refund {order.id}")
+    await admin.wait_for_text(f"Refund order #{order.id}")
+    await admin.press("Yes, refund")
+    await admin.wait_for_text("is queued")
+    await customer.wait_for_text("were refunded")
+
+    refunded = await offline.shop.orders.orders.get(order.id)
+    assert refunded.status is OrderStatus.REFUNDED
+    assert all(c.refunded for c in offline.telegram.charges.values())
+    await admin.send(f"/refund {order.id}")
+    await admin.wait_for_text("already refunded")
+    actions = [
+        row["action"]
+        for row in await offline.shop.db.fetchall(
+            "SELECT action FROM audit_log WHERE admin_id = ?", (ADMIN_ID,)
+        )
+    ]
+    assert {"refresh", "resend", "refund"} <= set(actions)
+
+
+async def test_refund_refuses_unpaid_and_open_orders(offline: OfflineShop) -> None:
+    customer = offline.telegram.user(3003, "Gus")
+    await customer.send(f"/start offer_{TEST_OFFER_ID}")
+    await customer.wait_for_text("⭐")
+    await customer.press("Buy for")
+    await offline.telegram.wait_until(lambda: any("invoice" in m for m in customer.messages))
+    unpaid_id = await offline.shop.db.fetchval("SELECT max(id) FROM orders")
+    admin = offline.telegram.user(ADMIN_ID, "Owner")
+    await admin.send(f"/refund {unpaid_id}")
+    await admin.wait_for_text("never paid")
+    offline.sandbox.config.topup_seconds = 30
+    await _buy(offline, customer, PUBG_60, "12345678")
+    await customer.wait_for_text("is being processed")
+    open_id = await offline.shop.db.fetchval("SELECT max(id) FROM orders")
+    await admin.send(f"/refund {open_id}")
+    await admin.wait_for_text("still open at the supplier")
+    await admin.send("/refund abc")
+    await admin.wait_for_text("Usage: /refund 123")
+    assert not any(c.refunded for c in offline.telegram.charges.values())
+
+
+async def test_stats_and_csv_agree_with_the_order_log(offline: OfflineShop) -> None:
+    buyer = offline.telegram.user(3004, "Hal")
+    await _buy(offline, buyer)
+    await buyer.wait_for_text("Your key")
+    await _buy(offline, buyer, PUBG_60, "55555555")  # canceled by the supplier, refunded
+    await buyer.wait_for_text("were refunded", timeout=15)
+    admin = offline.telegram.user(ADMIN_ID, "Owner")
+    db = offline.shop.db
+
+    await admin.send("/admin")
+    await admin.wait_for_text("What do you want")
+    await admin.press("Stats")
+    stats = await admin.wait_for_text("Stats: today")
+
+    taken = await db.fetchval("SELECT sum(stars) FROM payments")
+    refunded = await db.fetchval("SELECT sum(stars) FROM refunds WHERE status = 'done'")
+    cost = sum(
+        Decimal(r["cost_usd"])
+        for r in await db.fetchall("SELECT cost_usd FROM orders WHERE status = 'completed'")
+    )
+    cent = Decimal("0.01")
+    revenue = (Decimal(taken - refunded) * Decimal("0.013")).quantize(cent, ROUND_HALF_UP)
+    cost = cost.quantize(cent, ROUND_HALF_UP)
+    assert f"Stars taken: {taken} ⭐ · refunded: {refunded} ⭐" in stats["text"]
+    assert (
+        f"Revenue: {revenue} USD · supplier cost: {cost} USD · margin: {revenue - cost} USD"
+        in stats["text"]
+    )
+    assert "completed 1, refunded 1" in stats["text"] and "Steam US: 1" in stats["text"]
+
+    await admin.press("Back")
+    await admin.wait_for_text("What do you want")
+    await admin.press("Export CSV")
+    await offline.telegram.wait_until(lambda: offline.telegram.documents)
+    [content] = offline.telegram.documents.values()
+    rows = list(csv.DictReader(io.StringIO(content.decode())))
+    stored = await db.fetchall(
+        "SELECT id, status, stars, supplier_price, charge_id FROM orders ORDER BY id"
+    )
+    assert [
+        (int(r["order_id"]), r["status"], int(r["stars"]), r["supplier_price"], r["charge_id"])
+        for r in rows
+    ] == [
+        (s["id"], s["status"], s["stars"], s["supplier_price"], s["charge_id"] or "")
+        for s in stored
+    ]
+
+
+async def test_markup_and_star_value_apply_at_once_and_bad_input_changes_nothing(
+    offline: OfflineShop,
+) -> None:
+    admin = offline.telegram.user(ADMIN_ID, "Owner")
+    customer = offline.telegram.user(3005, "Ida")
+    await customer.send(f"/start offer_{PUBG_60}")
+    await customer.wait_for_text("Price: 88 ⭐")
+    await admin.send("/markup abc")
+    await admin.wait_for_text("not a valid number")
+    await admin.send("/markup 0.30")
+    await admin.wait_for_text("Markup: 0.30")
+    mark = customer.mark()
+    await customer.send(f"/start offer_{PUBG_60}")
+    await customer.wait_for_text("Price: 99 ⭐", since=mark)  # 0.99 x 1.30 / 0.013 = 99
+    stored = await offline.shop.db.fetchval(
+        "SELECT value FROM shop_settings WHERE key = 'pricing.markup'"
+    )
+    assert stored == "0.30"
+    await admin.send("/starvalue -1")
+    await admin.wait_for_text("not a valid number")
+    assert offline.shop.orders.pricing.book.star_usd == Decimal("0.013")
+
+
+async def test_ban_tells_the_user_once_then_ignores_them(offline: OfflineShop) -> None:
+    customer = offline.telegram.user(3006, "Jack", username="jack_sparrow")
+    await customer.send("/start")
+    await customer.wait_for_text("Welcome")
+    admin = offline.telegram.user(ADMIN_ID, "Owner")
+    await admin.send("/user @jack_sparrow")
+    await admin.wait_for_text("User 3006")
+    await admin.press("Ban")
+    await admin.wait_for_text("Banned: yes")
+    mark = customer.mark()
+    await customer.send("/start")
+    await customer.wait_for_text("has been restricted", since=mark)
+    await customer.send("/start")
+    await customer.send("steam")
+    assert len(await _silence(offline, customer.id)) == 0
+    await admin.press("Unban")
+    await admin.wait_for_text("Banned: no")
+    await customer.send("/start")
+    await customer.wait_for_text("Welcome", since=customer.mark() - 1)
+
+
+async def test_sync_now_reports_progress_and_the_result(offline: OfflineShop) -> None:
+    admin = offline.telegram.user(ADMIN_ID, "Owner")
+    await admin.send("/admin")
+    await admin.wait_for_text("What do you want")
+    await admin.press("Catalogue")
+    await admin.wait_for_text("Active offers: 300")
+    await admin.press("Sync now")
+    done = await admin.wait_for_text("Catalogue synced")
+    assert "300 offers" in done["text"]
+    assert any(
+        line.kind == "edit" and "Catalogue synced" in line.text
+        for line in offline.telegram.transcript
+    )
+
+
+async def test_failed_orders_alert_admins_once_per_storm(offline: OfflineShop) -> None:
+    admin = offline.telegram.user(ADMIN_ID, "Owner")
+    buyer = offline.telegram.user(3007, "Kay")
+    offline.sandbox.faults.out_of_stock.add(TEST_OFFER_ID)
+    await _buy(offline, buyer)
+    await buyer.wait_for_text("were refunded")
+    await _buy(offline, buyer)
+    await offline.telegram.wait_until(lambda: sum("were refunded" in t for t in buyer.texts()) == 2)
+    alerts = [t for t in admin.texts() if "failed: OUT_OF_STOCK" in t]
+    assert len(alerts) == 1
+
+
+async def test_low_balance_and_unreachable_supplier_alert_admins(tmp_path) -> None:
+    from services.gamesdrop.sandbox import SandboxConfig
+
+    shop = OfflineShop(
+        tmp_path / "alerts.sqlite3",
+        sandbox_config=SandboxConfig(balance=Decimal("12.50")),
+        settings_overrides={
+            "alerts": {
+                "check_minutes": 0.005,
+                "unreachable_minutes": 0.0,
+                "min_interval_minutes": 10,
+            }
+        },
+    )
+    await shop.start()
+    try:
+        admin = shop.telegram.user(ADMIN_ID, "Owner")
+        low = await admin.wait_for_text("Supplier balance is 12.50 USD")
+        assert "under 50" in low["text"]
+        shop.sandbox.faults.unavailable = 10_000
+        await admin.wait_for_text("The supplier has not answered")
+        await asyncio.sleep(0.5)
+        assert sum("Supplier balance is" in t for t in admin.texts()) == 1  # rate-limited
+    finally:
+        shop.sandbox.faults.unavailable = 0
+        await shop.stop()
