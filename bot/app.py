@@ -32,6 +32,7 @@ from services.admin import AdminService
 from services.alerts import AlertService
 from services.catalogue import CatalogueService
 from services.gamesdrop.client import GamesDropClient, Timeouts
+from services.mass_sending import BroadcastService, CampaignService
 from services.orders import OrderService, OrderTimings
 from services.payments import RefundService
 from services.pricing import PriceBook, PricingService
@@ -39,13 +40,16 @@ from services.stars import RecipientResolver
 from services.suppliers.errors import SupplierError
 from storage.catalogue import CatalogueRepository
 from storage.db import Database
+from storage.mass_sending import MassSendingRepository
 from storage.orders import OrdersRepository
 from storage.settings import ShopSettingsRepository
 from storage.users import UsersRepository
 
 logger = logging.getLogger(__name__)
 
-ADMIN_COMMANDS = ("admin", "order", "refund", "user", "markup", "starvalue", "export", "sync")
+ADMIN_COMMANDS = (
+    "admin", "order", "refund", "user", "markup", "starvalue", "export", "sync", "broadcast", "campaign",
+)  # fmt: skip
 HEARTBEAT_SECONDS = 30.0
 
 
@@ -102,6 +106,8 @@ class Shop:
     refunds: RefundService
     notifier: BotNotifier
     users: UsersRepository
+    broadcasts: BroadcastService
+    campaigns: CampaignService
     i18n: PoI18n
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -138,6 +144,8 @@ class Shop:
         if self.settings.gamesdrop.sync_interval_minutes > 0:
             self._spawn(self._scheduled_sync(), "catalogue sync")
         self._spawn(self._heartbeat(), "heartbeat")
+        await self.broadcasts.resume_all()
+        await self.campaigns.resume_all()
         if self.settings.admin_ids:
             self._spawn(self._watch_supplier(), "supplier watch")
 
@@ -248,6 +256,8 @@ class Shop:
             await runner.cleanup()
 
     async def close(self) -> None:
+        await self.broadcasts.stop()
+        await self.campaigns.stop()
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
@@ -301,6 +311,13 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
         supplier, orders_repo, catalogue, pricing, notifier,
         timings=timings or order_timings(settings), on_refund_queued=refunds.wake,
     )  # fmt: skip
+    mass_repo = MassSendingRepository(db)
+    broadcasts = BroadcastService(bot, mass_repo, users, notifier, rate=settings.broadcast_rate)
+    resolver = RecipientResolver(supplier)
+    campaigns = CampaignService(
+        supplier, mass_repo, catalogue.repo, pricing, resolver, notifier,
+        transaction_prefix=settings.orders.transaction_prefix, supplier_rate=settings.supplier_rate,
+    )  # fmt: skip
     user_middleware = UserMiddleware(users, i18n)
     dispatcher = Dispatcher(
         storage=MemoryStorage(),
@@ -308,7 +325,10 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
         order_service=order_service,
         users=users,
         pricing=pricing,
-        recipient_resolver=RecipientResolver(supplier),
+        recipient_resolver=resolver,
+        mass_sending_repo=mass_repo,
+        broadcasts=broadcasts,
+        campaigns=campaigns,
         user_middleware=user_middleware,
         admin_service=AdminService(db, order_service, users),
         notifier=notifier,
@@ -323,4 +343,5 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
     return Shop(
         settings=settings, bot=bot, dispatcher=dispatcher, db=db, http=http, supplier=supplier,
         catalogue=catalogue, orders=order_service, refunds=refunds, notifier=notifier, users=users, i18n=i18n,
+        broadcasts=broadcasts, campaigns=campaigns,
     )  # fmt: skip

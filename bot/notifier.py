@@ -4,15 +4,19 @@ and alerts to admins. Implements :class:`services.orders.OrderNotifier`."""
 from __future__ import annotations
 
 import logging
+from html import escape
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramForbiddenError
-from aiogram.types import InlineKeyboardMarkup
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 
 from bot import keyboards, texts
+from bot.callbacks import Admin
 from bot.i18n import PoI18n, pick_locale
 from services.alerts import AlertService
+from storage.mass_sending import Broadcast, Campaign
 from storage.orders import Order
 from storage.users import UsersRepository
 
@@ -99,6 +103,82 @@ class BotNotifier:
             await self.alerts.alert(key, text)
         else:
             await self.alert_admins(text)
+
+    # -- mass sending progress (services.mass_sending.ProgressReporter) ----------------
+
+    async def _show_progress(
+        self,
+        admin_id: int,
+        chat_id: int | None,
+        message_id: int | None,
+        text: str,
+        cancel: CallbackData | None,
+    ) -> None:
+        markup = None
+        if cancel is not None:
+            with self._i18n.for_locale(await self._locale(admin_id)):
+                label = _("mass.cancel")
+            markup = InlineKeyboardMarkup(
+                inline_keyboard=[[InlineKeyboardButton(text=label, callback_data=cancel.pack())]]
+            )
+        try:
+            if chat_id is not None and message_id is not None:
+                await self._bot.edit_message_text(
+                    text, chat_id=chat_id, message_id=message_id, reply_markup=markup
+                )
+            else:
+                await self._bot.send_message(admin_id, text, reply_markup=markup)
+        except TelegramBadRequest as exc:
+            if "message is not modified" not in exc.message:
+                raise
+
+    async def broadcast_progress(
+        self, broadcast: Broadcast, counts: dict[str, int], rate: float, final: bool
+    ) -> None:
+        with self._i18n.for_locale(await self._locale(broadcast.admin_id)):
+            text = _("mass.broadcast_done" if final else "mass.broadcast_progress").format(
+                id=broadcast.id, total=sum(counts.values()), sent=counts.get("sent", 0),
+                failed=counts.get("failed", 0), blocked=counts.get("blocked", 0),
+                left=counts.get("pending", 0) + counts.get("sending", 0), rate=f"{rate:.1f}",
+                status=broadcast.status,
+            )  # fmt: skip
+        cancel = None if final else Admin(action="bc_cancel", arg=str(broadcast.id))
+        await self._show_progress(
+            broadcast.admin_id,
+            broadcast.progress_chat_id,
+            broadcast.progress_message_id,
+            text,
+            cancel,
+        )
+
+    async def campaign_progress(
+        self, campaign: Campaign, counts: dict[str, int], final: bool, report: bytes | None
+    ) -> None:
+        with self._i18n.for_locale(await self._locale(campaign.admin_id)):
+            text = _("mass.campaign_done" if final else "mass.campaign_progress").format(
+                id=campaign.id, name=escape(campaign.name), completed=counts.get("completed", 0),
+                failed=counts.get("failed", 0), left=counts.get("pending", 0) + counts.get("sending", 0),
+                unresolved=counts.get("unresolved", 0), status=campaign.status,
+            )  # fmt: skip
+            caption = _("mass.campaign_report").format(id=campaign.id)
+        cancel = None if final else Admin(action="cp_cancel", arg=str(campaign.id))
+        await self._show_progress(
+            campaign.admin_id, campaign.progress_chat_id, campaign.progress_message_id, text, cancel
+        )
+        if final and report is not None:
+            await self._bot.send_document(
+                campaign.admin_id,
+                BufferedInputFile(report, filename=f"campaign_{campaign.id}.csv"),
+                caption=caption,
+            )
+
+    async def reward_received(self, campaign: Campaign, user_id: int, stars: int) -> None:
+        with self._i18n.for_locale(await self._locale(user_id)):
+            text = _("mass.reward_received").format(promo=escape(campaign.promo_text), stars=stars)
+        try:
+            await self._bot.send_message(user_id, text)
+        except TelegramForbiddenError:
+            await self._users.set_blocked(user_id, True)
 
     async def alert_admins(self, text: str) -> None:
         """Plain-text alert to every admin (admins read the shop's working language)."""

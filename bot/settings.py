@@ -102,4 +102,8 @@ class Settings(BaseSettings):
     #: Per-user updates per second allowed on average, and the burst above it.
     throttle_rate: float = 3.0
     throttle_burst: int = 10
+    #: Broadcast messages per second in all (Telegram allows about 30).
+    broadcast_rate: float = 25.0
+    #: Supplier calls per second during campaigns (GamesDrop documents 30).
+    supplier_rate: float = 25.0
     log_level: str = "INFO"

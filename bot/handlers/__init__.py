@@ -2,7 +2,7 @@
 
 from aiogram import Router
 
-from bot.handlers import admin, catalog, checkout, errors, orders, stars, start
+from bot.handlers import admin, catalog, checkout, errors, mass_sending, orders, stars, start
 
 
 def get_routers() -> list[Router]:
@@ -15,6 +15,7 @@ def get_routers() -> list[Router]:
     routers = [
         errors.router,
         admin.router,
+        mass_sending.router,
         start.router,
         checkout.router,
         stars.router,

@@ -76,6 +76,7 @@ def _menu_markup() -> Any:
         ("admin.balance", "bal", ""), ("admin.transactions", "tx", "1"), ("admin.orders", "orders", "all"),
         ("admin.stats", "stats", "1"), ("admin.catalogue", "cat", ""), ("admin.prices", "prices", ""),
         ("admin.users", "users", ""), ("admin.export", "export", "7"),
+        ("admin.broadcast", "broadcast", ""), ("admin.campaign", "campaign", ""),
     ):  # fmt: skip
         builder.button(text=_(key), callback_data=Admin(action=action, arg=arg))
     builder.adjust(2)

@@ -180,6 +180,7 @@ class FakeTelegram:
         self.base_url = ""
         self.app = web.Application()
         self.app.router.add_route("*", "/bot{token}/{method}", self._dispatch)
+        self.app.router.add_get("/file/bot{token}/{path}", self._download)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -574,10 +575,10 @@ class FakeTelegram:
             raise ApiError(400, "Bad Request: message to copy not found")
         chat_id = p["chat_id"]
         self._check_send(chat_id)
-        copy = self._new_message(
-            chat_id,
-            **{k: v for k, v in source.items() if k in ("text", "caption", "photo", "document")},
-        )
+        content = {k: v for k, v in source.items() if k in ("text", "caption", "photo", "document")}
+        if p.get("reply_markup"):
+            content["reply_markup"] = p["reply_markup"]
+        copy = self._new_message(chat_id, **content)
         self._log(
             chat_id,
             "bot",
@@ -586,6 +587,25 @@ class FakeTelegram:
             p.get("reply_markup"),
         )
         return {"message_id": copy["message_id"]}
+
+    async def _m_getfile(self, p: dict[str, Any]) -> dict[str, Any]:
+        file_id = str(p["file_id"])
+        if file_id not in self.documents:
+            raise ApiError(400, "Bad Request: invalid file_id")
+        return {
+            "file_id": file_id,
+            "file_unique_id": file_id,
+            "file_size": len(self.documents[file_id]),
+            "file_path": file_id,
+        }
+
+    async def _download(self, request: web.Request) -> web.Response:
+        if (
+            request.match_info["token"] != self.token
+            or request.match_info["path"] not in self.documents
+        ):
+            return web.Response(status=404)
+        return web.Response(body=self.documents[request.match_info["path"]])
 
     async def _m_answerinlinequery(self, p: dict[str, Any]) -> bool:
         self.inline_answers[str(p["inline_query_id"])] = p.get("results") or []
@@ -697,6 +717,25 @@ class FakeUser:
                     "date": int(time.time()),
                     **content,
                 }
+            }
+        )
+
+    async def send_document(self, file_name: str, content: bytes, caption: str = "") -> None:
+        """Upload a file to the bot (a .txt or .csv list, say)."""
+        file_id = f"user-doc-{len(self.tg.documents) + 1}"
+        self.tg.documents[file_id] = content
+        document = {
+            "file_id": file_id,
+            "file_unique_id": file_id,
+            "file_name": file_name,
+            "file_size": len(content),
+        }
+        self.tg._log(self.id, "user", "document", f"{file_name} ({len(content)} bytes)")
+        await self.tg.push(
+            {
+                "message": self._user_message(
+                    document=document, **({"caption": caption} if caption else {})
+                )
             }
         )
 

@@ -25,7 +25,7 @@ def _catalog(language: str) -> dict[str, str]:
         return {m.id: m.string for m in read_po(po) if m.id}
 
 
-_NAMESPACES = {"admin", "catalogue", "category", "cmd", "common", "confirm", "delivery", "inline",
+_NAMESPACES = {"admin", "mass", "catalogue", "category", "cmd", "common", "confirm", "delivery", "inline",
                "invoice", "language", "menu", "offer", "orders", "player", "precheckout", "reason",
                "search", "start", "stars", "status", "support", "paysupport", "terms"}  # fmt: skip
 

@@ -1,0 +1,640 @@
+"""Broadcasts and promo Stars reward campaigns, as resumable background jobs.
+
+Broadcasts copy one admin message to every customer with ``copyMessage``, paced under
+Telegram's bulk limit; a 429 pauses the whole sender for its ``retry_after``; a 403 marks
+the user as blocked. Each recipient row goes pending -> sending -> sent/failed/blocked in
+the database, so after a crash the job resumes and nobody gets the message twice (a row
+caught mid-send is not repeated).
+
+Campaigns send Telegram Stars rewards through the supplier: one Stars pack order per
+part, with a ``transactionId`` derived from (campaign, recipient line, part), so a rerun
+or a crash can never pay a winner twice; supplier calls are paced under its 30/s limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Protocol
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+
+from services.pricing import PricingService
+from services.stars import STARS_MAX, RecipientResolver, parse_recipient
+from services.suppliers.base import Customer, Supplier
+from services.suppliers.errors import (
+    OrderOutcomeUnknown,
+    RetryLaterError,
+    SupplierAPIError,
+    SupplierConnectionError,
+    SupplierError,
+    TransactionDuplicate,
+    WrongPrice,
+)
+from services.suppliers.models import OfferDetails, SupplierOrder
+from services.suppliers.models import OrderStatus as SupplierStatus
+from storage.catalogue import CatalogueRepository
+from storage.mass_sending import Broadcast, Campaign, MassSendingRepository, Reward
+from storage.users import UsersRepository
+
+logger = logging.getLogger(__name__)
+
+
+class Pacer:
+    """Spaces calls ``1/rate`` seconds apart for everyone sharing it; :meth:`pause` holds
+    all of them (a 429's ``retry_after``)."""
+
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._interval = 1.0 / rate
+        self._clock = clock
+        self._sleep = sleep
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        now = self._clock()
+        slot = max(self._next, now)
+        self._next = slot + self._interval
+        if slot > now:
+            await self._sleep(slot - now)
+
+    def pause(self, seconds: float) -> None:
+        self._next = max(self._next, self._clock() + seconds)
+
+
+class ProgressReporter(Protocol):
+    """Shows a job's progress to the admin who started it (implemented by the bot layer)."""
+
+    async def broadcast_progress(
+        self, broadcast: Broadcast, counts: dict[str, int], rate: float, final: bool
+    ) -> None: ...
+
+    async def campaign_progress(
+        self, campaign: Campaign, counts: dict[str, int], final: bool, report: bytes | None
+    ) -> None: ...
+
+    async def reward_received(self, campaign: Campaign, user_id: int, stars: int) -> None: ...
+
+
+@dataclass
+class JobStats:
+    retry_after: int = 0
+    started: float = field(default_factory=time.monotonic)
+    done: int = 0
+
+    @property
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+
+class BroadcastService:
+    """Runs broadcasts in the background. ``rate``: messages per second in all (Telegram
+    allows about 30); ``max_in_flight``: requests under way at once."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        repo: MassSendingRepository,
+        users: UsersRepository,
+        progress: ProgressReporter,
+        *,
+        rate: float = 25.0,
+        max_in_flight: int = 8,
+        progress_every: float = 2.0,
+    ) -> None:
+        self._bot = bot
+        self._repo = repo
+        self._users = users
+        self._progress = progress
+        self._rate = rate
+        self._max_in_flight = max_in_flight
+        self._progress_every = progress_every
+        self._jobs: dict[int, asyncio.Task[None]] = {}
+        self._canceled: set[int] = set()
+        self.stats: dict[int, JobStats] = {}
+
+    async def start(self, broadcast: Broadcast) -> None:
+        task = asyncio.create_task(self.run(broadcast.id), name=f"broadcast {broadcast.id}")
+        self._jobs[broadcast.id] = task
+        task.add_done_callback(lambda t: self._finished(broadcast.id, t))
+
+    def _finished(self, broadcast_id: int, task: asyncio.Task[None]) -> None:
+        self._jobs.pop(broadcast_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("broadcast %s died", broadcast_id, exc_info=task.exception())
+
+    async def resume_all(self) -> int:
+        """Restart every broadcast still marked running (after a restart)."""
+        running = await self._repo.running_broadcasts()
+        for broadcast in running:
+            abandoned = await self._repo.abandon_in_flight(broadcast.id)
+            logger.warning(
+                "resuming broadcast %s (%d interrupted mid-send, not repeated)",
+                broadcast.id,
+                abandoned,
+            )
+            await self.start(broadcast)
+        return len(running)
+
+    async def cancel(self, broadcast_id: int) -> None:
+        self._canceled.add(broadcast_id)
+        await self._repo.finish_broadcast(broadcast_id, "canceled")
+
+    async def stop(self) -> None:
+        """Stop every job (shutdown); their state stays in the database for a resume."""
+        for task in list(self._jobs.values()):
+            task.cancel()
+        for task in list(self._jobs.values()):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _markup(self, broadcast: Broadcast) -> InlineKeyboardMarkup | None:
+        if not broadcast.button_text or not broadcast.button_url:
+            return None
+        return InlineKeyboardMarkup(
+            inline_keyboard=[
+                [InlineKeyboardButton(text=broadcast.button_text, url=broadcast.button_url)]
+            ]
+        )
+
+    async def run(self, broadcast_id: int) -> None:
+        """Send to every pending recipient, then report. Safe to call again after a crash."""
+        broadcast = await self._repo.broadcast(broadcast_id)
+        if broadcast is None or broadcast.status != "running":
+            return
+        pacer = Pacer(self._rate)
+        stats = self.stats.setdefault(broadcast_id, JobStats())
+        markup = self._markup(broadcast)
+        slots = asyncio.Semaphore(self._max_in_flight)
+        in_flight: set[asyncio.Task[None]] = set()
+        reporter = asyncio.create_task(self._report_loop(broadcast, stats))
+        try:
+            while broadcast_id not in self._canceled:
+                batch = await self._repo.pending_recipients(broadcast_id)
+                if not batch and not in_flight:
+                    break
+                if not batch:
+                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                for user_id in batch:
+                    if broadcast_id in self._canceled:
+                        break
+                    await slots.acquire()
+                    await pacer.wait()
+                    await self._repo.mark_recipient(broadcast_id, user_id, "sending")
+                    task = asyncio.create_task(
+                        self._send_one(broadcast, user_id, markup, pacer, stats)
+                    )
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+                    task.add_done_callback(lambda _: slots.release())
+            if in_flight:
+                await asyncio.gather(*in_flight)
+            await self._repo.finish_broadcast(
+                broadcast_id, "canceled" if broadcast_id in self._canceled else "done"
+            )
+        finally:
+            reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reporter
+        final = await self._repo.broadcast(broadcast_id)
+        assert final is not None
+        await self._report(final, stats, final=True)
+
+    async def _send_one(
+        self,
+        broadcast: Broadcast,
+        user_id: int,
+        markup: InlineKeyboardMarkup | None,
+        pacer: Pacer,
+        stats: JobStats,
+    ) -> None:
+        try:
+            await self._bot.copy_message(
+                chat_id=user_id, from_chat_id=broadcast.source_chat_id,
+                message_id=broadcast.source_message_id, reply_markup=markup,
+            )  # fmt: skip
+        except TelegramRetryAfter as exc:
+            stats.retry_after += 1
+            pacer.pause(float(exc.retry_after))
+            logger.warning("broadcast %s: 429, everyone waits %s s", broadcast.id, exc.retry_after)
+            await self._repo.mark_recipient(broadcast.id, user_id, "pending")  # not sent: try again
+            return
+        except TelegramForbiddenError:
+            await self._repo.mark_recipient(
+                broadcast.id, user_id, "blocked", "bot blocked by the user"
+            )
+            await self._users.set_blocked(user_id, True)
+        except TelegramServerError as exc:
+            await self._repo.mark_recipient(
+                broadcast.id, user_id, "pending", str(exc)
+            )  # Telegram did not send it
+            pacer.pause(1.0)
+            return
+        except (
+            TelegramBadRequest,
+            Exception,
+        ) as exc:  # network errors included: it may have arrived
+            logger.warning("broadcast %s to %s failed: %s", broadcast.id, user_id, exc)
+            await self._repo.mark_recipient(broadcast.id, user_id, "failed", str(exc)[:300])
+        else:
+            await self._repo.mark_recipient(broadcast.id, user_id, "sent")
+        stats.done += 1
+
+    async def _report_loop(self, broadcast: Broadcast, stats: JobStats) -> None:
+        while True:
+            await asyncio.sleep(self._progress_every)
+            await self._report(broadcast, stats, final=False)
+
+    async def _report(self, broadcast: Broadcast, stats: JobStats, final: bool) -> None:
+        try:
+            counts = await self._repo.broadcast_counts(broadcast.id)
+            await self._progress.broadcast_progress(broadcast, counts, stats.rate, final)
+        except Exception:
+            logger.exception("broadcast %s: progress report failed", broadcast.id)
+
+
+# -- campaigns -------------------------------------------------------------------------
+
+_AMOUNT_SPLIT = re.compile(r"[\s,;]+")
+
+
+def parse_reward_line(line: str, default_stars: int) -> tuple[str, int] | None:
+    """``@user``, ``12345``, optionally followed by an amount (``@user 100``, ``@user,100``).
+    Returns ``(recipient text, Stars)`` or ``None`` for a line that says nothing usable."""
+    parts = [p for p in _AMOUNT_SPLIT.split(line.strip()) if p]
+    if not parts:
+        return None
+    amount = default_stars
+    if len(parts) >= 2 and parts[-1].isdigit():
+        amount = int(parts[-1])
+        parts = parts[:-1]
+    if len(parts) != 1:
+        return None
+    return parts[0], amount
+
+
+def split_into_packs(amount: int, packs: list[int]) -> list[int] | None:
+    """Express ``amount`` Stars as available pack sizes, fewest orders first
+    (250 with packs 50/100/500/1000 -> [100, 100, 50]); ``None`` when impossible."""
+    best: dict[int, list[int]] = {0: []}
+    for total in range(1, amount + 1):
+        options = [best[total - p] + [p] for p in packs if p <= total and (total - p) in best]
+        if options:
+            best[total] = min(options, key=len)
+    found = best.get(amount)
+    return sorted(found, reverse=True) if found is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignPreview:
+    campaign: Campaign
+    recipients: int
+    unresolved: list[tuple[int, str, str]]  # (line number, line, reason)
+    total_stars: int
+    cost_usd: Decimal
+    balance_usd: Decimal | None
+    postpaid: bool
+
+    @property
+    def fits(self) -> bool:
+        return self.postpaid or (self.balance_usd is not None and self.balance_usd >= self.cost_usd)
+
+
+class CampaignService:
+    """Prepares (resolve, price, preview) and runs promo Stars reward campaigns."""
+
+    def __init__(
+        self,
+        supplier: Supplier,
+        repo: MassSendingRepository,
+        catalogue: CatalogueRepository,
+        pricing: PricingService,
+        resolver: RecipientResolver,
+        progress: ProgressReporter,
+        *,
+        transaction_prefix: str = "shop",
+        supplier_rate: float = 25.0,
+        settle_attempts: int = 20,
+        settle_delay: float = 3.0,
+    ) -> None:
+        self._supplier = supplier
+        self._repo = repo
+        self._catalogue = catalogue
+        self._pricing = pricing
+        self._resolver = resolver
+        self._progress = progress
+        self._prefix = transaction_prefix
+        self._rate = supplier_rate
+        self._settle_attempts = settle_attempts
+        self._settle_delay = settle_delay
+        self._jobs: dict[int, asyncio.Task[None]] = {}
+        self._canceled: set[int] = set()
+
+    async def _packs(self) -> dict[int, int]:
+        """Stars amount -> offer id of the supplier's Stars packs in the catalogue."""
+        return {
+            o.stars_amount: o.offer_id
+            for o in await self._catalogue.stars_offers()
+            if o.stars_amount and o.in_stock
+        }
+
+    async def prepare(
+        self, admin_id: int, name: str, promo_text: str, default_stars: int, lines: list[str]
+    ) -> CampaignPreview:
+        """Resolve every line, split amounts into packs, price them, and save a draft."""
+        packs = await self._packs()
+        pacer = Pacer(self._rate)
+        rows: list[tuple] = []  # type: ignore[type-arg]
+        unresolved: list[tuple[int, str, str]] = []
+        seen: set[int] = set()
+        for line_no, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            problem, user_id, display, amounts = await self._resolve_line(
+                line, default_stars, packs, pacer
+            )
+            if problem is None and user_id in seen:
+                problem = "duplicate recipient"
+            if problem is not None or user_id is None or amounts is None:
+                unresolved.append((line_no, line.strip()[:64], problem or "unresolved"))
+                rows.append(
+                    (line_no, 0, line.strip()[:200], None, None, 0, None, "unresolved", problem)
+                )
+                continue
+            seen.add(user_id)
+            for part, amount in enumerate(amounts):
+                rows.append(
+                    (
+                        line_no,
+                        part,
+                        line.strip()[:200],
+                        user_id,
+                        display,
+                        amount,
+                        packs[amount],
+                        "pending",
+                        None,
+                    )
+                )
+        campaign = await self._repo.create_campaign(admin_id, name, promo_text, rows, self._prefix)
+        return await self.preview(campaign.id, unresolved)
+
+    async def _resolve_line(
+        self, line: str, default_stars: int, packs: dict[int, int], pacer: Pacer
+    ) -> tuple[str | None, int | None, str | None, list[int] | None]:
+        parsed = parse_reward_line(line, default_stars)
+        recipient = parse_recipient(parsed[0]) if parsed else None
+        if parsed is None or recipient is None:
+            return "not a @username or numeric id", None, None, None
+        amount = parsed[1]
+        if not 1 <= amount <= STARS_MAX:
+            return f"{amount} Stars is outside 1..{STARS_MAX}", None, None, None
+        amounts = split_into_packs(amount, sorted(packs))
+        if amounts is None:
+            return f"{amount} Stars cannot be made from the packs on sale", None, None, None
+        if recipient.user_id is not None:
+            return None, recipient.user_id, str(recipient.user_id), amounts
+        assert recipient.username is not None
+        await pacer.wait()
+        try:
+            resolved = await self._resolver.resolve(recipient.username)
+        except SupplierError as exc:
+            return f"lookup failed: {exc}", None, None, None
+        if resolved.user_id is None:
+            return "no Telegram id yet (must start @gamesdrop_api_bot)", None, None, None
+        return None, resolved.user_id, resolved.display, amounts
+
+    async def preview(
+        self, campaign_id: int, unresolved: list[tuple[int, str, str]] | None = None
+    ) -> CampaignPreview:
+        """Totals of a campaign: Stars, supplier cost in USD at current prices, balance."""
+        campaign = await self._repo.campaign(campaign_id)
+        assert campaign is not None
+        rewards = await self._repo.rewards(campaign_id)
+        sendable = [r for r in rewards if r.status != "unresolved"]
+        if unresolved is None:
+            unresolved = [
+                (r.line_no, r.raw[:64], r.reason or "") for r in rewards if r.status == "unresolved"
+            ]
+        prices: dict[int, OfferDetails] = {}
+        cost = Decimal(0)
+        for reward in sendable:
+            assert reward.offer_id is not None
+            if reward.offer_id not in prices:
+                prices[reward.offer_id] = await self._supplier.find_offer(reward.offer_id)
+            details = prices[reward.offer_id]
+            cost += self._pricing.book.usd(details.price, details.currency)
+        balance = await self._supplier.get_balance()
+        return CampaignPreview(
+            campaign, len({r.line_no for r in sendable}), unresolved, sum(r.stars for r in sendable),
+            cost.quantize(Decimal("0.01")), balance.balance, balance.is_postpaid,
+        )  # fmt: skip
+
+    async def start(self, campaign_id: int) -> bool:
+        """Start a draft campaign; ``False`` if it is not a draft or does not fit the balance."""
+        preview = await self.preview(campaign_id)
+        if not preview.fits:
+            return False
+        if not await self._repo.set_campaign_status(campaign_id, "running", expect="draft"):
+            return False
+        self._spawn(campaign_id)
+        return True
+
+    def _spawn(self, campaign_id: int) -> None:
+        task = asyncio.create_task(self.run(campaign_id), name=f"campaign {campaign_id}")
+        self._jobs[campaign_id] = task
+        task.add_done_callback(lambda t: self._jobs.pop(campaign_id, None))
+
+    async def resume_all(self) -> int:
+        running = await self._repo.running_campaigns()
+        for campaign in running:
+            logger.warning("resuming campaign %s", campaign.id)
+            self._spawn(campaign.id)
+        return len(running)
+
+    async def cancel(self, campaign_id: int) -> None:
+        self._canceled.add(campaign_id)
+        await self._repo.set_campaign_status(campaign_id, "canceled", expect="running")
+
+    async def stop(self) -> None:
+        for task in list(self._jobs.values()):
+            task.cancel()
+        for task in list(self._jobs.values()):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def run(self, campaign_id: int) -> None:
+        """Pay every reward once. Rows left 'sending' by a crash are settled by asking the
+        supplier with their transactionId before anything is ordered."""
+        campaign = await self._repo.campaign(campaign_id)
+        if campaign is None or campaign.status != "running":
+            return
+        pacer = Pacer(self._rate)
+        prices: dict[int, OfferDetails] = {}
+        for attempt in range(self._settle_attempts):
+            open_rewards = await self._repo.rewards(campaign_id, ("pending", "sending"))
+            if not open_rewards or campaign_id in self._canceled:
+                break
+            if attempt:
+                await asyncio.sleep(self._settle_delay)
+            for reward in open_rewards:
+                if campaign_id in self._canceled:
+                    break
+                await self._pay(campaign, reward, pacer, prices)
+            await self._report(campaign, final=False)
+        await self._notify_winners(campaign)
+        if campaign_id not in self._canceled:
+            await self._repo.set_campaign_status(campaign_id, "done", expect="running")
+        final = await self._repo.campaign(campaign_id)
+        assert final is not None
+        await self._report(final, final=True)
+
+    async def _pay(
+        self, campaign: Campaign, reward: Reward, pacer: Pacer, prices: dict[int, OfferDetails]
+    ) -> None:
+        assert reward.offer_id is not None and reward.user_id is not None
+        customer = Customer(game_user_id=str(reward.user_id))
+        try:
+            await pacer.wait()
+            details = prices.get(reward.offer_id) or await self._supplier.find_offer(
+                reward.offer_id
+            )
+            prices[reward.offer_id] = details
+            await pacer.wait()
+            if reward.status == "sending":  # interrupted earlier: the order may exist
+                result = await self._supplier.resolve_order(
+                    reward.offer_id, details.price, reward.transaction_id, customer
+                )
+            else:
+                await self._repo.mark_reward(reward, "sending")
+                result = await self._create(reward, details, customer, pacer, prices)
+        except (OrderOutcomeUnknown, SupplierConnectionError, RetryLaterError) as exc:
+            await self._repo.mark_reward(
+                reward, "sending", reason=str(exc)[:300]
+            )  # settled on the next pass
+            return
+        except SupplierAPIError as exc:
+            await self._repo.mark_reward(reward, "failed", reason=exc.supplier_message or str(exc))
+            return
+        await self._apply(reward, result)
+
+    async def _create(
+        self,
+        reward: Reward,
+        details: OfferDetails,
+        customer: Customer,
+        pacer: Pacer,
+        prices: dict[int, OfferDetails],
+    ) -> SupplierOrder:
+        assert reward.offer_id is not None
+        try:
+            return await self._supplier.create_order(
+                reward.offer_id, details.price, reward.transaction_id, customer
+            )
+        except TransactionDuplicate:
+            return await self._supplier.get_order(transaction_id=reward.transaction_id)
+        except WrongPrice:  # refused, so nothing was ordered: once more at the new price
+            await pacer.wait()
+            details = prices[reward.offer_id] = await self._supplier.find_offer(reward.offer_id)
+            await pacer.wait()
+            return await self._supplier.create_order(
+                reward.offer_id, details.price, reward.transaction_id, customer
+            )
+
+    async def _apply(self, reward: Reward, result: SupplierOrder) -> None:
+        if result.status is SupplierStatus.COMPLETED:
+            await self._repo.mark_reward(reward, "completed", supplier_order_id=result.order_id)
+        elif result.status.is_failure:
+            await self._repo.mark_reward(
+                reward,
+                "failed",
+                supplier_order_id=result.order_id,
+                reason=result.message or result.status.value,
+            )
+        else:
+            await self._repo.mark_reward(
+                reward, "sending", supplier_order_id=result.order_id, reason=result.status.value
+            )
+
+    async def _notify_winners(self, campaign: Campaign) -> None:
+        """Winners who use the bot get the promo text with their reward (once)."""
+        by_line: dict[int, list[Reward]] = {}
+        for reward in await self._repo.rewards(campaign.id):
+            by_line.setdefault(reward.line_no, []).append(reward)
+        for line_no, parts in by_line.items():
+            user_id = parts[0].user_id
+            if (
+                user_id is None
+                or any(p.notified for p in parts)
+                or any(p.status != "completed" for p in parts)
+                or not await self._repo.is_known_user(user_id)
+            ):
+                continue
+            try:
+                await self._progress.reward_received(campaign, user_id, sum(p.stars for p in parts))
+            except Exception:
+                logger.exception(
+                    "campaign %s: could not tell user %s about the reward", campaign.id, user_id
+                )
+                continue
+            await self._repo.mark_notified(campaign.id, line_no)
+
+    async def report_csv(self, campaign_id: int) -> bytes:
+        """recipient, resolved id, Stars, status, supplier order id, reason: one row per order."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(
+            (
+                "line",
+                "recipient",
+                "resolved_id",
+                "stars",
+                "status",
+                "supplier_order_id",
+                "transaction_id",
+                "reason",
+            )
+        )
+        for r in await self._repo.rewards(campaign_id):
+            writer.writerow(
+                (
+                    r.line_no,
+                    r.raw,
+                    r.user_id or "",
+                    r.stars,
+                    r.status,
+                    r.supplier_order_id or "",
+                    r.transaction_id,
+                    r.reason or "",
+                )
+            )
+        return buffer.getvalue().encode("utf-8")
+
+    async def _report(self, campaign: Campaign, final: bool) -> None:
+        try:
+            counts = await self._repo.reward_counts(campaign.id)
+            report = await self.report_csv(campaign.id) if final else None
+            await self._progress.campaign_progress(campaign, counts, final, report)
+        except Exception:
+            logger.exception("campaign %s: progress report failed", campaign.id)
