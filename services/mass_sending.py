@@ -156,6 +156,12 @@ class BroadcastService:
             await self.start(broadcast)
         return len(running)
 
+    async def wait(self, broadcast_id: int) -> None:
+        """Until the broadcast's job (if running in this process) has finished."""
+        task = self._jobs.get(broadcast_id)
+        if task is not None:
+            await asyncio.shield(task)
+
     async def cancel(self, broadcast_id: int) -> None:
         self._canceled.add(broadcast_id)
         await self._repo.finish_broadcast(broadcast_id, "canceled")

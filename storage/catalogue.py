@@ -111,9 +111,9 @@ class CatalogueRepository:
             )
             await conn.execute("DELETE FROM products WHERE supplier = ?", (supplier,))
             await conn.execute(
-                """INSERT INTO products (supplier, product_id, name, category, offer_count, sold)
+                """INSERT INTO products (supplier, product_id, name, category, offer_count, sold, offer_names)
                    SELECT o.supplier, o.product_id, min(o.product_name), min(o.category),
-                          count(*), coalesce(s.sold, 0)
+                          count(*), coalesce(s.sold, 0), group_concat(o.offer_name, ' · ')
                    FROM offers o LEFT JOIN (
                        SELECT product_id, count(*) AS sold FROM orders
                        WHERE supplier = ? AND status = 'completed' GROUP BY product_id
@@ -122,7 +122,7 @@ class CatalogueRepository:
                    GROUP BY o.supplier, o.product_id""",
                 (supplier, supplier),
             )
-            await conn.execute("INSERT INTO offers_fts (offers_fts) VALUES ('rebuild')")
+            await conn.execute("INSERT INTO products_fts (products_fts) VALUES ('rebuild')")
         return int(
             await self._db.fetchval(
                 "SELECT count(*) FROM offers WHERE supplier = ? AND active = 1", (supplier,)
@@ -210,18 +210,14 @@ class CatalogueRepository:
         return [_offer(row) for row in rows]
 
     async def search_products(self, text: str, limit: int = 10) -> list[Product]:
-        """Products whose name or offer names match ``text`` (FTS5 prefix match)."""
+        """Products whose name (or denomination names) match ``text``, best first
+        (FTS5 prefix match; the name weighs ten times a denomination)."""
         query = fts_query(text)
         if query is None:
             return []
         rows = await self._db.fetchall(
-            """SELECT p.* FROM products p JOIN (
-                   SELECT o.supplier, o.product_id, min(f.rank) AS best
-                   FROM offers_fts f JOIN offers o ON o.rowid = f.rowid
-                   WHERE offers_fts MATCH ? AND o.active = 1
-                   GROUP BY o.supplier, o.product_id
-               ) m ON m.supplier = p.supplier AND m.product_id = p.product_id
-               ORDER BY m.best, p.name LIMIT ?""",
+            """SELECT p.* FROM products_fts f JOIN products p ON p.rowid = f.rowid
+               WHERE products_fts MATCH ? ORDER BY bm25(products_fts, 10.0, 1.0) LIMIT ?""",
             (query, limit),
         )
         return [
@@ -230,17 +226,14 @@ class CatalogueRepository:
         ]
 
     async def search_offers(self, text: str, limit: int = 20) -> list[StoredOffer]:
-        """Offers matching ``text``, best match first (inline mode)."""
-        query = fts_query(text)
-        if query is None:
-            return []
-        rows = await self._db.fetchall(
-            """SELECT o.* FROM offers_fts f JOIN offers o ON o.rowid = f.rowid
-               WHERE offers_fts MATCH ? AND o.active = 1 AND o.in_stock = 1
-               ORDER BY f.rank LIMIT ?""",
-            (query, limit),
-        )
-        return [_offer(row) for row in rows]
+        """In-stock offers of the best-matching products (inline mode), up to ``limit``."""
+        found: list[StoredOffer] = []
+        for product in await self.search_products(text, limit=5):
+            offers = await self.offers_of(product.supplier, product.product_id)
+            found.extend(offer for offer in offers if offer.in_stock)
+            if len(found) >= limit:
+                break
+        return found[:limit]
 
     async def stars_offers(self) -> list[StoredOffer]:
         """Active Telegram Stars packs, smallest first."""

@@ -97,6 +97,11 @@ def plain_text(text: str, parse_mode: str | None) -> str:
     return "".join(checker.plain)
 
 
+def _public(message: dict[str, Any]) -> dict[str, Any]:
+    """A stored message as the Bot API returns it (without the fake's own fields)."""
+    return {k: v for k, v in message.items() if not k.startswith("_")}
+
+
 @dataclass
 class Charge:
     charge_id: str
@@ -162,6 +167,9 @@ class FakeTelegram:
         self.callback_answers: dict[str, dict[str, Any]] = {}
         self.webhook_url = ""
         self.method_calls: defaultdict[str, int] = defaultdict(int)
+        #: update_id -> time.perf_counter() when it was queued (for latency measurements)
+        self.push_times: dict[int, float] = {}
+        self.last_update_id = 0
         self._updates: deque[dict[str, Any]] = deque()
         self._update_ids = itertools.count(1)
         self._message_ids: defaultdict[int, itertools.count[int]] = defaultdict(
@@ -298,6 +306,7 @@ class FakeTelegram:
             "from": self.bot_user,
             "chat": self._chat(chat_id),
             "date": int(time.time()),
+            "_sent_at": time.perf_counter(),
             **content,
         }
         self._messages[(chat_id, message_id)] = message
@@ -318,6 +327,8 @@ class FakeTelegram:
 
     def _push_update(self, update: dict[str, Any]) -> int:
         update_id = next(self._update_ids)
+        self.push_times[update_id] = time.perf_counter()
+        self.last_update_id = update_id
         self._updates.append({"update_id": update_id, **update})
         return update_id
 
@@ -404,7 +415,7 @@ class FakeTelegram:
         message["_raw_text"] = text
         message["_markup"] = p.get("reply_markup")
         self._log(chat_id, "bot", "text", visible, p.get("reply_markup"))
-        return {k: v for k, v in message.items() if not k.startswith("_")}
+        return _public(message)
 
     async def _m_editmessagetext(self, p: dict[str, Any]) -> dict[str, Any]:
         key = (p["chat_id"], p["message_id"])
@@ -426,8 +437,9 @@ class FakeTelegram:
         else:
             message.pop("reply_markup", None)
         message["edit_date"] = int(time.time())
+        message["_sent_at"] = time.perf_counter()
         self._log(p["chat_id"], "bot", "edit", visible, markup)
-        return {k: v for k, v in message.items() if not k.startswith("_")}
+        return _public(message)
 
     async def _m_editmessagereplymarkup(self, p: dict[str, Any]) -> dict[str, Any]:
         message = self._messages.get((p["chat_id"], p["message_id"]))
@@ -437,7 +449,7 @@ class FakeTelegram:
             message["reply_markup"] = p["reply_markup"]
         else:
             message.pop("reply_markup", None)
-        return {k: v for k, v in message.items() if not k.startswith("_")}
+        return _public(message)
 
     async def _m_deletemessage(self, p: dict[str, Any]) -> bool:
         if self._messages.pop((p["chat_id"], p["message_id"]), None) is None:
@@ -497,7 +509,7 @@ class FakeTelegram:
             f"{title}: {description} ({amount} XTR)",
             {"inline_keyboard": [[{"text": f"Pay ⭐{amount}"}]]},
         )
-        return {k: v for k, v in message.items() if not k.startswith("_")}
+        return _public(message)
 
     async def _m_answerprecheckoutquery(self, p: dict[str, Any]) -> bool:
         future = self._precheckouts.get(str(p["pre_checkout_query_id"]))
@@ -555,7 +567,7 @@ class FakeTelegram:
             **({"caption": caption} if caption else {}),
         )  # fmt: skip
         self._log(chat_id, "bot", "document", f"{name} ({len(content)} bytes) {caption}".strip())
-        return message
+        return _public(message)
 
     async def _m_sendphoto(self, p: dict[str, Any]) -> dict[str, Any]:
         chat_id = p["chat_id"]
@@ -567,7 +579,7 @@ class FakeTelegram:
             caption=caption,
         )
         self._log(chat_id, "bot", "photo", caption)
-        return message
+        return _public(message)
 
     async def _m_copymessage(self, p: dict[str, Any]) -> dict[str, Any]:
         source = self._messages.get((p["from_chat_id"], p["message_id"]))
@@ -693,9 +705,10 @@ class FakeUser:
     def texts(self) -> list[str]:
         return [m.get("text") or m.get("caption") or "" for m in self.messages]
 
-    async def send(self, text: str, *, group_id: int | None = None) -> None:
+    async def send(self, text: str, *, group_id: int | None = None) -> int:
         """Type ``text`` (a ``/command`` gets its bot_command entity), in the private chat
-        with the bot or, with ``group_id`` (negative), in a group the bot is in."""
+        with the bot or, with ``group_id`` (negative), in a group the bot is in. Returns the
+        message id."""
         content: dict[str, Any] = {"text": text}
         if text.startswith("/"):
             content["entities"] = [
@@ -703,8 +716,9 @@ class FakeUser:
             ]
         if group_id is None:
             self.tg._log(self.id, "user", "text", text)
-            await self.tg.push({"message": self._user_message(**content)})
-            return
+            message = self._user_message(**content)
+            await self.tg.push({"message": message})
+            return int(message["message_id"])
         chat = {"id": group_id, "type": "group", "title": f"group {group_id}"}
         message_id = next(self.tg._message_ids[group_id])
         self.tg._log(group_id, "user", "text", text)
@@ -719,6 +733,7 @@ class FakeUser:
                 }
             }
         )
+        return message_id
 
     async def send_document(self, file_name: str, content: bytes, caption: str = "") -> None:
         """Upload a file to the bot (a .txt or .csv list, say)."""
@@ -803,7 +818,7 @@ class FakeUser:
                 "callback_query": {
                     "id": query_id,
                     "from": self.record,
-                    "message": {k: v for k, v in message.items() if not k.startswith("_")},
+                    "message": _public(message),
                     "chat_instance": f"ci-{self.id}",
                     "data": data,
                 }

@@ -1,0 +1,149 @@
+"""Processes and figures shared by the benchmarks.
+
+The bot under test runs as its own process (``python -m bot``, as deployed), polling the
+fake Bot API served by the benchmark process; the GamesDrop sandbox runs in a third
+process. Everything listens on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+BOT_TOKEN = "123456:BENCH-bot-token"
+SUPPLIER_TOKEN = "bench-token"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One printed figure; ``target`` is ``("<", bound)`` or ``(">=", bound)`` when one applies."""
+
+    name: str
+    value: float
+    unit: str
+    target: tuple[str, float] | None = None
+
+    @property
+    def met(self) -> bool | None:
+        if self.target is None:
+            return None
+        op, bound = self.target
+        return self.value < bound if op == "<" else self.value >= bound
+
+    def line(self) -> str:
+        value = (
+            f"{self.value:.3f}"
+            if isinstance(self.value, float) and abs(self.value) < 100
+            else f"{self.value:.1f}"
+        )
+        suffix = (
+            ""
+            if self.target is None
+            else f"  (target {self.target[0]} {self.target[1]:g}: {'met' if self.met else 'MISSED'})"
+        )
+        return f"{self.name} {value} {self.unit}{suffix}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def _spawn_sandbox(port: int, offers: int, topup_seconds: float) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.gamesdrop.sandbox", "--port", str(port), "--offers", str(offers),
+         "--token", SUPPLIER_TOKEN, "--postpaid", "--topup-seconds", str(topup_seconds)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+async def start_sandbox(
+    offers: int, topup_seconds: float = 1.0
+) -> tuple[subprocess.Popen[bytes], str]:
+    """The GamesDrop sandbox in its own process; returns it with its base URL."""
+    port = free_port()
+    process = _spawn_sandbox(port, offers, topup_seconds)
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient() as client:
+        for _ in range(300):
+            try:
+                await client.get(f"{url}/_sandbox/state", timeout=1)
+                return process, url
+            except httpx.TransportError:
+                await asyncio.sleep(0.1)
+    process.kill()
+    raise RuntimeError("the GamesDrop sandbox did not start")
+
+
+def bot_environment(
+    telegram_url: str, sandbox_url: str, database: Path, **extra: str
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM__", "GAMESDROP__"))}
+    env.update(
+        {
+            "TELEGRAM__TOKEN": BOT_TOKEN,
+            "TELEGRAM__API_BASE": telegram_url,
+            "GAMESDROP__TOKEN": SUPPLIER_TOKEN,
+            "GAMESDROP__BASE_URL": sandbox_url,
+            "GAMESDROP__USER_INFO_URL": f"{sandbox_url}/api/aggregator/a6/telegram/user-info",
+            "GAMESDROP__SYNC_INTERVAL_MINUTES": "0",
+            "DATABASE_PATH": str(database),
+            "THROTTLE_RATE": "0",  # measured customers press faster than a person would
+            "LOG_LEVEL": "WARNING",
+            "ADMIN_IDS": "[]",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def start_process(module: str, env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", module],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def memory_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) of a process in MB, from /proc."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields["VmRSS"], fields["VmHWM"]
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
