@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
 
 from pydantic import SecretStr
@@ -20,7 +22,19 @@ from services.gamesdrop.sandbox import DEFAULT_TOKEN, GamesDropSandbox, SandboxC
 logger = logging.getLogger("bot")
 
 
+def _stop_on_signals() -> None:
+    """Webhook mode: SIGTERM (docker stop) and SIGINT cancel the main task, so everything
+    is closed. (Long polling has aiogram stop polling on the same signals.)"""
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):  # not on Windows
+            loop.add_signal_handler(signum, task.cancel)  # type: ignore[union-attr]
+
+
 async def run(settings: Settings, webhook: bool) -> None:
+    if webhook:
+        _stop_on_signals()
     sandbox: GamesDropSandbox | None = None
     if settings.sandbox:
         token = settings.gamesdrop.token.get_secret_value() or DEFAULT_TOKEN
@@ -44,7 +58,7 @@ async def run(settings: Settings, webhook: bool) -> None:
         if webhook:
             await shop.run_webhook()
         else:
-            await shop.run_polling()
+            await shop.run_polling(handle_signals=True)
     finally:
         await shop.close()
         if sandbox is not None:
@@ -71,10 +85,9 @@ def main() -> None:
     webhook = args.webhook or bool(settings.telegram.webhook_url)
     if webhook and not settings.telegram.webhook_url:
         sys.exit("--webhook needs TELEGRAM__WEBHOOK_URL")
-    try:
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
         asyncio.run(run(settings, webhook))
-    except KeyboardInterrupt:
-        logger.info("stopped")
+    logger.info("stopped")
 
 
 if __name__ == "__main__":

@@ -230,13 +230,14 @@ class Shop:
                 logger.exception("expiring unpaid invoices failed")
             await asyncio.sleep(60)
 
-    async def run_polling(self) -> None:
-        """Long polling with every update type the routers use (pre_checkout_query included)."""
+    async def run_polling(self, handle_signals: bool = False) -> None:
+        """Long polling with every update type the routers use (pre_checkout_query included).
+        ``handle_signals``: SIGTERM/SIGINT stop polling gracefully (the real process)."""
         await self.bot.delete_webhook(drop_pending_updates=False)
         await self.dispatcher.start_polling(
             self.bot,
             allowed_updates=self.dispatcher.resolve_used_update_types(),
-            handle_signals=False,
+            handle_signals=handle_signals,
             close_bot_session=False,
         )
 
