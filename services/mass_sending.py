@@ -20,10 +20,10 @@ import io
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -95,6 +95,40 @@ class ProgressReporter(Protocol):
     async def reward_received(self, campaign: Campaign, user_id: int, stars: int) -> None: ...
 
 
+class BackgroundJobs:
+    """Keeps references to running jobs (by id), logs the ones that die, stops them all."""
+
+    def __init__(self, kind: str) -> None:
+        self._kind = kind
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self.canceled: set[int] = set()
+
+    def spawn(self, job_id: int, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coroutine, name=f"{self._kind} {job_id}")
+        self._tasks[job_id] = task
+        task.add_done_callback(lambda done: self._finished(job_id, done))
+
+    def _finished(self, job_id: int, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(job_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("%s %s died", self._kind, job_id, exc_info=task.exception())
+
+    async def wait(self, job_id: int) -> None:
+        """Until the job (if it runs in this process) has finished."""
+        task = self._tasks.get(job_id)
+        if task is not None:
+            await asyncio.shield(task)
+
+    async def stop(self) -> None:
+        """Stop every job (shutdown); their state stays in the database for a resume."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
 @dataclass
 class JobStats:
     retry_after: int = 0
@@ -129,19 +163,11 @@ class BroadcastService:
         self._rate = rate
         self._max_in_flight = max_in_flight
         self._progress_every = progress_every
-        self._jobs: dict[int, asyncio.Task[None]] = {}
-        self._canceled: set[int] = set()
+        self._jobs = BackgroundJobs("broadcast")
         self.stats: dict[int, JobStats] = {}
 
     async def start(self, broadcast: Broadcast) -> None:
-        task = asyncio.create_task(self.run(broadcast.id), name=f"broadcast {broadcast.id}")
-        self._jobs[broadcast.id] = task
-        task.add_done_callback(lambda t: self._finished(broadcast.id, t))
-
-    def _finished(self, broadcast_id: int, task: asyncio.Task[None]) -> None:
-        self._jobs.pop(broadcast_id, None)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("broadcast %s died", broadcast_id, exc_info=task.exception())
+        self._jobs.spawn(broadcast.id, self.run(broadcast.id))
 
     async def resume_all(self) -> int:
         """Restart every broadcast still marked running (after a restart)."""
@@ -157,22 +183,14 @@ class BroadcastService:
         return len(running)
 
     async def wait(self, broadcast_id: int) -> None:
-        """Until the broadcast's job (if running in this process) has finished."""
-        task = self._jobs.get(broadcast_id)
-        if task is not None:
-            await asyncio.shield(task)
+        await self._jobs.wait(broadcast_id)
 
     async def cancel(self, broadcast_id: int) -> None:
-        self._canceled.add(broadcast_id)
+        self._jobs.canceled.add(broadcast_id)
         await self._repo.finish_broadcast(broadcast_id, "canceled")
 
     async def stop(self) -> None:
-        """Stop every job (shutdown); their state stays in the database for a resume."""
-        for task in list(self._jobs.values()):
-            task.cancel()
-        for task in list(self._jobs.values()):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._jobs.stop()
 
     def _markup(self, broadcast: Broadcast) -> InlineKeyboardMarkup | None:
         if not broadcast.button_text or not broadcast.button_url:
@@ -195,7 +213,7 @@ class BroadcastService:
         in_flight: set[asyncio.Task[None]] = set()
         reporter = asyncio.create_task(self._report_loop(broadcast, stats))
         try:
-            while broadcast_id not in self._canceled:
+            while broadcast_id not in self._jobs.canceled:
                 batch = await self._repo.pending_recipients(broadcast_id)
                 if not batch and not in_flight:
                     break
@@ -203,7 +221,7 @@ class BroadcastService:
                     await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                     continue
                 for user_id in batch:
-                    if broadcast_id in self._canceled:
+                    if broadcast_id in self._jobs.canceled:
                         break
                     await slots.acquire()
                     await pacer.wait()
@@ -217,7 +235,7 @@ class BroadcastService:
             if in_flight:
                 await asyncio.gather(*in_flight)
             await self._repo.finish_broadcast(
-                broadcast_id, "canceled" if broadcast_id in self._canceled else "done"
+                broadcast_id, "canceled" if broadcast_id in self._jobs.canceled else "done"
             )
         finally:
             reporter.cancel()
@@ -354,8 +372,7 @@ class CampaignService:
         self._rate = supplier_rate
         self._settle_attempts = settle_attempts
         self._settle_delay = settle_delay
-        self._jobs: dict[int, asyncio.Task[None]] = {}
-        self._canceled: set[int] = set()
+        self._jobs = BackgroundJobs("campaign")
 
     async def _packs(self) -> dict[int, int]:
         """Stars amount -> offer id of the supplier's Stars packs in the catalogue."""
@@ -464,31 +481,22 @@ class CampaignService:
             return False
         if not await self._repo.set_campaign_status(campaign_id, "running", expect="draft"):
             return False
-        self._spawn(campaign_id)
+        self._jobs.spawn(campaign_id, self.run(campaign_id))
         return True
-
-    def _spawn(self, campaign_id: int) -> None:
-        task = asyncio.create_task(self.run(campaign_id), name=f"campaign {campaign_id}")
-        self._jobs[campaign_id] = task
-        task.add_done_callback(lambda t: self._jobs.pop(campaign_id, None))
 
     async def resume_all(self) -> int:
         running = await self._repo.running_campaigns()
         for campaign in running:
             logger.warning("resuming campaign %s", campaign.id)
-            self._spawn(campaign.id)
+            self._jobs.spawn(campaign.id, self.run(campaign.id))
         return len(running)
 
     async def cancel(self, campaign_id: int) -> None:
-        self._canceled.add(campaign_id)
+        self._jobs.canceled.add(campaign_id)
         await self._repo.set_campaign_status(campaign_id, "canceled", expect="running")
 
     async def stop(self) -> None:
-        for task in list(self._jobs.values()):
-            task.cancel()
-        for task in list(self._jobs.values()):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._jobs.stop()
 
     async def run(self, campaign_id: int) -> None:
         """Pay every reward once. Rows left 'sending' by a crash are settled by asking the
@@ -500,17 +508,17 @@ class CampaignService:
         prices: dict[int, OfferDetails] = {}
         for attempt in range(self._settle_attempts):
             open_rewards = await self._repo.rewards(campaign_id, ("pending", "sending"))
-            if not open_rewards or campaign_id in self._canceled:
+            if not open_rewards or campaign_id in self._jobs.canceled:
                 break
             if attempt:
                 await asyncio.sleep(self._settle_delay)
             for reward in open_rewards:
-                if campaign_id in self._canceled:
+                if campaign_id in self._jobs.canceled:
                     break
                 await self._pay(campaign, reward, pacer, prices)
             await self._report(campaign, final=False)
         await self._notify_winners(campaign)
-        if campaign_id not in self._canceled:
+        if campaign_id not in self._jobs.canceled:
             await self._repo.set_campaign_status(campaign_id, "done", expect="running")
         final = await self._repo.campaign(campaign_id)
         assert final is not None

@@ -35,7 +35,6 @@ from services.suppliers.errors import (
     OrderOutcomeUnknown,
     RefreshPriceError,
     RetryLaterError,
-    SupplierAPIError,
     SupplierConnectionError,
     SupplierError,
     TransactionDuplicate,
@@ -283,18 +282,29 @@ class OrderService:
 
     async def _place(self, order: Order) -> None:
         """Send create-order once and act on the answer. Caller holds the order lock."""
+
+        async def create() -> SupplierOrder:
+            try:
+                return await self.supplier.create_order(
+                    order.offer_id,
+                    order.supplier_price,
+                    order.transaction_id,
+                    self._customer(order),
+                )
+            except WrongPrice as exc:
+                return await self._order_at_new_price(order, exc)
+            except TransactionDuplicate:
+                # an order with our transactionId exists already: read it, never order again
+                return await self.supplier.get_order(transaction_id=order.transaction_id)
+
+        await self._settle(order, create)
+
+    async def _settle(self, order: Order, attempt: Callable[[], Awaitable[SupplierOrder]]) -> None:
+        """Run a supplier call that should end with the order's supplier state, and act:
+        no answer -> ``unknown`` (asked again later); refused -> failed and refunded
+        (a refused create-order made no supplier order); an answer -> applied."""
         try:
-            result = await self.supplier.create_order(
-                order.offer_id, order.supplier_price, order.transaction_id, self._customer(order)
-            )
-        except WrongPrice as exc:
-            result = await self._retry_at_new_price(order, exc)
-            if result is None:
-                return
-        except TransactionDuplicate:
-            # an order with our transactionId exists already: read it, never order again
-            await self._mark_unknown(order, "transactionId already used at the supplier")
-            return await self._resolve(order)
+            result = await attempt()
         except (OrderOutcomeUnknown, SupplierConnectionError, RetryLaterError) as exc:
             await self._mark_unknown(order, str(exc))
             return
@@ -303,9 +313,10 @@ class OrderService:
             return
         await self._apply(order, result)
 
-    async def _retry_at_new_price(self, order: Order, error: WrongPrice) -> SupplierOrder | None:
+    async def _order_at_new_price(self, order: Order, refused: WrongPrice) -> SupplierOrder:
         """The price moved between pre-checkout and now. When the new price still fits the
-        Stars paid, order once more at it (same transactionId: the first was refused)."""
+        Stars paid, order once more at it (same transactionId: the first was refused);
+        otherwise raise the refusal."""
         try:
             details = await self.supplier.find_offer(order.offer_id)
             stars_now = self.pricing.book.stars(
@@ -313,25 +324,19 @@ class OrderService:
             )
         except (SupplierError, UnknownCurrency) as exc:
             logger.warning("order %s: price refresh after WRONG_PRICE failed: %s", order.id, exc)
-            await self._fail(order, error.supplier_message or str(error), error.code)
-            return None
+            raise refused from exc
         if stars_now > order.stars:
-            await self._fail(order, "the supplier price rose after payment", error.code)
-            return None
+            logger.warning(
+                "order %s: supplier price rose past the %d Stars paid", order.id, order.stars
+            )
+            raise refused
         await self.orders.update(
             order.id, supplier_price=details.price, supplier_currency=details.currency,
             cost_usd=self.pricing.book.usd(details.price, details.currency),
         )  # fmt: skip
-        order = await self._reload(order)
-        try:
-            return await self.supplier.create_order(
-                order.offer_id, order.supplier_price, order.transaction_id, self._customer(order)
-            )
-        except (OrderOutcomeUnknown, SupplierConnectionError, RetryLaterError) as exc:
-            await self._mark_unknown(order, str(exc))
-        except SupplierAPIError as exc:
-            await self._fail(order, exc.supplier_message or str(exc), exc.code)
-        return None
+        return await self.supplier.create_order(
+            order.offer_id, details.price, order.transaction_id, self._customer(order)
+        )
 
     async def _stars_delivered(self, order: Order) -> int | None:
         offer = await self.catalogue.repo.get(order.supplier, order.offer_id)
@@ -421,18 +426,12 @@ class OrderService:
     async def _resolve(self, order: Order) -> None:
         """Settle a paid order whose supplier state is not known (after a lost answer,
         a restart, or a payment whose create-order never finished)."""
-        try:
-            result = await self.supplier.resolve_order(
+        await self._settle(
+            order,
+            lambda: self.supplier.resolve_order(
                 order.offer_id, order.supplier_price, order.transaction_id, self._customer(order)
-            )
-        except (OrderOutcomeUnknown, SupplierConnectionError, RetryLaterError) as exc:
-            await self._mark_unknown(order, str(exc))
-            return
-        except (RefreshPriceError, MoneyError, FixRequestError, UnknownSupplierError) as exc:
-            # the re-send was refused, so no supplier order exists for this payment
-            await self._fail(order, exc.supplier_message or str(exc), exc.code)
-            return
-        await self._apply(order, result)
+            ),
+        )
 
     async def check_order(self, order: Order) -> None:
         """One supplier check of an open order (used by the worker and by admins)."""

@@ -587,30 +587,19 @@ async def _set_price_value(
     return True
 
 
-@router.message(Command("markup"))
-async def markup_command(
+@router.message(Command("markup", "starvalue"))
+async def price_command(
     message: Message,
     command: CommandObject,
     order_service: OrderService,
     admin_service: AdminService,
 ) -> None:
+    """``/markup 0.2`` or ``/starvalue 0.013``; without a value, show the prices."""
     if not command.args:
         await message.answer(_prices_text(order_service))
         return
-    await _set_price_value(message, command.args, "markup", order_service, admin_service)
-
-
-@router.message(Command("starvalue"))
-async def star_value_command(
-    message: Message,
-    command: CommandObject,
-    order_service: OrderService,
-    admin_service: AdminService,
-) -> None:
-    if not command.args:
-        await message.answer(_prices_text(order_service))
-        return
-    await _set_price_value(message, command.args, "star_usd", order_service, admin_service)
+    which = "markup" if command.command == "markup" else "star_usd"
+    await _set_price_value(message, command.args, which, order_service, admin_service)
 
 
 @router.message(AdminInput.markup, F.text)

@@ -67,7 +67,7 @@ async def send_invoice(bot: Bot, order: Order, settings: Settings) -> None:
     )
 
 
-async def _quote(
+async def fresh_quote(
     target: Message | CallbackQuery, offer_id: int, order_service: OrderService
 ) -> Quote | None:
     """A fresh supplier price, or None after telling the customer why not."""
@@ -87,7 +87,7 @@ async def _quote(
     return None
 
 
-async def _open_and_invoice(
+async def open_and_invoice(
     user_id: int,
     chat_id: int,
     quote: Quote,
@@ -96,6 +96,7 @@ async def _open_and_invoice(
     settings: Settings,
     **details: Any,
 ) -> None:
+    """Create the order for ``quote`` (test mode in the sandbox) and send its invoice."""
     order = await order_service.open_checkout(
         user_id, chat_id, quote, test_mode=settings.sandbox, **details
     )
@@ -111,7 +112,7 @@ async def buy(
     order_service: OrderService,
     settings: Settings,
 ) -> None:
-    quote = await _quote(callback, callback_data.offer_id, order_service)
+    quote = await fresh_quote(callback, callback_data.offer_id, order_service)
     if quote is None or callback.message is None:
         return
     offer = quote.offer
@@ -129,7 +130,7 @@ async def buy(
         )
         return
     await callback.answer()
-    await _open_and_invoice(
+    await open_and_invoice(
         callback.from_user.id, callback.message.chat.id, quote, bot, order_service, settings
     )
 
@@ -260,13 +261,13 @@ async def confirm_pay(
     data = await state.get_data()
     if callback.message is None:
         return
-    quote = await _quote(callback, data["offer_id"], order_service)
+    quote = await fresh_quote(callback, data["offer_id"], order_service)
     if quote is None:
         await state.clear()
         return
     await state.clear()
     await callback.answer()
-    await _open_and_invoice(
+    await open_and_invoice(
         callback.from_user.id, callback.message.chat.id, quote, bot, order_service, settings,
         game_user_id=data["player_id"], game_server_id=data.get("server_id"),
         game_server_label=data.get("server_label"), player_login=data.get("login"),

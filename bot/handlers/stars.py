@@ -23,12 +23,11 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot import keyboards
 from bot.callbacks import Nav, StarsPack, StarsRecipient
 from bot.handlers.catalog import offer_stars
-from bot.handlers.checkout import send_invoice
+from bot.handlers.checkout import fresh_quote, open_and_invoice
 from bot.settings import Settings
 from bot.states import GiftStars
 from bot.ui import show
 from services.orders import OrderService
-from services.pricing import UnknownCurrency
 from services.stars import (
     GAMESDROP_HELPER_BOT,
     Recipient,
@@ -36,7 +35,7 @@ from services.stars import (
     parse_recipient,
     stars_amount_allowed,
 )
-from services.suppliers.errors import RefreshPriceError, SupplierError
+from services.suppliers.errors import SupplierError
 
 logger = logging.getLogger(__name__)
 router = Router(name=__name__)
@@ -255,24 +254,15 @@ async def confirm_gift(
     data = await state.get_data()
     if callback.message is None:
         return
-    try:
-        quote = await order_service.quote(data["offer_id"])
-    except (RefreshPriceError, LookupError, UnknownCurrency):
-        await state.clear()
-        await callback.answer(_("offer.unavailable"), show_alert=True)
-        return
-    except SupplierError as exc:
-        logger.warning("Stars quote failed: %s", exc)
-        await callback.answer(_("common.supplier_down"), show_alert=True)
+    quote = await fresh_quote(callback, data["offer_id"], order_service)
+    if quote is None:  # the customer was told why; they may press Pay again
         return
     await state.clear()
     await callback.answer()
-    order = await order_service.open_checkout(
-        callback.from_user.id, callback.message.chat.id, quote, kind="stars_gift",
-        game_user_id=str(data["recipient_id"]), recipient_name=data["recipient_name"],
-        test_mode=settings.sandbox,
+    await open_and_invoice(
+        callback.from_user.id, callback.message.chat.id, quote, bot, order_service, settings,
+        kind="stars_gift", game_user_id=str(data["recipient_id"]), recipient_name=data["recipient_name"],
     )  # fmt: skip
-    await send_invoice(bot, order, settings)
 
 
 @router.callback_query(StarsRecipient.filter())

@@ -308,3 +308,28 @@ async def test_wrong_price_after_payment_is_reordered_at_the_new_price_when_it_s
     await max_.wait_for_text("Your key")
     [sandbox_order] = offline.sandbox.orders.values()
     assert sandbox_order.price == Decimal("24")
+
+
+async def test_price_rising_past_the_stars_paid_after_payment_is_refunded(
+    offline: OfflineShop,
+) -> None:
+    nia = offline.telegram.user(1016, "Nia")
+    await _open_offer(offline, nia, 10_035)
+    await nia.press("Buy for")
+    await offline.telegram.wait_until(lambda: any("invoice" in m for m in nia.messages))
+    assert offline.shop is not None
+    real_pre_checkout = offline.shop.orders.pre_checkout
+
+    async def pre_checkout_then_jump(*args, **kwargs):
+        answer = await real_pre_checkout(*args, **kwargs)
+        offline.sandbox.set_price(10_035, offline.sandbox.offers[10_035].price * 2)
+        return answer
+
+    offline.shop.orders.pre_checkout = pre_checkout_then_jump  # type: ignore[method-assign]
+
+    await nia.pay()
+
+    failed = await nia.wait_for_text("could not be completed")
+    await nia.wait_for_text("were refunded")
+    assert "price changed" in failed["text"]
+    assert not offline.sandbox.orders
