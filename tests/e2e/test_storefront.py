@@ -333,3 +333,37 @@ async def test_price_rising_past_the_stars_paid_after_payment_is_refunded(
     await nia.wait_for_text("were refunded")
     assert "price changed" in failed["text"]
     assert not offline.sandbox.orders
+
+
+async def test_an_order_stuck_past_the_configured_time_is_flagged_to_admins_once(tmp_path) -> None:
+    from dataclasses import replace
+
+    from bot.offline import ADMIN_ID, fast_timings
+    from services.gamesdrop.sandbox import SandboxConfig
+
+    shop = OfflineShop(
+        tmp_path / "stuck.sqlite3",
+        sandbox_config=SandboxConfig(topup_seconds=60),
+        timings=replace(fast_timings(), stuck_after=0.5),
+    )
+    await shop.start()
+    try:
+        admin = shop.telegram.user(ADMIN_ID, "Owner")
+        oscar = shop.telegram.user(1017, "Oscar")
+        await _open_offer(shop, oscar, 10_001)
+        await oscar.press("Buy for")
+        await oscar.wait_for_text("Send your player ID")
+        await oscar.send("12345678")
+        await oscar.wait_for_text("Please check your order")
+        await oscar.press("Pay")
+        await shop.telegram.wait_until(lambda: any("invoice" in m for m in oscar.messages))
+        await oscar.pay()
+        await oscar.wait_for_text("is being processed")
+
+        flagged = await admin.wait_for_text("is still processing", timeout=10)
+
+        assert "PUBG Mobile" in flagged["text"]
+        await asyncio.sleep(1.5)  # the worker keeps checking; admins are not told again
+        assert sum("is still processing" in t for t in admin.texts()) == 1
+    finally:
+        await shop.stop()
