@@ -75,8 +75,7 @@ class BotNotifier:
         await self._send(order, "processing", markup=False)
 
     async def order_failed(self, order: Order) -> None:
-        if order.failure_code != "ADMIN_REFUND":
-            await self._send(order, "failed", markup=False)
+        await self._send(order, "failed", markup=False)
         await self.alert(
             "order_failed",
             f"❌ Order #{order.id} ({order.product_name} — {order.offer_name}, {order.stars} Stars) "

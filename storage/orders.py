@@ -256,14 +256,23 @@ class OrdersRepository:
         await self._db.execute(*self._update_sql(order_id, changes))
 
     @staticmethod
-    def _update_sql(order_id: int, changes: dict[str, Any]) -> tuple[str, list[Any]]:
+    def _update_sql(
+        order_id: int, changes: dict[str, Any], status: OrderStatus | None = None
+    ) -> tuple[str, list[Any]]:
+        """``UPDATE orders`` of the allowed bookkeeping fields (and the status, if given)."""
         unknown = set(changes) - _UPDATABLE
         if unknown:
             raise ValueError(f"cannot update {sorted(unknown)}")
-        assignments = ", ".join(f"{name} = ?" for name in changes)
-        params = [_db_value(value) for value in changes.values()]
-        sql = f"UPDATE orders SET {assignments}{', ' if changes else ''}updated_at = ? WHERE id = ?"
-        return sql, [*params, utcnow_iso(), order_id]
+        values = dict(changes)
+        if status is not None:
+            values = {"status": status.value, **values}
+        assignments = "".join(f"{name} = ?, " for name in values)
+        params = [_db_value(value) for value in values.values()]
+        return f"UPDATE orders SET {assignments}updated_at = ? WHERE id = ?", [
+            *params,
+            utcnow_iso(),
+            order_id,
+        ]
 
     async def transition(
         self, order_id: int, to: OrderStatus, detail: str | None = None, **changes: Any
@@ -291,9 +300,7 @@ class OrdersRepository:
         current = OrderStatus(row["status"])
         if to not in ALLOWED[current]:
             raise InvalidTransition(order_id, current, to)
-        sql, params = self._update_sql(order_id, changes)
-        sql = sql.replace("UPDATE orders SET ", "UPDATE orders SET status = ?, ", 1)
-        await conn.execute(sql, [to.value, *params])
+        await conn.execute(*self._update_sql(order_id, changes, to))
         if current != to or detail:
             await self._event(conn, order_id, current, to, detail)
         if to is OrderStatus.COMPLETED:
