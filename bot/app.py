@@ -36,7 +36,7 @@ from services.catalogue import CatalogueService
 from services.gamesdrop.client import GamesDropClient, Timeouts
 from services.mass_sending import BroadcastService, CampaignService
 from services.orders import OrderService, OrderTimings
-from services.payments import RefundService
+from services.payments import PaymentReconciler, RefundService
 from services.pricing import PriceBook, PricingService
 from services.stars import RecipientResolver
 from services.suppliers.errors import SupplierError
@@ -160,6 +160,7 @@ class Shop:
         if self.settings.gamesdrop.sync_interval_minutes > 0:
             self._spawn(self._scheduled_sync(), "catalogue sync")
         self._spawn(self._heartbeat(), "heartbeat")
+        self._spawn(self._reconcile_payments(), "payment reconciliation")
         await self.broadcasts.resume_all()
         await self.campaigns.resume_all()
         if self.settings.admin_ids:
@@ -189,6 +190,22 @@ class Shop:
             except Exception:
                 logger.exception("supplier watch failed")
             await asyncio.sleep(alerts.check_minutes * 60)
+
+    async def _reconcile_payments(self) -> None:
+        """At start and then every ``ORDERS__RECONCILE_MINUTES``: recover payments whose
+        ``successful_payment`` update never reached the order log."""
+        reconciler = PaymentReconciler(self.bot, self.orders)
+        while True:
+            try:
+                recovered = await reconciler.reconcile()
+                if recovered:
+                    await self.notifier.alert(
+                        "payments_recovered",
+                        f"💳 {recovered} unrecorded Stars payment(s) recovered.",
+                    )
+            except Exception:
+                logger.exception("payment reconciliation failed")
+            await asyncio.sleep(self.settings.orders.reconcile_minutes * 60)
 
     async def _heartbeat(self) -> None:
         """Touch ``heartbeat`` beside the database while the event loop is alive

@@ -65,6 +65,8 @@ class OrderSettings(BaseModel):
     stuck_after_minutes: float = 90.0
     #: Unpaid invoices expire after this many minutes.
     invoice_ttl_minutes: float = 60.0
+    #: Minutes between reconciliations against getStarTransactions (and once at start).
+    reconcile_minutes: float = 10.0
     #: Prefix of the supplier transactionId (``<prefix>-<order id>``); unique per shop.
     transaction_prefix: str = "shop"
 

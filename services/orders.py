@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -50,6 +51,18 @@ from storage.orders import InvalidTransition, NewOrder, Order, OrdersRepository,
 logger = logging.getLogger(__name__)
 
 STARS_CURRENCY = "XTR"
+_PAYLOAD = re.compile(r"^order:(\d{1,12})$")
+
+
+def invoice_payload(order_id: int) -> str:
+    """The invoice payload of an order (1-128 bytes, as Telegram requires)."""
+    return f"order:{order_id}"
+
+
+def parse_invoice_payload(payload: str) -> int | None:
+    """The order id in an invoice payload, or ``None`` for a payload that is not ours."""
+    match = _PAYLOAD.match(payload)
+    return int(match.group(1)) if match else None
 
 
 class OrderNotifier(Protocol):

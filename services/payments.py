@@ -15,8 +15,9 @@ from collections.abc import Callable
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramRetryAfter
+from aiogram.types import StarTransaction, TransactionPartnerUser
 
-from services.orders import OrderNotifier
+from services.orders import STARS_CURRENCY, OrderNotifier, OrderService, parse_invoice_payload
 from storage.orders import OrdersRepository, PendingRefund
 
 logger = logging.getLogger(__name__)
@@ -111,3 +112,55 @@ class RefundService:
                     await self._wake.wait()
             except TimeoutError:
                 pass
+
+
+class PaymentReconciler:
+    """Finds Stars payments Telegram took that the order log never recorded, and places
+    their orders (Bot API ``getStarTransactions``).
+
+    A ``successful_payment`` update can be lost: the bot may die after long polling
+    confirmed the update but before the payment was written. Every incoming transaction
+    whose payload names one of our orders and whose charge id is not in ``payments`` is
+    recorded and fulfilled as if the update had arrived (``handle_payment`` is idempotent
+    per charge id).
+    """
+
+    def __init__(self, bot: Bot, orders: OrderService, *, page_size: int = 100) -> None:
+        self._bot = bot
+        self._orders = orders
+        self._page_size = page_size
+
+    async def reconcile(self) -> int:
+        """One pass over the bot's Star transactions; returns how many payments were recovered."""
+        recovered = 0
+        offset = 0
+        while True:
+            page = await self._bot.get_star_transactions(offset=offset, limit=self._page_size)
+            for transaction in page.transactions:
+                recovered += await self._recover(transaction)
+            if len(page.transactions) < self._page_size:
+                return recovered
+            offset += self._page_size
+
+    async def _recover(self, transaction: StarTransaction) -> bool:
+        source = transaction.source
+        if not isinstance(source, TransactionPartnerUser) or transaction.receiver is not None:
+            return False  # not an incoming payment from a user
+        order_id = parse_invoice_payload(source.invoice_payload or "")
+        if order_id is None or await self._orders.orders.payment_recorded(transaction.id):
+            return False
+        logger.error(
+            "Stars payment %s (%d) for order %s was never recorded; recovering it",
+            transaction.id, transaction.amount, order_id,
+        )  # fmt: skip
+        try:
+            return await self._orders.handle_payment(
+                order_id, source.user.id, transaction.id, transaction.amount, STARS_CURRENCY
+            )
+        except LookupError:
+            logger.error(
+                "payment %s names order %s of another user or none; check it by hand",
+                transaction.id,
+                order_id,
+            )
+            return False

@@ -347,6 +347,12 @@ class OrdersRepository:
             )
         return True
 
+    async def payment_recorded(self, charge_id: str) -> bool:
+        return (
+            await self._db.fetchval("SELECT 1 FROM payments WHERE charge_id = ?", (charge_id,))
+            is not None
+        )
+
     async def fail_and_queue_refund(
         self, order_id: int, reason: str, code: str | None, next_attempt_ts: float
     ) -> Order:

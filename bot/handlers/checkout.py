@@ -18,7 +18,13 @@ from bot.callbacks import BuyOffer, ConfirmOrder, ServerPick
 from bot.handlers.catalog import offer_stars
 from bot.settings import Settings
 from bot.states import Checkout
-from services.orders import STARS_CURRENCY, OrderService, Quote
+from services.orders import (
+    STARS_CURRENCY,
+    OrderService,
+    Quote,
+    invoice_payload,
+    parse_invoice_payload,
+)
 from services.pricing import UnknownCurrency
 from services.suppliers.errors import OfferNotFound, RefreshPriceError, SupplierError
 from storage.orders import Order
@@ -27,16 +33,6 @@ logger = logging.getLogger(__name__)
 router = Router(name=__name__)
 
 PLAYER_ID = re.compile(r"^[\w.\-#:]{2,40}$")
-PAYLOAD = re.compile(r"^order:(\d{1,12})$")
-
-
-def invoice_payload(order_id: int) -> str:
-    return f"order:{order_id}"
-
-
-def parse_payload(payload: str) -> int | None:
-    match = PAYLOAD.match(payload)
-    return int(match.group(1)) if match else None
 
 
 def _clip(text: str, limit: int) -> str:
@@ -286,7 +282,7 @@ async def stale_confirm(callback: CallbackQuery) -> None:
 @router.pre_checkout_query()
 async def pre_checkout(query: PreCheckoutQuery, order_service: OrderService) -> None:
     """Answer within Telegram's 10 s: local state plus a bounded supplier re-check."""
-    order_id = parse_payload(query.invoice_payload)
+    order_id = parse_invoice_payload(query.invoice_payload)
     if order_id is None:
         await query.answer(ok=False, error_message=_("precheckout.order_not_found"))
         return
@@ -304,7 +300,7 @@ async def pre_checkout(query: PreCheckoutQuery, order_service: OrderService) -> 
 async def successful_payment(message: Message, order_service: OrderService) -> None:
     payment = message.successful_payment
     assert payment is not None and message.from_user is not None
-    order_id = parse_payload(payment.invoice_payload)
+    order_id = parse_invoice_payload(payment.invoice_payload)
     if order_id is None:
         logger.error(
             "payment %s with a foreign payload %r",

@@ -850,11 +850,16 @@ class FakeUser:
         raise LookupError(f"no invoice in chat {self.id}")
 
     async def pay(
-        self, invoice: dict[str, Any] | None = None, *, repeat_update: bool = False
+        self,
+        invoice: dict[str, Any] | None = None,
+        *,
+        repeat_update: bool = False,
+        lose_update: bool = False,
     ) -> tuple[bool, str | None]:
         """Press Pay on the newest invoice: a pre-checkout query, then (if the bot says ok
         within the deadline) a ``successful_payment`` message. ``repeat_update`` delivers
-        that update twice, as a webhook retry or a polling restart can.
+        that update twice, as a webhook retry or a polling restart can; ``lose_update``
+        takes the Stars but never delivers it, as a bot that died mid-update would see.
         Returns ``(paid, error_message)``."""
         invoice = invoice or self.latest_invoice()
         details = invoice["invoice"]
@@ -896,6 +901,8 @@ class FakeUser:
             "provider_payment_charge_id": "",
         }
         message = self._user_message(successful_payment=payment)
+        if lose_update:
+            return True, None
         await self.tg.push({"message": message})
         if repeat_update:
             await self.tg.push({"message": message})

@@ -367,3 +367,25 @@ async def test_an_order_stuck_past_the_configured_time_is_flagged_to_admins_once
         assert sum("is still processing" in t for t in admin.texts()) == 1
     finally:
         await shop.stop()
+
+
+async def test_a_payment_whose_update_was_lost_is_recovered_from_star_transactions(
+    offline: OfflineShop,
+) -> None:
+    pia = offline.telegram.user(1018, "Pia")
+    await _open_offer(offline, pia, TEST_OFFER_ID)
+    await pia.press("Buy for")
+    await offline.telegram.wait_until(lambda: any("invoice" in m for m in pia.messages))
+
+    paid, _ = await pia.pay(lose_update=True)  # Telegram took the Stars; the bot never saw it
+    await asyncio.sleep(0.3)
+    assert paid and not offline.sandbox.orders
+
+    await offline.restart_bot()  # reconciliation runs at start
+
+    await pia.wait_for_text("Your key")
+    [order] = await _order_of(offline, pia.id)
+    [charge] = offline.telegram.charges.values()
+    assert order.charge_id == charge.charge_id and order.status is OrderStatus.COMPLETED
+    assert await offline.shop.orders.orders.payment_recorded(charge.charge_id)
+    assert len(offline.sandbox.orders) == 1
