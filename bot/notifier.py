@@ -3,11 +3,18 @@ and alerts to admins. Implements :class:`services.orders.OrderNotifier`."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from html import escape
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
@@ -21,6 +28,8 @@ from storage.orders import Order
 from storage.users import UsersRepository
 
 logger = logging.getLogger(__name__)
+
+SEND_ATTEMPTS = 4
 
 
 class BotNotifier:
@@ -49,12 +58,33 @@ class BotNotifier:
                 keyboards.after_delivery() if markup else None
             )
         try:
-            await self._bot.send_message(order.chat_id, text, reply_markup=reply_markup)
+            await self._send_with_retries(order.chat_id, text, reply_markup)
         except TelegramForbiddenError:
             logger.warning(
                 "user %s blocked the bot; order %s message not delivered", order.user_id, order.id
             )
             await self._users.set_blocked(order.user_id, True)
+
+    async def _send_with_retries(
+        self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None
+    ) -> None:
+        """``sendMessage``, tried again on a flood limit (after its ``retry_after``, at most
+        a minute) and on transient network or server errors: a key must reach its buyer."""
+        for attempt in range(SEND_ATTEMPTS):
+            try:
+                await self._bot.send_message(chat_id, text, reply_markup=markup)
+                return
+            except TelegramRetryAfter as exc:
+                delay = min(float(exc.retry_after), 60.0)
+                error: Exception = exc
+            except (TelegramNetworkError, TelegramServerError) as exc:
+                delay, error = 2.0**attempt, exc
+            if attempt + 1 == SEND_ATTEMPTS:
+                raise error
+            logger.warning(
+                "message to chat %s failed (%s); retrying in %.0f s", chat_id, error, delay
+            )
+            await asyncio.sleep(delay)
 
     @staticmethod
     def _render(kind: str, order: Order) -> str:

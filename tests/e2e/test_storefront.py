@@ -389,3 +389,23 @@ async def test_a_payment_whose_update_was_lost_is_recovered_from_star_transactio
     assert order.charge_id == charge.charge_id and order.status is OrderStatus.COMPLETED
     assert await offline.shop.orders.orders.payment_recorded(charge.charge_id)
     assert len(offline.sandbox.orders) == 1
+
+
+async def test_delivery_messages_wait_out_a_flood_limit_instead_of_being_dropped(
+    offline: OfflineShop,
+) -> None:
+    quinn = offline.telegram.user(1019, "Quinn")
+    await _open_offer(offline, quinn, 10_001)
+    await quinn.press("Buy for")
+    await quinn.wait_for_text("Send your player ID")
+    await quinn.send("12345678")
+    await quinn.wait_for_text("Please check your order")
+    await quinn.press("Pay")
+    await offline.telegram.wait_until(lambda: any("invoice" in m for m in quinn.messages))
+    offline.telegram.flood_limit = True  # 1 message per second per chat from here on
+
+    await quinn.pay()
+
+    await quinn.wait_for_text("is being processed", timeout=10)
+    await quinn.wait_for_text("is complete", timeout=10)
+    assert offline.telegram.flood.too_many_requests >= 1
