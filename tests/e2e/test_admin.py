@@ -11,6 +11,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from bot.offline import ADMIN_ID, OfflineShop
 from services.gamesdrop.sandbox import TEST_OFFER_ID
 from storage.orders import OrderStatus
+from tests.e2e.journeys import reach_invoice
 
 PUBG_60 = 10_001
 
@@ -18,16 +19,7 @@ PUBG_60 = 10_001
 async def _buy(
     offline: OfflineShop, user, offer_id: int = TEST_OFFER_ID, player: str | None = None
 ) -> None:
-    mark = user.mark()
-    await user.send(f"/start offer_{offer_id}")
-    await user.wait_for_text("⭐", since=mark)
-    await user.press("Buy for")
-    if player:
-        await user.wait_for_text("Send your player ID", since=mark)
-        await user.send(player)
-        await user.wait_for_text("Please check your order", since=mark)
-        await user.press("Pay")
-    await offline.telegram.wait_until(lambda: any("invoice" in m for m in user.messages[mark:]))
+    await reach_invoice(offline, user, offer_id, player)
     paid, error = await user.pay()
     assert paid, error
 

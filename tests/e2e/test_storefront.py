@@ -9,13 +9,9 @@ from decimal import Decimal
 from bot.offline import OfflineShop
 from services.gamesdrop.sandbox import TEST_OFFER_ID
 from storage.orders import OrderStatus
+from tests.e2e.journeys import open_offer, reach_invoice
 
 GENSHIN_60 = 10_010  # Genshin Impact, "60 Genesis Crystals": needs player ID and server
-
-
-async def _open_offer(offline: OfflineShop, user, offer_id: int) -> None:
-    await user.send(f"/start offer_{offer_id}")
-    await user.wait_for_text("⭐")
 
 
 async def _order_of(offline: OfflineShop, user_id: int):
@@ -65,7 +61,7 @@ async def test_top_up_with_player_and_server_shows_login_then_processing_then_co
     offline: OfflineShop,
 ) -> None:
     bob = offline.telegram.user(1002, "Bob")
-    await _open_offer(offline, bob, GENSHIN_60)
+    await open_offer(offline, bob, GENSHIN_60)
     await bob.press("Buy for")
     await bob.wait_for_text("Send your player ID")
     await bob.send("12345678")
@@ -91,7 +87,7 @@ async def test_invalid_player_id_is_explained_and_can_be_entered_again(
     offline: OfflineShop,
 ) -> None:
     carol = offline.telegram.user(1003, "Carol", language_code="ru")
-    await _open_offer(offline, carol, 10_001)  # PUBG Mobile 60 UC: player ID only
+    await open_offer(offline, carol, 10_001)  # PUBG Mobile 60 UC: player ID only
     await carol.press("Купить за")
     await carol.wait_for_text("Отправьте ваш ID игрока")
     await carol.send("00000")
@@ -104,13 +100,7 @@ async def test_invalid_player_id_is_explained_and_can_be_entered_again(
 
 async def test_order_the_supplier_cancels_is_refunded_exactly_once(offline: OfflineShop) -> None:
     dave = offline.telegram.user(1004, "Dave")
-    await _open_offer(offline, dave, 10_001)
-    await dave.press("Buy for")
-    await dave.wait_for_text("Send your player ID")
-    await dave.send("55555555")  # the sandbox cancels top-ups for this player
-    await dave.wait_for_text("Please check your order")
-    await dave.press("Pay")
-    await offline.telegram.wait_until(lambda: any("invoice" in m for m in dave.messages))
+    await reach_invoice(offline, dave, 10_001, player="55555555")
     await dave.pay()
 
     failed = await dave.wait_for_text("could not be completed", timeout=10)
@@ -130,9 +120,7 @@ async def test_duplicated_successful_payment_update_creates_one_supplier_order(
     offline: OfflineShop,
 ) -> None:
     erin = offline.telegram.user(1005, "Erin")
-    await _open_offer(offline, erin, TEST_OFFER_ID)
-    await erin.press("Buy for")
-    await offline.telegram.wait_until(lambda: any("invoice" in m for m in erin.messages))
+    await reach_invoice(offline, erin, TEST_OFFER_ID)
 
     await erin.pay(repeat_update=True)
 
@@ -148,13 +136,7 @@ async def test_bot_killed_while_order_processing_still_delivers_after_restart(
 ) -> None:
     frank = offline.telegram.user(1006, "Frank")
     offline.sandbox.config.topup_seconds = 2.0
-    await _open_offer(offline, frank, 10_001)
-    await frank.press("Buy for")
-    await frank.wait_for_text("Send your player ID")
-    await frank.send("12345678")
-    await frank.wait_for_text("Please check your order")
-    await frank.press("Pay")
-    await offline.telegram.wait_until(lambda: any("invoice" in m for m in frank.messages))
+    await reach_invoice(offline, frank, 10_001, player="12345678")
     await frank.pay()
     await frank.wait_for_text("is being processed")
 
@@ -171,9 +153,7 @@ async def test_price_rise_after_the_invoice_is_refused_at_pre_checkout(
     offline: OfflineShop,
 ) -> None:
     gina = offline.telegram.user(1007, "Gina")
-    await _open_offer(offline, gina, 10_035)  # Steam Wallet 10 USD, a key
-    await gina.press("Buy for")
-    await offline.telegram.wait_until(lambda: any("invoice" in m for m in gina.messages))
+    await reach_invoice(offline, gina, 10_035)
     offer = offline.sandbox.offers[10_035]
     offline.sandbox.set_price(10_035, offer.price * 2)
 
@@ -187,9 +167,7 @@ async def test_price_rise_after_the_invoice_is_refused_at_pre_checkout(
 
 async def test_a_customer_never_sees_another_customers_order(offline: OfflineShop) -> None:
     owner = offline.telegram.user(1008, "Owner")
-    await _open_offer(offline, owner, TEST_OFFER_ID)
-    await owner.press("Buy for")
-    await offline.telegram.wait_until(lambda: any("invoice" in m for m in owner.messages))
+    await reach_invoice(offline, owner, TEST_OFFER_ID)
     await owner.pay()
     await owner.wait_for_text("Your key")
     [order] = await _order_of(offline, owner.id)
@@ -206,9 +184,7 @@ async def test_a_customer_never_sees_another_customers_order(offline: OfflineSho
 
 async def test_my_orders_shows_the_key_again(offline: OfflineShop) -> None:
     hana = offline.telegram.user(1010, "Hana")
-    await _open_offer(offline, hana, TEST_OFFER_ID)
-    await hana.press("Buy for")
-    await offline.telegram.wait_until(lambda: any("invoice" in m for m in hana.messages))
+    await reach_invoice(offline, hana, TEST_OFFER_ID)
     await hana.pay()
     await hana.wait_for_text("Your key")
     [order] = await _order_of(offline, hana.id)
@@ -225,9 +201,7 @@ async def test_outcome_unknown_after_a_lost_answer_is_resolved_without_ordering_
     offline: OfflineShop,
 ) -> None:
     ivan = offline.telegram.user(1011, "Ivan")
-    await _open_offer(offline, ivan, TEST_OFFER_ID)
-    await ivan.press("Buy for")
-    await offline.telegram.wait_until(lambda: any("invoice" in m for m in ivan.messages))
+    await reach_invoice(offline, ivan, TEST_OFFER_ID)
     offline.sandbox.faults.drop_create_answers = 1
 
     await ivan.pay()
@@ -253,7 +227,7 @@ async def test_paysupport_terms_and_cancel_answer(offline: OfflineShop) -> None:
     await jo.wait_for_text("Payment support")
     await jo.send("/terms")
     await jo.wait_for_text("Terms of sale")
-    await _open_offer(offline, jo, 10_001)
+    await open_offer(offline, jo, 10_001)
     await jo.press("Buy for")
     await jo.wait_for_text("Send your player ID")
     await jo.send("/cancel")
@@ -279,7 +253,7 @@ async def test_supplier_text_is_html_escaped(offline: OfflineShop) -> None:
     await lee.send("/start")
     welcome = await lee.wait_for_text("Welcome")
     assert "<Lee>" in welcome["text"]
-    await _open_offer(offline, lee, 10_001)
+    await open_offer(offline, lee, 10_001)
     await lee.press("Buy for")
     await lee.wait_for_text("Send your player ID")
     await lee.send("<b>x")
@@ -290,9 +264,7 @@ async def test_wrong_price_after_payment_is_reordered_at_the_new_price_when_it_s
     offline: OfflineShop,
 ) -> None:
     max_ = offline.telegram.user(1015, "Max")
-    await _open_offer(offline, max_, TEST_OFFER_ID)
-    await max_.press("Buy for")
-    await offline.telegram.wait_until(lambda: any("invoice" in m for m in max_.messages))
+    await reach_invoice(offline, max_, TEST_OFFER_ID)
     assert offline.shop is not None
     real_pre_checkout = offline.shop.orders.pre_checkout
 
@@ -314,9 +286,7 @@ async def test_price_rising_past_the_stars_paid_after_payment_is_refunded(
     offline: OfflineShop,
 ) -> None:
     nia = offline.telegram.user(1016, "Nia")
-    await _open_offer(offline, nia, 10_035)
-    await nia.press("Buy for")
-    await offline.telegram.wait_until(lambda: any("invoice" in m for m in nia.messages))
+    await reach_invoice(offline, nia, 10_035)
     assert offline.shop is not None
     real_pre_checkout = offline.shop.orders.pre_checkout
 
@@ -350,13 +320,7 @@ async def test_an_order_stuck_past_the_configured_time_is_flagged_to_admins_once
     try:
         admin = shop.telegram.user(ADMIN_ID, "Owner")
         oscar = shop.telegram.user(1017, "Oscar")
-        await _open_offer(shop, oscar, 10_001)
-        await oscar.press("Buy for")
-        await oscar.wait_for_text("Send your player ID")
-        await oscar.send("12345678")
-        await oscar.wait_for_text("Please check your order")
-        await oscar.press("Pay")
-        await shop.telegram.wait_until(lambda: any("invoice" in m for m in oscar.messages))
+        await reach_invoice(shop, oscar, 10_001, player="12345678")
         await oscar.pay()
         await oscar.wait_for_text("is being processed")
 
@@ -373,9 +337,7 @@ async def test_a_payment_whose_update_was_lost_is_recovered_from_star_transactio
     offline: OfflineShop,
 ) -> None:
     pia = offline.telegram.user(1018, "Pia")
-    await _open_offer(offline, pia, TEST_OFFER_ID)
-    await pia.press("Buy for")
-    await offline.telegram.wait_until(lambda: any("invoice" in m for m in pia.messages))
+    await reach_invoice(offline, pia, TEST_OFFER_ID)
 
     paid, _ = await pia.pay(lose_update=True)  # Telegram took the Stars; the bot never saw it
     await asyncio.sleep(0.3)
@@ -395,13 +357,7 @@ async def test_delivery_messages_wait_out_a_flood_limit_instead_of_being_dropped
     offline: OfflineShop,
 ) -> None:
     quinn = offline.telegram.user(1019, "Quinn")
-    await _open_offer(offline, quinn, 10_001)
-    await quinn.press("Buy for")
-    await quinn.wait_for_text("Send your player ID")
-    await quinn.send("12345678")
-    await quinn.wait_for_text("Please check your order")
-    await quinn.press("Pay")
-    await offline.telegram.wait_until(lambda: any("invoice" in m for m in quinn.messages))
+    await reach_invoice(offline, quinn, 10_001, player="12345678")
     offline.telegram.flood_limit = True  # 1 message per second per chat from here on
 
     await quinn.pay()

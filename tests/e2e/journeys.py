@@ -1,0 +1,33 @@
+"""Customer steps shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.offline import OfflineShop
+from services.telegram_sandbox import FakeUser
+
+
+async def open_offer(offline: OfflineShop, user: FakeUser, offer_id: int) -> None:
+    """``/start offer_<id>`` and wait for the offer card (its price in ⭐)."""
+    mark = user.mark()
+    await user.send(f"/start offer_{offer_id}")
+    await user.wait_for_text("⭐", since=mark)
+
+
+async def reach_invoice(
+    offline: OfflineShop, user: FakeUser, offer_id: int, player: str | None = None
+) -> dict[str, Any]:
+    """Open the offer, press Buy, give the player ID and confirm (when ``player`` is
+    given); returns the invoice the bot sent."""
+    mark = user.mark()
+    await open_offer(offline, user, offer_id)
+    await user.press("Buy for")
+    if player is not None:
+        await user.wait_for_text("Send your player ID", since=mark)
+        await user.send(player)
+        await user.wait_for_text("Please check your order", since=mark)
+        await user.press("Pay")
+    return await offline.telegram.wait_until(  # type: ignore[no-any-return]
+        lambda: next((m for m in user.messages[mark:] if "invoice" in m), None)
+    )
