@@ -177,22 +177,7 @@ class AdminService:
         return await self._users.get(user_id)
 
     async def latest_orders(self, status: str | None, limit: int = 10) -> list[Order]:
-        if status:
-            ids = await self._db.fetchall(
-                "SELECT id FROM orders WHERE status = ? ORDER BY id DESC LIMIT ?", (status, limit)
-            )
-        else:
-            ids = await self._db.fetchall(
-                "SELECT id FROM orders WHERE status NOT IN ('awaiting_payment', 'expired') ORDER BY id DESC LIMIT ?",
-                (limit,),
-            )
-        orders = [await self._orders.orders.get(row["id"]) for row in ids]
-        return [order for order in orders if order is not None]
+        return await self._orders.orders.latest(OrderStatus(status) if status else None, limit)
 
     async def user_order_count(self, user_id: int) -> int:
-        return int(
-            await self._db.fetchval(
-                "SELECT count(*) FROM orders WHERE user_id = ? AND status NOT IN ('awaiting_payment', 'expired')",
-                (user_id,),
-            )
-        )
+        return await self._orders.orders.count_for_user(user_id)

@@ -143,6 +143,8 @@ class PendingRefund:
 
 
 _ORDER_FIELDS = {f.name for f in fields(Order)}
+#: orders that were paid (whatever happened next): not invoices still open or expired
+_PAID = "status NOT IN ('awaiting_payment', 'expired')"
 _UPDATABLE = {
     "supplier_price", "supplier_currency", "cost_usd", "supplier_order_id", "supplier_status",
     "delivered_key", "fulfillment", "failure_reason", "failure_code", "finished_at",
@@ -236,13 +238,32 @@ class OrdersRepository:
 
     async def list_for_user(self, user_id: int, offset: int, limit: int) -> tuple[list[Order], int]:
         """A customer's paid orders, newest first, and how many there are."""
-        where = "user_id = ? AND status NOT IN ('awaiting_payment', 'expired')"
         rows = await self._db.fetchall(
-            f"SELECT * FROM orders WHERE {where} ORDER BY id DESC LIMIT ? OFFSET ?",
+            f"SELECT * FROM orders WHERE user_id = ? AND {_PAID} ORDER BY id DESC LIMIT ? OFFSET ?",
             (user_id, limit, offset),
         )
-        total = await self._db.fetchval(f"SELECT count(*) FROM orders WHERE {where}", (user_id,))
-        return [_order(row) for row in rows], int(total)
+        return [_order(row) for row in rows], await self.count_for_user(user_id)
+
+    async def count_for_user(self, user_id: int) -> int:
+        """How many paid orders a customer has."""
+        return int(
+            await self._db.fetchval(
+                f"SELECT count(*) FROM orders WHERE user_id = ? AND {_PAID}", (user_id,)
+            )
+        )
+
+    async def latest(self, status: OrderStatus | None, limit: int = 10) -> list[Order]:
+        """The newest orders with ``status``, or the newest paid ones."""
+        if status is not None:
+            rows = await self._db.fetchall(
+                "SELECT * FROM orders WHERE status = ? ORDER BY id DESC LIMIT ?",
+                (status.value, limit),
+            )
+        else:
+            rows = await self._db.fetchall(
+                f"SELECT * FROM orders WHERE {_PAID} ORDER BY id DESC LIMIT ?", (limit,)
+            )
+        return [_order(row) for row in rows]
 
     async def events(self, order_id: int) -> list[OrderEvent]:
         rows = await self._db.fetchall(

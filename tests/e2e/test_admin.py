@@ -122,6 +122,19 @@ async def test_order_detail_refresh_resend_and_refund(offline: OfflineShop) -> N
     assert all(c.refunded for c in offline.telegram.charges.values())
     await admin.send(f"/refund {order.id}")
     await admin.wait_for_text("already refunded")
+    mark = admin.mark()
+    await admin.send("/admin")
+    await admin.wait_for_text("What do you want", since=mark)
+    await admin.press("Orders")
+    listing = await admin.wait_for_text("Latest orders", since=mark)
+    assert any(
+        f"#{order.id} Steam US" in b["text"]
+        for row in listing["reply_markup"]["inline_keyboard"]
+        for b in row
+    )
+    await admin.press_data("adm:orders:refunded", listing)
+    filtered = await admin.wait_for_text("Latest orders (refunded): 1", since=mark)
+    assert f"#{order.id}" in filtered["reply_markup"]["inline_keyboard"][0][0]["text"]
     actions = [
         row["action"]
         for row in await offline.shop.db.fetchall(
