@@ -19,6 +19,8 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
+PRUNE_EVERY = 1000  # updates between sweeps of per-user state that no longer matters
+
 
 class UserMiddleware(BaseMiddleware):
     """Stores every user seen (refreshed at most every ``refresh_seconds``), puts the
@@ -31,6 +33,7 @@ class UserMiddleware(BaseMiddleware):
         self._refresh = refresh_seconds
         self._cache: dict[int, tuple[float, StoredUser]] = {}
         self._told_banned: set[int] = set()
+        self._calls = 0
 
     def forget(self, user_id: int) -> None:
         """Drop the cached record (after a change such as language or ban)."""
@@ -41,6 +44,11 @@ class UserMiddleware(BaseMiddleware):
         if telegram_user is None or telegram_user.is_bot:
             return await handler(event, data)
         now = time.monotonic()
+        self._calls += 1
+        if self._calls % PRUNE_EVERY == 0:  # expired entries would be refreshed anyway
+            self._cache = {
+                uid: entry for uid, entry in self._cache.items() if now - entry[0] <= self._refresh
+            }
         cached = self._cache.get(telegram_user.id)
         if cached is None or now - cached[0] > self._refresh:
             record = await self._users.touch(
@@ -81,8 +89,12 @@ class ThrottlingMiddleware(BaseMiddleware):
         self._warn_every = warn_every
         self._buckets: dict[int, tuple[float, float]] = {}
         self._warned: dict[int, float] = {}
+        self._calls = 0
 
     def allow(self, user_id: int, now: float) -> bool:
+        self._calls += 1
+        if self._calls % PRUNE_EVERY == 0:
+            self._prune(now)
         tokens, last = self._buckets.get(user_id, (self._burst, now))
         tokens = min(self._burst, tokens + (now - last) * self._rate)
         if tokens < 1:
@@ -90,6 +102,12 @@ class ThrottlingMiddleware(BaseMiddleware):
             return False
         self._buckets[user_id] = (tokens - 1, now)
         return True
+
+    def _prune(self, now: float) -> None:
+        """Forget buckets that have refilled (the same as no bucket) and old warnings."""
+        refill = self._burst / self._rate
+        self._buckets = {uid: b for uid, b in self._buckets.items() if now - b[1] < refill}
+        self._warned = {uid: t for uid, t in self._warned.items() if now - t < self._warn_every}
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
