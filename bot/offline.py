@@ -38,7 +38,7 @@ def fast_timings() -> OrderTimings:
     """Order checks in tenths of a second, for tests and the demo."""
     return OrderTimings(
         first_check=0.2, backoff=1.5, max_check=1.0, payment_grace=5.0, stuck_after=3600.0,
-        precheck_budget=2.0, worker_tick=0.1,
+        precheck_budget=2.0, precheck_deadline=3.0, worker_tick=0.1,
     )  # fmt: skip
 
 
@@ -108,8 +108,14 @@ class OfflineShop:
         self.shop, self._polling = None, None
         if shop is None or polling is None:
             return
+        in_flight: list[asyncio.Task[object]] = []
         if crash:
             polling.cancel()
+            # a killed process takes its half-handled updates with it (aiogram keeps the
+            # tasks of updates handled concurrently in this set)
+            in_flight = list(shop.dispatcher._handle_update_tasks)
+            for task in in_flight:
+                task.cancel()
         else:
             try:
                 await shop.dispatcher.stop_polling()
@@ -117,6 +123,7 @@ class OfflineShop:
                 polling.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await polling
+        await asyncio.gather(*in_flight, return_exceptions=True)
         await shop.close()
 
     async def restart_bot(self, *, crash: bool = False) -> Shop:

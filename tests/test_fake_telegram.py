@@ -70,16 +70,21 @@ async def test_pre_checkout_deadline_fails_a_late_payment(tg: FakeTelegram, bot:
 
 
 async def test_refunds_are_checked_against_recorded_charges(tg: FakeTelegram, bot: Bot) -> None:
-    from services.telegram_sandbox import Charge
-
-    tg.charges["ch-1"] = Charge("ch-1", 7, 5, "order:1", 0)
-    assert await bot.refund_star_payment(7, "ch-1")
+    first = tg.take_charge(7, 5, "order:1")
+    assert await bot.refund_star_payment(7, first.charge_id)
     with pytest.raises(TelegramBadRequest, match="CHARGE_ALREADY_REFUNDED"):
-        await bot.refund_star_payment(7, "ch-1")
+        await bot.refund_star_payment(7, first.charge_id)
     with pytest.raises(TelegramBadRequest, match="CHARGE_NOT_FOUND"):
-        await bot.refund_star_payment(8, "ch-1")
-    transactions = await bot.get_star_transactions()
-    assert len(transactions.transactions) == 2
+        await bot.refund_star_payment(8, first.charge_id)
+    second = tg.take_charge(7, 9, "order:2")
+    transactions = (await bot.get_star_transactions()).transactions
+    # chronological: the payment, its refund, then the later payment
+    assert [(t.id, t.receiver is not None) for t in transactions] == [
+        (first.charge_id, False), (first.charge_id, True), (second.charge_id, False),
+    ]  # fmt: skip
+    assert [t.id for t in (await bot.get_star_transactions(offset=2)).transactions] == [
+        second.charge_id
+    ]
 
 
 async def test_long_polling_waits_and_offsets_confirm(tg: FakeTelegram, bot: Bot) -> None:

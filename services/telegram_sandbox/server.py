@@ -161,12 +161,18 @@ class FakeTelegram:
         self.transcript: list[TranscriptLine] = []
         self.commands: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
         self.charges: dict[str, Charge] = {}
+        #: the bot's Star transactions in chronological order: (charge, is_refund)
+        self.ledger: list[tuple[Charge, bool]] = []
+        #: chat id -> [sends still refused with 429, retry_after] (fault injection)
+        self.forced_floods: dict[int, list[int]] = {}
         self.blocked: set[int] = set()
         self.documents: dict[str, bytes] = {}
         self.inline_answers: dict[str, list[dict[str, Any]]] = {}
         self.callback_answers: dict[str, dict[str, Any]] = {}
         self.webhook_url = ""
         self.method_calls: defaultdict[str, int] = defaultdict(int)
+        #: (offset, limit) of every getStarTransactions call
+        self.star_transaction_reads: list[tuple[int, int]] = []
         #: update_id -> time.perf_counter() when it was queued (for latency measurements)
         self.push_times: dict[int, float] = {}
         self.last_update_id = 0
@@ -280,9 +286,21 @@ class FakeTelegram:
             chat["username"] = user["username"]
         return chat
 
+    def flood_chat(self, chat_id: int, sends: int, retry_after: int = 1) -> None:
+        """Refuse the next ``sends`` messages to ``chat_id`` with 429 ``retry_after``
+        (a flood limit hit during a broadcast, as Telegram answers it)."""
+        self.forced_floods[chat_id] = [sends, retry_after]
+
     def _check_send(self, chat_id: int) -> None:
         if chat_id in self.blocked:
             raise ApiError(403, "Forbidden: bot was blocked by the user")
+        forced = self.forced_floods.get(chat_id)
+        if forced and forced[0] > 0:
+            forced[0] -= 1
+            self.flood.too_many_requests += 1
+            raise ApiError(
+                429, f"Too Many Requests: retry after {forced[1]}", retry_after=forced[1]
+            )
         if not self.flood_limit:
             self.flood.sent += 1
             return
@@ -531,24 +549,39 @@ class FakeTelegram:
         if charge.refunded:
             raise ApiError(400, "Bad Request: CHARGE_ALREADY_REFUNDED")
         charge.refunded = True
+        self.ledger.append((charge, True))
         self._log(charge.user_id, "bot", "refund", f"refunded {charge.amount} XTR")
         return True
 
     async def _m_getstartransactions(self, p: dict[str, Any]) -> dict[str, Any]:
+        """Chronological order, as the Bot API documents: a refund is listed when it
+        happened, with the id of the payment it returns."""
+        offset, limit = int(p.get("offset") or 0), int(p.get("limit") or 100)
+        if not 1 <= limit <= 100:
+            raise ApiError(400, "Bad Request: limit must be between 1 and 100")
+        self.star_transaction_reads.append((offset, limit))
         rows: list[dict[str, Any]] = []
-        for charge in self.charges.values():
+        for charge, is_refund in self.ledger[offset : offset + limit]:
             user = self._users.get(
                 charge.user_id, {"id": charge.user_id, "is_bot": False, "first_name": "user"}
             )
             # Bot API 9.0: TransactionPartnerUser carries a required transaction_type
             partner = {"type": "user", "transaction_type": "invoice_payment", "user": user}
-            rows.append({"id": charge.charge_id, "amount": charge.amount, "date": charge.date,
-                         "source": {**partner, "invoice_payload": charge.payload}})  # fmt: skip
-            if charge.refunded:
-                rows.append({"id": charge.charge_id, "amount": charge.amount, "date": charge.date,
-                             "receiver": partner})  # fmt: skip
-        offset, limit = int(p.get("offset") or 0), int(p.get("limit") or 100)
-        return {"transactions": rows[offset : offset + limit]}
+            row = {"id": charge.charge_id, "amount": charge.amount, "date": charge.date}
+            if is_refund:
+                row["receiver"] = partner
+            else:
+                row["source"] = {**partner, "invoice_payload": charge.payload}
+            rows.append(row)
+        return {"transactions": rows}
+
+    def take_charge(self, user_id: int, amount: int, payload: str) -> Charge:
+        """Telegram takes Stars from a user for an invoice: a new charge in the ledger."""
+        charge_id = f"stxCHARGE{len(self.charges) + 1:06d}"
+        charge = Charge(charge_id, user_id, amount, payload, int(time.time()))
+        self.charges[charge_id] = charge
+        self.ledger.append((charge, False))
+        return charge
 
     async def _m_senddocument(self, p: dict[str, Any]) -> dict[str, Any]:
         chat_id = p["chat_id"]
@@ -889,15 +922,12 @@ class FakeUser:
         if not ok:
             self.tg._log(self.id, "bot", "precheckout", f"payment refused: {error}")
             return False, error
-        charge_id = f"stxCHARGE{len(self.tg.charges) + 1:06d}"
-        self.tg.charges[charge_id] = Charge(
-            charge_id, self.id, details["total_amount"], invoice["_payload"], int(time.time())
-        )
+        charge = self.tg.take_charge(self.id, details["total_amount"], invoice["_payload"])
         payment = {
             "currency": details["currency"],
             "total_amount": details["total_amount"],
             "invoice_payload": invoice["_payload"],
-            "telegram_payment_charge_id": charge_id,
+            "telegram_payment_charge_id": charge.charge_id,
             "provider_payment_charge_id": "",
         }
         message = self._user_message(successful_payment=payment)
@@ -907,6 +937,22 @@ class FakeUser:
         if repeat_update:
             await self.tg.push({"message": message})
         return True, None
+
+    async def send_payment(self, payload: str, amount: int, currency: str = "XTR") -> str:
+        """A crafted ``successful_payment`` whose pre-checkout the bot never saw (another
+        currency, a payload that is not the bot's, an amount that is not the invoice's).
+        Telegram took the Stars: the charge is in the ledger. Returns its charge id."""
+        charge = self.tg.take_charge(self.id, amount, payload)
+        self.tg._log(self.id, "user", "pay", f"pays {amount} {currency} (crafted)")
+        payment = {
+            "currency": currency,
+            "total_amount": amount,
+            "invoice_payload": payload,
+            "telegram_payment_charge_id": charge.charge_id,
+            "provider_payment_charge_id": "",
+        }
+        await self.tg.push({"message": self._user_message(successful_payment=payment)})
+        return charge.charge_id
 
     def mark(self) -> int:
         """A point in this chat; ``wait_for_text(..., since=mark)`` looks only after it."""
