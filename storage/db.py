@@ -1,8 +1,12 @@
-"""SQLite connection, migrations and transactions (aiosqlite, WAL).
+"""SQLite connections, migrations and transactions (aiosqlite, WAL).
 
-One :class:`Database` wraps one connection. Writes go through :meth:`Database.transaction`,
-which holds an ``asyncio.Lock`` so two coroutines can never interleave statements inside
-one SQLite transaction (aiosqlite shares the connection between them).
+One :class:`Database` owns one writer connection and a few read-only connections, each
+with its own aiosqlite thread. Writes go through :meth:`Database.transaction`, which
+holds an ``asyncio.Lock`` so two coroutines can never interleave statements inside one
+SQLite transaction. Reads (``fetchone``, ``fetchall``, ``fetchval``) go to the readers:
+in WAL mode they see the last committed state and never wait for a writer, so a write
+queued behind a lock (a backup, the sqlite3 shell, a long sync) does not hold up the
+pre-checkout answer or any other read.
 """
 
 from __future__ import annotations
@@ -39,35 +43,58 @@ def _migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
+async def _connect(path: str, pragmas: Iterable[str]) -> aiosqlite.Connection:
+    connection = await aiosqlite.connect(path, isolation_level=None)
+    connection.row_factory = aiosqlite.Row
+    for pragma in pragmas:
+        await connection.execute(pragma)
+    return connection
+
+
 class Database:
     """The shop's SQLite database. Create with :meth:`open`; close with :meth:`close`."""
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(
+        self, connection: aiosqlite.Connection, readers: list[aiosqlite.Connection] | None = None
+    ) -> None:
         self._conn = connection
+        self._readers = readers or [connection]
+        self._reads_in_flight = [0] * len(self._readers)
         self._write_lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: str | Path) -> Database:
-        """Open (creating if needed) the database at ``path`` and apply pending migrations.
+    async def open(cls, path: str | Path, *, readers: int = 2) -> Database:
+        """Open (creating if needed) the database at ``path``, apply pending migrations and
+        open ``readers`` read-only connections.
 
-        ``":memory:"`` gives a private in-memory database (tests).
+        ``":memory:"`` gives a private in-memory database (tests) read through the writer.
         """
-        if str(path) != ":memory:":
+        in_memory = str(path) == ":memory:"
+        if not in_memory:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        connection = await aiosqlite.connect(str(path), isolation_level=None)
-        connection.row_factory = aiosqlite.Row
-        for pragma in (
-            "PRAGMA journal_mode = WAL",
-            "PRAGMA synchronous = NORMAL",
-            "PRAGMA foreign_keys = ON",
-            "PRAGMA busy_timeout = 10000",
-        ):
-            await connection.execute(pragma)
+        connection = await _connect(
+            str(path),
+            (
+                "PRAGMA journal_mode = WAL",
+                "PRAGMA synchronous = NORMAL",
+                "PRAGMA foreign_keys = ON",
+                "PRAGMA busy_timeout = 10000",
+            ),
+        )
         database = cls(connection)
         await database.migrate()
+        if not in_memory and readers > 0:
+            database._readers = [
+                await _connect(str(path), ("PRAGMA query_only = ON", "PRAGMA busy_timeout = 2000"))
+                for _ in range(readers)
+            ]
+            database._reads_in_flight = [0] * readers
         return database
 
     async def close(self) -> None:
+        for reader in self._readers:
+            if reader is not self._conn:
+                await reader.close()
         await self._conn.close()
 
     async def migrate(self) -> int:
@@ -106,12 +133,24 @@ class Database:
             cursor = await conn.execute(sql, tuple(params))
             return cursor.rowcount
 
+    @asynccontextmanager
+    async def _reader(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The read connection with the fewest reads under way."""
+        index = min(range(len(self._readers)), key=self._reads_in_flight.__getitem__)
+        self._reads_in_flight[index] += 1
+        try:
+            yield self._readers[index]
+        finally:
+            self._reads_in_flight[index] -= 1
+
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        async with self._conn.execute(sql, tuple(params)) as cursor:
+        """The first row of a read (committed state, never waiting for a writer)."""
+        async with self._reader() as conn, conn.execute(sql, tuple(params)) as cursor:
             return await cursor.fetchone()
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        async with self._conn.execute(sql, tuple(params)) as cursor:
+        """Every row of a read (committed state, never waiting for a writer)."""
+        async with self._reader() as conn, conn.execute(sql, tuple(params)) as cursor:
             return list(await cursor.fetchall())
 
     async def fetchval(self, sql: str, params: Iterable[Any] = ()) -> Any:
