@@ -29,10 +29,12 @@ from bot.handlers import get_routers
 from bot.i18n import PoI18n, UserLocaleMiddleware, create_i18n
 from bot.middlewares import ThrottlingMiddleware, UserMiddleware
 from bot.notifier import BotNotifier
+from bot.outbox import DeliveryOutbox
 from bot.settings import Settings
 from services.admin import AdminService
 from services.alerts import AlertService
 from services.catalogue import CatalogueService
+from services.flood import FloodBudget
 from services.gamesdrop.client import GamesDropClient, Timeouts
 from services.mass_sending import BroadcastService, CampaignService
 from services.orders import OrderService, OrderTimings
@@ -42,6 +44,7 @@ from services.stars import RecipientResolver
 from services.suppliers.errors import SupplierError
 from storage.catalogue import CatalogueRepository
 from storage.db import Database
+from storage.deliveries import DeliveriesRepository
 from storage.mass_sending import MassSendingRepository
 from storage.orders import OrdersRepository
 from storage.settings import ShopSettingsRepository
@@ -119,12 +122,16 @@ class Shop:
     catalogue: CatalogueService
     orders: OrderService
     refunds: RefundService
+    outbox: DeliveryOutbox
     notifier: BotNotifier
     users: UsersRepository
     broadcasts: BroadcastService
     campaigns: CampaignService
     i18n: PoI18n
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    #: set after the first payment reconciliation: invoices expire only after it, so a
+    #: payment whose update was lost while the bot was down is not refunded as "expired"
+    reconciled: asyncio.Event = field(default_factory=asyncio.Event)
     response_models: list[type] = field(default_factory=warm_response_models)
 
     async def register_commands(self) -> None:
@@ -154,6 +161,7 @@ class Shop:
                 await self.catalogue.sync()
             except Exception:
                 logger.exception("initial catalogue sync failed; serving the stored catalogue")
+        self._spawn(self.outbox.run_worker(), "delivery outbox")
         self._spawn(self.orders.run_worker(), "order worker")
         self._spawn(self.refunds.run_worker(), "refund worker")
         self._spawn(self._expire_invoices(), "invoice expiry")
@@ -194,7 +202,12 @@ class Shop:
     async def _reconcile_payments(self) -> None:
         """At start and then every ``ORDERS__RECONCILE_MINUTES``: recover payments whose
         ``successful_payment`` update never reached the order log."""
-        reconciler = PaymentReconciler(self.bot, self.orders)
+        reconciler = PaymentReconciler(
+            self.bot,
+            self.orders,
+            ShopSettingsRepository(self.db),
+            on_error=lambda text: self.notifier.alert("reconcile_failed", f"💳 {text}"),
+        )
         while True:
             try:
                 recovered = await reconciler.reconcile()
@@ -205,6 +218,7 @@ class Shop:
                     )
             except Exception:
                 logger.exception("payment reconciliation failed")
+            self.reconciled.set()
             await asyncio.sleep(self.settings.orders.reconcile_minutes * 60)
 
     async def _heartbeat(self) -> None:
@@ -239,6 +253,7 @@ class Shop:
 
     async def _expire_invoices(self) -> None:
         ttl = timedelta(minutes=self.settings.orders.invoice_ttl_minutes)
+        await self.reconciled.wait()
         while True:
             try:
                 cutoff = (datetime.now(UTC) - ttl).isoformat(timespec="milliseconds")
@@ -336,17 +351,23 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
         supplier, CatalogueRepository(db), page_size=gamesdrop.sync_page_size
     )
     orders_repo = OrdersRepository(db, settings.orders.transaction_prefix)
-    notifier = BotNotifier(bot, i18n, users, settings.admin_ids)
+    deliveries = DeliveriesRepository(db)
+    notifier = BotNotifier(bot, i18n, users, settings.admin_ids, orders_repo, deliveries)
     notifier.alerts = AlertService(
         notifier.alert_admins, min_interval=settings.alerts.min_interval_minutes * 60
     )
+    flood = FloodBudget()
+    outbox = DeliveryOutbox(bot, deliveries, users, notifier.render, flood, notifier.alert)
+    notifier.wake_outbox = outbox.wake
     refunds = RefundService(bot, orders_repo, notifier)
     order_service = OrderService(
         supplier, orders_repo, catalogue, pricing, notifier,
         timings=timings or order_timings(settings), on_refund_queued=refunds.wake,
     )  # fmt: skip
     mass_repo = MassSendingRepository(db)
-    broadcasts = BroadcastService(bot, mass_repo, users, notifier, rate=settings.broadcast_rate)
+    broadcasts = BroadcastService(
+        bot, mass_repo, users, notifier, rate=settings.broadcast_rate, flood=flood
+    )
     resolver = RecipientResolver(supplier)
     campaigns = CampaignService(
         supplier, mass_repo, catalogue.repo, pricing, resolver, notifier,
@@ -376,6 +397,6 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
     dispatcher.include_routers(*get_routers())
     return Shop(
         settings=settings, bot=bot, dispatcher=dispatcher, db=db, http=http, supplier=supplier,
-        catalogue=catalogue, orders=order_service, refunds=refunds, notifier=notifier, users=users, i18n=i18n,
+        catalogue=catalogue, orders=order_service, refunds=refunds, outbox=outbox, notifier=notifier, users=users, i18n=i18n,
         broadcasts=broadcasts, campaigns=campaigns,
     )  # fmt: skip

@@ -28,7 +28,10 @@ class OfferView(CallbackData, prefix="ofr"):
 
 
 class BuyOffer(CallbackData, prefix="buy"):
+    """``stars``: the price the button showed (0: not known), to tell a change."""
+
     offer_id: int
+    stars: int = 0
 
 
 class ServerPick(CallbackData, prefix="srv"):

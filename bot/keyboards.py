@@ -171,7 +171,11 @@ def offer_card(
 ) -> InlineKeyboardMarkup:
     keyboard = []
     if stars is not None:
-        buy = StarsPack(offer_id=offer_id) if is_stars_pack else BuyOffer(offer_id=offer_id)
+        buy = (
+            StarsPack(offer_id=offer_id)
+            if is_stars_pack
+            else BuyOffer(offer_id=offer_id, stars=stars)
+        )
         keyboard.append([button(_("offer.buy").format(stars=stars), buy)])
     keyboard.append([button(_("common.back"), ProductView(product_id=product_id)), _home_button()])
     return InlineKeyboardMarkup(inline_keyboard=keyboard)

@@ -1,4 +1,10 @@
-"""Outer middlewares: who is this user (stored, banned?) and are they flooding us."""
+"""Outer middlewares: who is this user (stored, banned?) and are they flooding us.
+
+Payment updates (``pre_checkout_query`` and ``successful_payment``) always reach their
+handlers: a pre-checkout must be answered within 10 s and a charge must be recorded
+(a banned user's is refunded there), so neither is throttled nor dropped, and neither
+waits for a database write here.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import CallbackQuery, Message, TelegramObject, User
+from aiogram.types import CallbackQuery, Message, TelegramObject, Update, User
 from aiogram.utils.i18n import I18n
 
 from bot.i18n import pick_locale
@@ -20,6 +26,14 @@ logger = logging.getLogger(__name__)
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 PRUNE_EVERY = 1000  # updates between sweeps of per-user state that no longer matters
+
+
+def is_payment(event: TelegramObject) -> bool:
+    """A ``pre_checkout_query`` or ``successful_payment`` update."""
+    return isinstance(event, Update) and (
+        event.pre_checkout_query is not None
+        or (event.message is not None and event.message.successful_payment is not None)
+    )
 
 
 class UserMiddleware(BaseMiddleware):
@@ -50,6 +64,11 @@ class UserMiddleware(BaseMiddleware):
                 uid: entry for uid, entry in self._cache.items() if now - entry[0] <= self._refresh
             }
         cached = self._cache.get(telegram_user.id)
+        if is_payment(event):  # read only, never dropped: the handler decides
+            data["user_record"] = (
+                cached[1] if cached is not None else await self._users.get(telegram_user.id)
+            )
+            return await handler(event, data)
         if cached is None or now - cached[0] > self._refresh:
             record = await self._users.touch(
                 telegram_user.id,
@@ -111,7 +130,7 @@ class ThrottlingMiddleware(BaseMiddleware):
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
-        if user is None or self._rate <= 0:
+        if user is None or self._rate <= 0 or is_payment(event):
             return await handler(event, data)
         now = time.monotonic()
         if self.allow(user.id, now):

@@ -3,18 +3,14 @@ and alerts to admins. Implements :class:`services.orders.OrderNotifier`."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import time
+from collections.abc import Callable
 from html import escape
+from typing import Any
 
 from aiogram import Bot
-from aiogram.exceptions import (
-    TelegramBadRequest,
-    TelegramForbiddenError,
-    TelegramNetworkError,
-    TelegramRetryAfter,
-    TelegramServerError,
-)
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
@@ -23,27 +19,40 @@ from bot import keyboards, texts
 from bot.callbacks import Admin
 from bot.i18n import PoI18n, pick_locale
 from services.alerts import AlertService
+from storage.deliveries import DeliveriesRepository, Delivery
 from storage.mass_sending import Broadcast, Campaign
-from storage.orders import Order
+from storage.orders import IncomingCharge, Order, OrdersRepository, PendingRefund, RecordedCharge
 from storage.users import UsersRepository
 
 logger = logging.getLogger(__name__)
 
-SEND_ATTEMPTS = 4
+#: outbox kinds rendered from their parameters rather than from an order
+CHARGE_KINDS = ("charge_rejected", "charge_refunded")
 
 
 class BotNotifier:
-    """Writes to the customer in their language; to admins about stuck orders."""
+    """Writes to the customer in their language, through the durable delivery outbox
+    (:mod:`bot.outbox`); alerts admins."""
 
     def __init__(
-        self, bot: Bot, i18n: PoI18n, users: UsersRepository, admin_ids: list[int]
+        self,
+        bot: Bot,
+        i18n: PoI18n,
+        users: UsersRepository,
+        admin_ids: list[int],
+        orders: OrdersRepository,
+        deliveries: DeliveriesRepository,
     ) -> None:
         self._bot = bot
         self._i18n = i18n
         self._users = users
         self._admin_ids = admin_ids
+        self._orders = orders
+        self._deliveries = deliveries
         #: set by the composition root; without it alerts go straight to admins
         self.alerts: AlertService | None = None
+        #: set by the composition root: wakes the delivery outbox after a message is queued
+        self.wake_outbox: Callable[[], None] = lambda: None
 
     async def _locale(self, user_id: int) -> str:
         user = await self._users.get(user_id)
@@ -51,40 +60,51 @@ class BotNotifier:
             self._i18n, user.language if user else None, user.telegram_language if user else None
         )
 
-    async def _send(self, order: Order, render: str, markup: bool = True) -> None:
-        with self._i18n.for_locale(await self._locale(order.user_id)):
-            text = self._render(render, order)
-            reply_markup: InlineKeyboardMarkup | None = (
-                keyboards.after_delivery() if markup else None
-            )
-        try:
-            await self._send_with_retries(order.chat_id, text, reply_markup)
-        except TelegramForbiddenError:
-            logger.warning(
-                "user %s blocked the bot; order %s message not delivered", order.user_id, order.id
-            )
-            await self._users.set_blocked(order.user_id, True)
-
-    async def _send_with_retries(
-        self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None
+    async def _queue(
+        self,
+        dedup_key: str,
+        user_id: int,
+        chat_id: int,
+        kind: str,
+        *,
+        order_id: int | None = None,
+        params: dict[str, Any] | None = None,
+        with_menu: bool = False,
     ) -> None:
-        """``sendMessage``, tried again on a flood limit (after its ``retry_after``, at most
-        a minute) and on transient network or server errors: a key must reach its buyer."""
-        for attempt in range(SEND_ATTEMPTS):
-            try:
-                await self._bot.send_message(chat_id, text, reply_markup=markup)
-                return
-            except TelegramRetryAfter as exc:
-                delay = min(float(exc.retry_after), 60.0)
-                error: Exception = exc
-            except (TelegramNetworkError, TelegramServerError) as exc:
-                delay, error = 2.0**attempt, exc
-            if attempt + 1 == SEND_ATTEMPTS:
-                raise error
-            logger.warning(
-                "message to chat %s failed (%s); retrying in %.0f s", chat_id, error, delay
-            )
-            await asyncio.sleep(delay)
+        await self._deliveries.enqueue(
+            dedup_key, user_id, chat_id, kind, time.time(),
+            order_id=order_id, params=params, with_menu=with_menu,
+        )  # fmt: skip
+        self.wake_outbox()
+
+    async def _send(self, order: Order, render: str, markup: bool = True) -> None:
+        """Queue the ``render`` message of an order (once per order and kind)."""
+        await self._queue(
+            f"order:{order.id}:{render}", order.user_id, order.chat_id, render,
+            order_id=order.id, with_menu=markup,
+        )  # fmt: skip
+
+    async def render(self, delivery: Delivery) -> tuple[str, InlineKeyboardMarkup | None]:
+        """An outbox row as text and keyboard in the customer's language, from the order
+        as it is now. Raises ``LookupError`` for a row whose order is gone."""
+        with self._i18n.for_locale(await self._locale(delivery.user_id)):
+            if delivery.kind in CHARGE_KINDS:
+                text = self._render_charge(delivery.kind, delivery.params)
+            else:
+                order = await self._orders.get(delivery.order_id or 0)
+                if order is None:
+                    raise LookupError(f"delivery {delivery.id}: order {delivery.order_id} is gone")
+                text = self._render(delivery.kind, order)
+            markup = keyboards.after_delivery() if delivery.with_menu else None
+        return text, markup
+
+    @staticmethod
+    def _render_charge(kind: str, params: dict[str, Any]) -> str:
+        if kind == "charge_refunded":
+            return _("charge.refunded").format(stars=params["stars"])
+        return _(f"charge.rejected.{params['reason']}").format(
+            stars=params["stars"], order=params.get("order")
+        )
 
     @staticmethod
     def _render(kind: str, order: Order) -> str:
@@ -100,6 +120,36 @@ class BotNotifier:
 
     async def order_completed(self, order: Order) -> None:
         await self._send(order, "completed")
+
+    async def resend_completed(self, order: Order) -> None:
+        """Send the delivery message of a completed order once more (an admin's order)."""
+        await self._queue(
+            f"order:{order.id}:completed:resend:{time.time_ns()}", order.user_id, order.chat_id,
+            "completed", order_id=order.id, with_menu=True,
+        )  # fmt: skip
+
+    async def charge_rejected(self, charge: IncomingCharge, recorded: RecordedCharge) -> None:
+        """Tell a customer that a charge could not be attached to an order and is being
+        refunded (a private chat: its id is the user's); alert admins."""
+        assert recorded.rejection is not None
+        reason = recorded.rejection.value
+        await self._queue(
+            f"charge:{charge.charge_id}:charge_rejected", charge.user_id, charge.user_id,
+            "charge_rejected", order_id=recorded.order_id,
+            params={"stars": charge.stars, "reason": reason, "order": recorded.order_id},
+        )  # fmt: skip
+        await self.alert(
+            "charge_rejected",
+            f"💳 A payment of {charge.stars} {charge.currency} from user {charge.user_id} was "
+            f"not attached to order #{charge.order_id} ({reason}); it is being refunded.",
+        )
+
+    async def charge_refunded(self, refund: PendingRefund) -> None:
+        """Telegram confirmed the refund of a charge that was never attached."""
+        await self._queue(
+            f"charge:{refund.charge_id}:charge_refunded", refund.user_id, refund.user_id,
+            "charge_refunded", order_id=refund.order_id, params={"stars": refund.stars},
+        )  # fmt: skip
 
     async def order_processing(self, order: Order) -> None:
         await self._send(order, "processing", markup=False)

@@ -34,6 +34,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
+from services.flood import FloodBudget
 from services.pricing import PricingService
 from services.stars import STARS_MAX, RecipientResolver, parse_recipient
 from services.suppliers.base import Customer, Supplier
@@ -155,12 +156,14 @@ class BroadcastService:
         rate: float = 25.0,
         max_in_flight: int = 8,
         progress_every: float = 2.0,
+        flood: FloodBudget | None = None,
     ) -> None:
         self._bot = bot
         self._repo = repo
         self._users = users
         self._progress = progress
         self._rate = rate
+        self._flood = flood or FloodBudget()
         self._max_in_flight = max_in_flight
         self._progress_every = progress_every
         self._jobs = BackgroundJobs("broadcast")
@@ -225,6 +228,7 @@ class BroadcastService:
                         break
                     await slots.acquire()
                     await pacer.wait()
+                    await self._flood.bulk_turn()  # customer deliveries go first
                     await self._repo.mark_recipient(broadcast_id, user_id, "sending")
                     task = asyncio.create_task(
                         self._send_one(broadcast, user_id, markup, pacer, stats)
@@ -261,6 +265,7 @@ class BroadcastService:
         except TelegramRetryAfter as exc:
             stats.retry_after += 1
             pacer.pause(float(exc.retry_after))
+            self._flood.pause(float(exc.retry_after))
             logger.warning("broadcast %s: 429, everyone waits %s s", broadcast.id, exc.retry_after)
             await self._repo.mark_recipient(broadcast.id, user_id, "pending")  # not sent: try again
             return

@@ -18,12 +18,13 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from services.catalogue import CatalogueService
 from services.pricing import PricingService, UnknownCurrency
@@ -46,7 +47,17 @@ from services.suppliers.models import OfferDetails, SupplierOrder
 from services.suppliers.models import OrderStatus as SupplierStatus
 from storage.catalogue import StoredOffer
 from storage.db import utcnow_iso
-from storage.orders import InvalidTransition, NewOrder, Order, OrdersRepository, OrderStatus
+from storage.orders import (
+    ChargeRejection,
+    IncomingCharge,
+    InvalidTransition,
+    NewOrder,
+    Order,
+    OrdersRepository,
+    OrderStatus,
+    PendingRefund,
+    RecordedCharge,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +76,11 @@ def parse_invoice_payload(payload: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("background task %s failed", task.get_name(), exc_info=task.exception())
+
+
 class OrderNotifier(Protocol):
     """Tells people what happened to an order (implemented by the bot layer)."""
 
@@ -78,6 +94,12 @@ class OrderNotifier(Protocol):
 
     async def order_stuck(self, order: Order) -> None: ...
 
+    async def charge_rejected(self, charge: IncomingCharge, recorded: RecordedCharge) -> None:
+        """A charge that could not be attached to an order is being refunded."""
+
+    async def charge_refunded(self, refund: PendingRefund) -> None:
+        """Telegram confirmed the refund of a charge that was never attached."""
+
 
 class PreCheckoutRefusal(StrEnum):
     """Why a pre-checkout query gets ``ok=False`` (each has a translated message)."""
@@ -89,6 +111,8 @@ class PreCheckoutRefusal(StrEnum):
     OFFER_GONE = "offer_gone"
     PRICE_ROSE = "price_rose"
     SUPPLIER_BALANCE = "supplier_balance"
+    BANNED = "banned"
+    BUSY = "busy"  # no decision within the deadline: the customer may tap Pay again
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +121,8 @@ class OrderTimings:
     checks then back off by ``backoff`` up to ``max_check``. ``payment_grace``: how long
     the inline create-order owns a fresh payment before the worker may pick it up.
     ``stuck_after``: open this long, admins are told. ``precheck_budget``: time the
-    pre-checkout answer may spend asking the supplier (Telegram allows 10 s)."""
+    pre-checkout answer may spend asking the supplier; ``precheck_deadline``: the hard
+    limit for the whole decision, whatever storage does (Telegram allows 10 s)."""
 
     first_check: float = 7.0
     backoff: float = 1.5
@@ -105,6 +130,7 @@ class OrderTimings:
     payment_grace: float = 40.0
     stuck_after: float = 90 * 60.0
     precheck_budget: float = 4.0
+    precheck_deadline: float = 7.0
     worker_tick: float = 1.0
 
 
@@ -141,7 +167,9 @@ class OrderService:
         self.timings = timings or OrderTimings()
         self._clock = clock
         self._on_refund_queued = on_refund_queued or (lambda: None)
-        self._locks: dict[int, asyncio.Lock] = {}
+        #: per-order locks, kept only while someone holds or waits for them
+        self._locks: dict[int, tuple[asyncio.Lock, list[int]]] = {}
+        self._background: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
 
     # -- checkout --------------------------------------------------------------------
@@ -205,7 +233,8 @@ class OrderService:
         match), then a supplier re-check bounded by ``precheck_budget``: the latest price
         must still fit the Stars being paid (the order takes the latest price), the offer
         must exist and a prepaid balance must cover it. When the supplier does not answer
-        in time the local state decides: a later failure is refunded anyway.
+        in time the local state decides: a later failure is refunded anyway. Nothing here
+        waits for a database write (see ``_write_later``).
         """
         order = await self.orders.get(order_id)
         if order is None or order.user_id != user_id:
@@ -222,7 +251,10 @@ class OrderService:
                     self.supplier.find_offer(order.offer_id), self.supplier.get_balance()
                 )
         except OfferNotFound:
-            await self.catalogue.repo.deactivate(order.supplier, order.offer_id)
+            self._write_later(
+                self.catalogue.repo.deactivate(order.supplier, order.offer_id),
+                f"deactivating offer {order.offer_id}",
+            )
             return PreCheckoutRefusal.OFFER_GONE
         except (TimeoutError, SupplierError) as exc:
             logger.warning("pre-checkout of order %s: supplier re-check skipped: %s", order_id, exc)
@@ -247,48 +279,95 @@ class OrderService:
             )  # fmt: skip
             return PreCheckoutRefusal.SUPPLIER_BALANCE
         if details.price != order.supplier_price or details.currency != order.supplier_currency:
-            await self.orders.update(
-                order_id, supplier_price=details.price, supplier_currency=details.currency,
-                cost_usd=cost_now,
+            # written after the answer: a write may wait for the database lock, and a
+            # create-order at the old price is re-priced after WRONG_PRICE anyway
+            self._write_later(
+                self.orders.update(
+                    order_id, supplier_price=details.price, supplier_currency=details.currency,
+                    cost_usd=cost_now,
+                ),
+                f"new price of order {order_id}",
             )  # fmt: skip
         return None
 
+    def _write_later(self, write: Coroutine[object, object, object], what: str) -> None:
+        """Run a write that an answer must not wait for; its failure is logged."""
+
+        async def run() -> None:
+            try:
+                await write
+            except Exception:
+                logger.exception("background write failed: %s", what)
+
+        task = asyncio.create_task(run(), name=what)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def pre_checkout_within(
+        self, order_id: int, user_id: int, total_amount: int, currency: str
+    ) -> PreCheckoutRefusal | None:
+        """:meth:`pre_checkout` under ``precheck_deadline``: past it the answer is
+        ``BUSY`` (ok=False, nothing charged) and the decision finishes in the background."""
+        decision = asyncio.create_task(
+            self.pre_checkout(order_id, user_id, total_amount, currency),
+            name=f"pre-checkout {order_id}",
+        )
+        try:
+            return await asyncio.wait_for(asyncio.shield(decision), self.timings.precheck_deadline)
+        except TimeoutError:
+            logger.error(
+                "pre-checkout of order %s: no decision within %.1f s; refused as busy",
+                order_id, self.timings.precheck_deadline,
+            )  # fmt: skip
+            self._background.add(decision)
+            decision.add_done_callback(self._background.discard)
+            decision.add_done_callback(_log_failure)
+            return PreCheckoutRefusal.BUSY
+
     # -- payment and fulfilment ------------------------------------------------------
 
-    async def handle_payment(
-        self,
-        order_id: int,
-        user_id: int,
-        charge_id: str,
-        total_amount: int,
-        currency: str,
-        provider_charge_id: str | None = None,
-    ) -> bool:
+    async def handle_payment(self, charge: IncomingCharge) -> RecordedCharge:
         """Record a ``successful_payment`` and place the supplier order.
 
-        Returns ``False`` when this charge id was seen before (a repeated update): nothing
-        happens then. Raises ``LookupError`` for a payload naming no order of this user.
+        Every charge is recorded under its charge id. One that cannot be attached to this
+        user's order awaiting payment (already paid, expired, unknown payload, another
+        user's order, wrong amount or currency, a banned user) is refunded through the
+        outbox and the customer is told. A charge id seen before changes nothing
+        (``new`` is ``False``).
         """
-        order = await self.orders.get(order_id)
-        if order is None or order.user_id != user_id:
-            raise LookupError(f"payment {charge_id} names order {order_id}, not this user's")
-        async with self._lock(order_id):
-            recorded = await self.orders.record_payment(
-                order_id, user_id, charge_id, total_amount, currency, provider_charge_id
-            )
-            if not recorded:
-                logger.info("payment %s for order %s already recorded", charge_id, order_id)
-                return False
+        refuse = charge.refuse
+        if refuse is None and charge.currency != STARS_CURRENCY:
+            refuse = ChargeRejection.WRONG_CURRENCY
+        if refuse is not charge.refuse:
+            charge = IncomingCharge(
+                charge.charge_id, charge.user_id, charge.stars, charge.currency,
+                charge.payload, charge.order_id, charge.provider_charge_id, refuse,
+            )  # fmt: skip
+        async with self._lock(charge.order_id if charge.order_id is not None else -1):
+            recorded = await self.orders.record_payment(charge, self._clock())
+            if not recorded.new:
+                logger.info("charge for order %s already recorded", charge.order_id)
+                return recorded
+            if recorded.rejection is not None:
+                logger.warning(
+                    "charge of user %s for order %s not attached (%s): %d %s refund queued",
+                    charge.user_id, charge.order_id, recorded.rejection.value, charge.stars,
+                    charge.currency,
+                )  # fmt: skip
+                self._on_refund_queued()
+                try:
+                    await self.notifier.charge_rejected(charge, recorded)
+                except Exception:
+                    logger.exception("could not tell user %s about a refund", charge.user_id)
+                return recorded
+            assert recorded.order_id is not None
             await self.orders.update(
-                order_id, next_check_at_ts=self._clock() + self.timings.payment_grace
+                recorded.order_id, next_check_at_ts=self._clock() + self.timings.payment_grace
             )
-            order = await self.orders.get(order_id)
+            order = await self.orders.get(recorded.order_id)
             assert order is not None
-            if total_amount < order.stars:
-                await self._fail(order, f"paid {total_amount} of {order.stars} Stars", "UNDERPAID")
-                return True
             await self._place(order)
-        return True
+        return recorded
 
     def _customer(self, order: Order) -> Customer:
         return Customer(game_user_id=order.game_user_id, game_server_id=order.game_server_id)
@@ -430,11 +509,22 @@ class OrderService:
 
     # -- background checks -----------------------------------------------------------
 
-    def _lock(self, order_id: int) -> asyncio.Lock:
-        lock = self._locks.get(order_id)
-        if lock is None:
-            lock = self._locks[order_id] = asyncio.Lock()
-        return lock
+    @asynccontextmanager
+    async def _lock(self, order_id: int) -> AsyncIterator[None]:
+        """Hold the order's lock; the lock is forgotten when nobody holds or awaits it, so
+        the process does not keep one per order ever handled."""
+        entry = self._locks.get(order_id)
+        if entry is None:
+            entry = self._locks[order_id] = (asyncio.Lock(), [0])
+        lock, users = entry
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._locks[order_id]
 
     async def _resolve(self, order: Order) -> None:
         """Settle a paid order whose supplier state is not known (after a lost answer,

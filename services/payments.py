@@ -11,14 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramRetryAfter
 from aiogram.types import StarTransaction, TransactionPartnerUser
 
 from services.orders import STARS_CURRENCY, OrderNotifier, OrderService, parse_invoice_payload
-from storage.orders import OrdersRepository, PendingRefund
+from storage.orders import IncomingCharge, OrdersRepository, PendingRefund
+from storage.settings import ShopSettingsRepository
 
 logger = logging.getLogger(__name__)
 
@@ -63,13 +64,16 @@ class RefundService:
         except TelegramAPIError as exc:
             return await self._retry_later(refund, exc)
         order = await self._orders.refund_done(
-            refund.order_id, f"refunded {refund.stars} Stars, charge {refund.charge_id}"
+            refund, f"refunded {refund.stars} Stars, charge {refund.charge_id}"
         )
         logger.info("order %s refunded: %d Stars", refund.order_id, refund.stars)
         try:
-            await self._notifier.order_refunded(order)
+            if refund.settles_order and order is not None:
+                await self._notifier.order_refunded(order)
+            else:
+                await self._notifier.charge_refunded(refund)
         except Exception:
-            logger.exception("could not tell the customer about refund of order %s", order.id)
+            logger.exception("could not tell user %s about the refund", refund.user_id)
         return True
 
     async def _retry_later(
@@ -79,17 +83,22 @@ class RefundService:
         if retry_after is not None:
             delay = max(delay, float(retry_after))
         logger.warning(
-            "refund of order %s failed (attempt %d): %s; next try in %.0fs",
+            "refund for order %s failed (attempt %d): %s; next try in %.0fs",
             refund.order_id, refund.attempts + 1, error, delay,
         )  # fmt: skip
-        await self._orders.refund_retry(refund.order_id, str(error), self._clock() + delay)
+        await self._orders.refund_retry(refund.charge_id, str(error), self._clock() + delay)
         return False
 
     async def process_due(self) -> int:
-        """Attempt every due refund once; returns how many were confirmed."""
+        """Attempt every due refund once; returns how many were confirmed. One refund's
+        unexpected error is logged and does not stop the others."""
         done = 0
         for refund in await self._orders.due_refunds(self._clock()):
-            done += await self.refund(refund)
+            try:
+                done += await self.refund(refund)
+            except Exception as exc:
+                logger.exception("refund for order %s: unexpected error", refund.order_id)
+                await self._retry_later(refund, exc)
         return done
 
     async def run_worker(self) -> None:
@@ -115,52 +124,90 @@ class RefundService:
 
 
 class PaymentReconciler:
-    """Finds Stars payments Telegram took that the order log never recorded, and places
-    their orders (Bot API ``getStarTransactions``).
+    """Finds Stars payments Telegram took that the order log never recorded, and settles
+    them (Bot API ``getStarTransactions``).
 
     A ``successful_payment`` update can be lost: the bot may die after long polling
     confirmed the update but before the payment was written. Every incoming transaction
-    whose payload names one of our orders and whose charge id is not in ``payments`` is
-    recorded and fulfilled as if the update had arrived (``handle_payment`` is idempotent
-    per charge id).
+    from a user whose charge id is not in ``payments`` goes through
+    :meth:`OrderService.handle_payment` as if the update had arrived: delivered when it
+    fits an open order, refunded otherwise.
+
+    Telegram lists transactions in chronological order, so each pass starts where the
+    last one stopped (``offset``, kept in ``cursor``), less ``overlap`` transactions read
+    again in case the list shifted; every transaction is handled on its own, and the
+    offset never moves past one whose handling failed, so it is tried again next pass.
     """
 
-    def __init__(self, bot: Bot, orders: OrderService, *, page_size: int = 100) -> None:
+    CURSOR_KEY = "star_transactions_offset"
+
+    def __init__(
+        self,
+        bot: Bot,
+        orders: OrderService,
+        cursor: ShopSettingsRepository,
+        *,
+        page_size: int = 100,
+        overlap: int = 20,
+        on_error: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
         self._bot = bot
         self._orders = orders
+        self._cursor = cursor
         self._page_size = page_size
+        self._overlap = overlap
+        self._on_error = on_error
 
     async def reconcile(self) -> int:
-        """One pass over the bot's Star transactions; returns how many payments were recovered."""
+        """One pass from the saved offset to the newest transaction; returns how many
+        payments were recovered. Raises the Bot API error of a page that cannot be read
+        (the saved offset then stays where the last good page left it)."""
+        saved = int(await self._cursor.get(self.CURSOR_KEY) or 0)
+        offset = max(0, saved - self._overlap)
+        resume: int | None = None  # the first transaction that failed this pass
         recovered = 0
-        offset = 0
         while True:
             page = await self._bot.get_star_transactions(offset=offset, limit=self._page_size)
-            for transaction in page.transactions:
-                recovered += await self._recover(transaction)
+            for index, transaction in enumerate(page.transactions):
+                try:
+                    recovered += await self._recover(transaction)
+                except Exception as exc:
+                    logger.exception(
+                        "Star transaction at offset %d: recovery failed", offset + index
+                    )
+                    if resume is None:
+                        resume = offset + index
+                    if self._on_error is not None:
+                        await self._on_error(
+                            f"payment recovery failed for a Star transaction: {type(exc).__name__}"
+                        )
+            offset += len(page.transactions)
+            await self._cursor.set(
+                self.CURSOR_KEY, str(max(offset, saved) if resume is None else resume)
+            )
             if len(page.transactions) < self._page_size:
                 return recovered
-            offset += self._page_size
 
     async def _recover(self, transaction: StarTransaction) -> bool:
         source = transaction.source
         if not isinstance(source, TransactionPartnerUser) or transaction.receiver is not None:
             return False  # not an incoming payment from a user
-        order_id = parse_invoice_payload(source.invoice_payload or "")
-        if order_id is None or await self._orders.orders.payment_recorded(transaction.id):
+        if await self._orders.orders.payment_recorded(transaction.id):
             return False
+        payload = source.invoice_payload or ""
+        order_id = parse_invoice_payload(payload)
         logger.error(
-            "Stars payment %s (%d) for order %s was never recorded; recovering it",
-            transaction.id, transaction.amount, order_id,
+            "Stars payment of %d from user %s for order %s was never recorded; recovering it",
+            transaction.amount, source.user.id, order_id,
         )  # fmt: skip
-        try:
-            return await self._orders.handle_payment(
-                order_id, source.user.id, transaction.id, transaction.amount, STARS_CURRENCY
-            )
-        except LookupError:
-            logger.error(
-                "payment %s names order %s of another user or none; check it by hand",
+        recorded = await self._orders.handle_payment(
+            IncomingCharge(
                 transaction.id,
+                source.user.id,
+                transaction.amount,
+                STARS_CURRENCY,
+                payload,
                 order_id,
             )
-            return False
+        )
+        return recorded.new

@@ -40,7 +40,7 @@ class OrderStatus(StrEnum):
 _S = OrderStatus
 ALLOWED: dict[OrderStatus, frozenset[OrderStatus]] = {
     _S.AWAITING_PAYMENT: frozenset({_S.PAID, _S.EXPIRED}),
-    _S.EXPIRED: frozenset({_S.PAID}),  # a late payment is still honoured
+    _S.EXPIRED: frozenset(),  # a late payment is refunded (see ChargeRejection.EXPIRED)
     _S.PAID: frozenset({_S.UNKNOWN, _S.PROCESSING, _S.COMPLETED, _S.FAILED}),
     _S.UNKNOWN: frozenset({_S.UNKNOWN, _S.PROCESSING, _S.COMPLETED, _S.FAILED}),
     _S.PROCESSING: frozenset({_S.PROCESSING, _S.COMPLETED, _S.FAILED}),
@@ -134,12 +134,57 @@ class OrderEvent:
 
 @dataclass(frozen=True, slots=True)
 class PendingRefund:
-    order_id: int
-    user_id: int
+    """A row of the refund outbox. ``settles_order``: the refund of the order's own
+    charge (the order becomes ``refunded`` when Telegram confirms); otherwise a charge
+    that was never attached to ``order_id`` (which may be ``None``)."""
+
     charge_id: str
+    order_id: int | None
+    settles_order: bool
+    user_id: int
     stars: int
     reason: str | None
     attempts: int
+
+
+class ChargeRejection(StrEnum):
+    """Why a Stars charge could not be attached to an open order (it is refunded)."""
+
+    UNKNOWN_ORDER = "unknown_order"  # the payload names no order of this user
+    ALREADY_PAID = "already_paid"  # the order took another charge before
+    EXPIRED = "expired"  # the invoice had expired
+    WRONG_AMOUNT = "wrong_amount"  # not the order's price in Stars
+    WRONG_CURRENCY = "wrong_currency"  # not Telegram Stars
+    BANNED = "banned"  # the user is banned from the shop
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingCharge:
+    """A ``successful_payment`` as Telegram reported it (or ``getStarTransactions``).
+    ``stars`` is ``total_amount`` (whole Stars for XTR); ``order_id`` is what the invoice
+    payload names (``None``: not one of ours); ``refuse`` is a rejection decided before
+    the order is looked at (wrong currency, banned user)."""
+
+    charge_id: str
+    user_id: int
+    stars: int
+    currency: str
+    payload: str
+    order_id: int | None
+    provider_charge_id: str | None = None
+    refuse: ChargeRejection | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedCharge:
+    """What :meth:`OrdersRepository.record_payment` did. ``new`` is ``False`` when the
+    charge id was recorded before (nothing changed). ``rejection`` is ``None`` when the
+    order is now paid; otherwise the charge was recorded unattached and its refund queued.
+    ``order_id`` is the order the charge belongs to (``None``: no order of this user)."""
+
+    new: bool
+    rejection: ChargeRejection | None
+    order_id: int | None
 
 
 _ORDER_FIELDS = {f.name for f in fields(Order)}
@@ -332,43 +377,83 @@ class OrdersRepository:
             )
         return current
 
-    async def record_payment(
-        self,
-        order_id: int,
-        user_id: int,
-        charge_id: str,
-        stars: int,
-        currency: str,
-        provider_charge_id: str | None,
-    ) -> bool:
-        """Record a ``successful_payment`` and mark the order paid, in one transaction.
+    async def record_payment(self, charge: IncomingCharge, now_ts: float) -> RecordedCharge:
+        """Record a ``successful_payment`` under its charge id, in one transaction.
 
-        Returns ``False`` (and changes nothing) when this charge id was recorded before.
+        A charge that fits an order awaiting payment (this user's, the invoice's Stars, not
+        refused up front) marks the order paid. Any other charge is recorded with
+        ``attached = 0`` and its refund queued (due at ``now_ts``), with an event on the
+        order when it is this user's. A charge id seen before changes nothing.
         """
         now = utcnow_iso()
         async with self._db.transaction() as conn:
-            cursor = await conn.execute(
-                """INSERT INTO payments (charge_id, order_id, user_id, stars, currency,
-                       provider_charge_id, received_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (charge_id) DO NOTHING""",
-                (charge_id, order_id, user_id, stars, currency, provider_charge_id, now),
-            )
-            if cursor.rowcount == 0:
-                return False
+            async with conn.execute(
+                "SELECT 1 FROM payments WHERE charge_id = ?", (charge.charge_id,)
+            ) as cursor:
+                if await cursor.fetchone() is not None:
+                    return RecordedCharge(False, None, charge.order_id)
+            row = None
+            if charge.order_id is not None:
+                async with conn.execute(
+                    "SELECT user_id, status, stars FROM orders WHERE id = ?", (charge.order_id,)
+                ) as cursor:
+                    row = await cursor.fetchone()
+            own = row is not None and row["user_id"] == charge.user_id
+            rejection = charge.refuse or self._rejection(charge, row if own else None)
+            order_id = charge.order_id if own else None
             await conn.execute(
-                "UPDATE orders SET charge_id = ?, paid_at = ? WHERE id = ?",
-                (charge_id, now, order_id),
+                """INSERT INTO payments (charge_id, order_id, user_id, stars, currency,
+                       provider_charge_id, received_at, attached, reject_reason, payload)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    charge.charge_id, order_id, charge.user_id, charge.stars, charge.currency,
+                    charge.provider_charge_id, now, int(rejection is None),
+                    rejection.value if rejection else None, charge.payload[:128],
+                ),
+            )  # fmt: skip
+            if rejection is None:
+                assert order_id is not None
+                await conn.execute(
+                    "UPDATE orders SET charge_id = ?, paid_at = ? WHERE id = ?",
+                    (charge.charge_id, now, order_id),
+                )
+                await self._transition(
+                    conn, order_id, OrderStatus.PAID,
+                    f"paid {charge.stars} {charge.currency}, charge {charge.charge_id}",
+                    {"next_check_at_ts": None},
+                )  # fmt: skip
+                return RecordedCharge(True, None, order_id)
+            reason = f"charge not attached: {rejection.value}"
+            await conn.execute(
+                """INSERT INTO refunds (charge_id, order_id, settles_order, user_id, stars,
+                       reason, next_attempt_at_ts, created_at)
+                   VALUES (?, ?, 0, ?, ?, ?, ?, ?)""",
+                (charge.charge_id, order_id, charge.user_id, charge.stars, reason, now_ts, now),
             )
-            await self._transition(
-                conn,
-                order_id,
-                OrderStatus.PAID,
-                f"paid {stars} {currency}, charge {charge_id}",
-                {"next_check_at_ts": None},
-            )
-        return True
+            if order_id is not None:
+                status = row["status"] if row is not None else None
+                await self._event(
+                    conn, order_id, status, status,
+                    f"{reason}; {charge.stars} {charge.currency}, charge {charge.charge_id}, "
+                    "refund queued",
+                )  # fmt: skip
+            return RecordedCharge(True, rejection, order_id)
+
+    @staticmethod
+    def _rejection(charge: IncomingCharge, order: aiosqlite.Row | None) -> ChargeRejection | None:
+        if order is None:
+            return ChargeRejection.UNKNOWN_ORDER
+        status = OrderStatus(order["status"])
+        if status is OrderStatus.EXPIRED:
+            return ChargeRejection.EXPIRED
+        if status is not OrderStatus.AWAITING_PAYMENT:
+            return ChargeRejection.ALREADY_PAID
+        if charge.stars != order["stars"]:
+            return ChargeRejection.WRONG_AMOUNT
+        return None
 
     async def payment_recorded(self, charge_id: str) -> bool:
+        """Whether a charge id is in ``payments`` (attached or not)."""
         return (
             await self._db.fetchval("SELECT 1 FROM payments WHERE charge_id = ?", (charge_id,))
             is not None
@@ -386,11 +471,11 @@ class OrdersRepository:
                  "next_check_at_ts": None},
             )  # fmt: skip
             await conn.execute(
-                """INSERT INTO refunds (order_id, user_id, charge_id, stars, reason,
-                       next_attempt_at_ts, created_at)
-                   SELECT id, user_id, charge_id, stars, ?, ?, ? FROM orders
+                """INSERT INTO refunds (charge_id, order_id, settles_order, user_id, stars,
+                       reason, next_attempt_at_ts, created_at)
+                   SELECT charge_id, id, 1, user_id, stars, ?, ?, ? FROM orders
                    WHERE id = ? AND charge_id IS NOT NULL
-                   ON CONFLICT (order_id) DO NOTHING""",
+                   ON CONFLICT DO NOTHING""",
                 (reason, next_attempt_ts, utcnow_iso(), order_id),
             )
         order = await self.get(order_id)
@@ -428,15 +513,22 @@ class OrdersRepository:
     # -- refund outbox ---------------------------------------------------------------
 
     async def due_refunds(self, now_ts: float, limit: int = 20) -> list[PendingRefund]:
+        """Pending refunds whose next attempt is due, oldest first."""
         rows = await self._db.fetchall(
-            """SELECT order_id, user_id, charge_id, stars, reason, attempts FROM refunds
-               WHERE status = 'pending' AND next_attempt_at_ts <= ?
+            """SELECT charge_id, order_id, settles_order, user_id, stars, reason, attempts
+               FROM refunds WHERE status = 'pending' AND next_attempt_at_ts <= ?
                ORDER BY next_attempt_at_ts LIMIT ?""",
             (now_ts, limit),
         )
         return [
             PendingRefund(
-                r["order_id"], r["user_id"], r["charge_id"], r["stars"], r["reason"], r["attempts"]
+                r["charge_id"],
+                r["order_id"],
+                bool(r["settles_order"]),
+                r["user_id"],
+                r["stars"],
+                r["reason"],
+                r["attempts"],
             )
             for r in rows
         ]
@@ -447,24 +539,37 @@ class OrdersRepository:
         )
         return None if value is None else float(value)
 
-    async def refund_done(self, order_id: int, detail: str) -> Order:
-        """Telegram confirmed the refund: close the outbox row and mark the order refunded."""
+    async def refund_done(self, refund: PendingRefund, detail: str) -> Order | None:
+        """Telegram confirmed the refund: close the outbox row and, for an order's own
+        charge, mark the order refunded (an unattached charge gets an event on its order).
+        Returns the order, if the charge names one."""
         async with self._db.transaction() as conn:
             await conn.execute(
-                "UPDATE refunds SET status = 'done', done_at = ?, attempts = attempts + 1 WHERE order_id = ?",
-                (utcnow_iso(), order_id),
+                """UPDATE refunds SET status = 'done', done_at = ?, attempts = attempts + 1
+                   WHERE charge_id = ?""",
+                (utcnow_iso(), refund.charge_id),
             )
-            await self._transition(conn, order_id, OrderStatus.REFUNDED, detail, {})
-        order = await self.get(order_id)
-        assert order is not None
-        return order
+            if refund.order_id is not None and refund.settles_order:
+                await self._transition(conn, refund.order_id, OrderStatus.REFUNDED, detail, {})
+            elif refund.order_id is not None:
+                async with conn.execute(
+                    "SELECT status FROM orders WHERE id = ?", (refund.order_id,)
+                ) as cursor:
+                    row = await cursor.fetchone()
+                status = row["status"] if row else None
+                await self._event(conn, refund.order_id, status, status, detail)
+        return await self.get(refund.order_id) if refund.order_id is not None else None
 
-    async def refund_retry(self, order_id: int, error: str, next_attempt_ts: float) -> None:
+    async def refund_retry(self, charge_id: str, error: str, next_attempt_ts: float) -> None:
+        """Count a failed ``refundStarPayment`` attempt and schedule the next one."""
         await self._db.execute(
             """UPDATE refunds SET attempts = attempts + 1, last_error = ?, next_attempt_at_ts = ?
-               WHERE order_id = ?""",
-            (error[:500], next_attempt_ts, order_id),
+               WHERE charge_id = ?""",
+            (error[:500], next_attempt_ts, charge_id),
         )
 
     async def refund_status(self, order_id: int) -> str | None:
-        return await self._db.fetchval("SELECT status FROM refunds WHERE order_id = ?", (order_id,))
+        """``pending`` or ``done`` for the refund of an order's own charge, else ``None``."""
+        return await self._db.fetchval(
+            "SELECT status FROM refunds WHERE order_id = ? AND settles_order = 1", (order_id,)
+        )

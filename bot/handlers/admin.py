@@ -330,7 +330,7 @@ async def order_resend(
     if order.status is not OrderStatus.COMPLETED:
         await callback.answer(_("admin.resend_not_completed"), show_alert=True)
         return
-    await notifier.order_completed(order)
+    await notifier.resend_completed(order)
     await admin_service.audit(callback.from_user.id, "resend", f"order {order.id}")
     await callback.answer(_("admin.resent"), show_alert=True)
 

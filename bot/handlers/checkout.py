@@ -21,13 +21,15 @@ from bot.states import Checkout
 from services.orders import (
     STARS_CURRENCY,
     OrderService,
+    PreCheckoutRefusal,
     Quote,
     invoice_payload,
     parse_invoice_payload,
 )
 from services.pricing import UnknownCurrency
 from services.suppliers.errors import OfferNotFound, RefreshPriceError, SupplierError
-from storage.orders import Order
+from storage.orders import ChargeRejection, IncomingCharge, Order
+from storage.users import User as StoredUser
 
 logger = logging.getLogger(__name__)
 router = Router(name=__name__)
@@ -90,9 +92,17 @@ async def open_and_invoice(
     bot: Bot,
     order_service: OrderService,
     settings: Settings,
+    *,
+    shown_stars: int | None = None,
     **details: Any,
 ) -> None:
-    """Create the order for ``quote`` (test mode in the sandbox) and send its invoice."""
+    """Create the order for ``quote`` (test mode in the sandbox) and send its invoice.
+    When the customer was shown another price (``shown_stars``), say so first."""
+    if shown_stars and shown_stars != quote.stars:
+        await bot.send_message(
+            chat_id,
+            _("checkout.price_changed").format(old=shown_stars, new=quote.stars),
+        )
     order = await order_service.open_checkout(
         user_id, chat_id, quote, test_mode=settings.sandbox, **details
     )
@@ -127,8 +137,9 @@ async def buy(
         return
     await callback.answer()
     await open_and_invoice(
-        callback.from_user.id, callback.message.chat.id, quote, bot, order_service, settings
-    )
+        callback.from_user.id, callback.message.chat.id, quote, bot, order_service, settings,
+        shown_stars=callback_data.stars,
+    )  # fmt: skip
 
 
 @router.message(Checkout.player_id, F.text)
@@ -220,6 +231,7 @@ async def _check_player(
         await message.answer(_("offer.unavailable"), reply_markup=keyboards.home_only())
         return
     stars = offer_stars(order_service, offer) or 0
+    await state.update_data(stars=stars)
     details = _("confirm.player").format(login=escape(login), player_id=escape(data["player_id"]))
     if server:
         details += _("confirm.server").format(server=escape(server[0]))
@@ -265,7 +277,8 @@ async def confirm_pay(
     await callback.answer()
     await open_and_invoice(
         callback.from_user.id, callback.message.chat.id, quote, bot, order_service, settings,
-        game_user_id=data["player_id"], game_server_id=data.get("server_id"),
+        shown_stars=data.get("stars"), game_user_id=data["player_id"],
+        game_server_id=data.get("server_id"),
         game_server_label=data.get("server_label"), player_login=data.get("login"),
     )  # fmt: skip
 
@@ -280,15 +293,20 @@ async def stale_confirm(callback: CallbackQuery) -> None:
 
 
 @router.pre_checkout_query()
-async def pre_checkout(query: PreCheckoutQuery, order_service: OrderService) -> None:
-    """Answer within Telegram's 10 s: local state plus a bounded supplier re-check."""
+async def pre_checkout(
+    query: PreCheckoutQuery, order_service: OrderService, user_record: StoredUser | None = None
+) -> None:
+    """Answer within Telegram's 10 s whatever storage or the supplier do: local state plus
+    a bounded supplier re-check, under a hard deadline (see ``OrderService.pre_checkout_within``)."""
     order_id = parse_invoice_payload(query.invoice_payload)
-    if order_id is None:
-        await query.answer(ok=False, error_message=_("precheckout.order_not_found"))
-        return
-    refusal = await order_service.pre_checkout(
-        order_id, query.from_user.id, query.total_amount, query.currency
-    )
+    if user_record is not None and user_record.is_banned:
+        refusal: PreCheckoutRefusal | None = PreCheckoutRefusal.BANNED
+    elif order_id is None:
+        refusal = PreCheckoutRefusal.ORDER_NOT_FOUND
+    else:
+        refusal = await order_service.pre_checkout_within(
+            order_id, query.from_user.id, query.total_amount, query.currency
+        )
     if refusal is None:
         await query.answer(ok=True)
     else:
@@ -297,22 +315,23 @@ async def pre_checkout(query: PreCheckoutQuery, order_service: OrderService) -> 
 
 
 @router.message(F.successful_payment)
-async def successful_payment(message: Message, order_service: OrderService) -> None:
+async def successful_payment(
+    message: Message, order_service: OrderService, user_record: StoredUser | None = None
+) -> None:
+    """Record the charge and fulfil its order; a charge that fits no open order of this
+    user (or comes from a banned user) is refunded (``OrderService.handle_payment``)."""
     payment = message.successful_payment
     assert payment is not None and message.from_user is not None
-    order_id = parse_invoice_payload(payment.invoice_payload)
-    if order_id is None:
-        logger.error(
-            "payment %s with a foreign payload %r",
-            payment.telegram_payment_charge_id,
-            payment.invoice_payload,
-        )
-        return
+    banned = user_record is not None and user_record.is_banned
     await order_service.handle_payment(
-        order_id,
-        message.from_user.id,
-        payment.telegram_payment_charge_id,
-        payment.total_amount,
-        payment.currency,
-        payment.provider_payment_charge_id,
+        IncomingCharge(
+            charge_id=payment.telegram_payment_charge_id,
+            user_id=message.from_user.id,
+            stars=payment.total_amount,
+            currency=payment.currency,
+            payload=payment.invoice_payload,
+            order_id=parse_invoice_payload(payment.invoice_payload),
+            provider_charge_id=payment.provider_payment_charge_id,
+            refuse=ChargeRejection.BANNED if banned else None,
+        )
     )

@@ -139,7 +139,9 @@ async def _confirm(
         await state.clear()
         await message.answer(_("offer.unavailable"), reply_markup=ReplyKeyboardRemove())
         return
-    await state.update_data(recipient_id=recipient.user_id, recipient_name=recipient.display)
+    await state.update_data(
+        recipient_id=recipient.user_id, recipient_name=recipient.display, stars=stars
+    )
     await state.set_state(GiftStars.confirm)
     await message.answer(
         _("stars.found").format(recipient=escape(recipient.display)),
@@ -261,7 +263,8 @@ async def confirm_gift(
     await callback.answer()
     await open_and_invoice(
         callback.from_user.id, callback.message.chat.id, quote, bot, order_service, settings,
-        kind="stars_gift", game_user_id=str(data["recipient_id"]), recipient_name=data["recipient_name"],
+        shown_stars=data.get("stars"), kind="stars_gift", game_user_id=str(data["recipient_id"]),
+        recipient_name=data["recipient_name"],
     )  # fmt: skip
 
 
