@@ -108,7 +108,7 @@ async def test_servers_on_both_paths_and_check_game_data(
 async def test_check_game_data_without_player_is_a_5xx_that_is_not_transient(
     client: GamesDropClient,
 ) -> None:
-    with pytest.raises(errors.ServiceUnavailable, match="Field validation"):
+    with pytest.raises(errors.FieldValidationFailed, match="Field validation"):
         await client.check_player(GENSHIN_60, "")
 
 
