@@ -37,6 +37,7 @@ from services.suppliers.errors import (
     OrderOutcomeUnknown,
     RefreshPriceError,
     RetryLaterError,
+    SupplierAPIError,
     SupplierConnectionError,
     SupplierError,
     TransactionDuplicate,
@@ -334,9 +335,17 @@ class OrderService:
             )
         except WrongPrice as exc:
             return await self._order_at_new_price(order, exc)
-        except TransactionDuplicate:
+        except TransactionDuplicate as duplicate:
             # an order with our transactionId exists already: read it, never order again
-            return await self.supplier.get_order(transaction_id=order.transaction_id)
+            try:
+                return await self.supplier.get_order(transaction_id=order.transaction_id)
+            except OrderNotFound as exc:
+                # the supplier says it exists: a lagging order-status proves nothing
+                raise OrderOutcomeUnknown(
+                    order.transaction_id, "duplicate transactionId, order-status has none yet"
+                ) from exc
+            except SupplierAPIError as exc:
+                raise OrderOutcomeUnknown(order.transaction_id, str(exc)) from duplicate
 
     async def _settle(self, order: Order, attempt: Callable[[], Awaitable[SupplierOrder]]) -> None:
         """Run a supplier call that should end with the order's supplier state, and act:
@@ -498,6 +507,10 @@ class OrderService:
             return
         if found is not None:
             await self._apply(order, found)
+            return
+        if order.status is OrderStatus.PROCESSING:
+            # the supplier told us it has this order: "no such order" now proves nothing
+            await self._mark_unknown(order, "order-status has no such order yet")
             return
         now = self._clock()
         since = order.supplier_absent_since_ts

@@ -277,3 +277,51 @@ async def test_admin_resolve_now_applies_an_order_the_supplier_has(db: Database)
     assert outcome is ResolveOutcome.FOUND
     assert (resolved.status, resolved.delivered_key) == (OrderStatus.COMPLETED, "K-8")
     assert await _refunds(db) == 0
+
+
+async def test_a_refused_status_check_never_refunds_an_unknown_order(db: Database) -> None:
+    supplier, clock = ScriptedSupplier(), Clock()
+    service, repo, _ = _service(db, supplier, clock)
+    order = await _paid_order(db, repo)
+    await service._place(order)
+    supplier.status = ScriptedSupplier._raise(
+        lambda: errors.InvalidToken("INVALID_TOKEN", 401, '{"error":{"code":"INVALID_TOKEN"}}')
+    )
+
+    for _ in range(3):
+        clock.now += 20 * MINUTE
+        await service.check_order(order)
+
+    assert (await repo.get(order.id)).status is OrderStatus.UNKNOWN
+    assert await _refunds(db) == 0
+
+
+async def test_duplicate_transaction_the_status_cannot_find_yet_is_not_refunded(
+    db: Database,
+) -> None:
+    supplier, clock = ScriptedSupplier(), Clock()
+    supplier.create = ScriptedSupplier._raise(
+        lambda: errors.TransactionDuplicate("TRANSACTION_DUPLICATE", 409, "{}")
+    )
+    service, repo, _ = _service(db, supplier, clock)
+    order = await _paid_order(db, repo)
+
+    await service._place(order)  # duplicate: an order exists, though status lags behind
+
+    assert (await repo.get(order.id)).status is OrderStatus.UNKNOWN
+    assert await _refunds(db) == 0
+
+
+async def test_processing_order_is_never_counted_absent(db: Database) -> None:
+    supplier, clock = ScriptedSupplier(), Clock()
+    supplier.create = lambda: SupplierOrder(status=SupplierStatus.PROCESSING)  # no orderId
+    service, repo, _ = _service(db, supplier, clock, absent_for=30 * MINUTE)
+    order = await _paid_order(db, repo)
+    await service._place(order)
+
+    for _ in range(4):  # order-status by transactionId lags: "no such order"
+        clock.now += 20 * MINUTE
+        await service.check_order(order)
+
+    assert (await repo.get(order.id)).status is OrderStatus.PROCESSING
+    assert await _refunds(db) == 0
