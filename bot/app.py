@@ -105,6 +105,7 @@ def order_timings(settings: Settings) -> OrderTimings:
         first_check=settings.orders.first_check_seconds,
         max_check=settings.orders.max_check_seconds,
         stuck_after=settings.orders.stuck_after_minutes * 60,
+        absent_for=settings.orders.unknown_absent_minutes * 60,
         payment_grace=settings.gamesdrop.create_order_timeout + 15,
     )
 

@@ -116,6 +116,10 @@ class BotNotifier:
             return _("delivery.failed").format(
                 order=order.id, reason=texts.failure_reason(order), stars=order.stars
             )
+        if kind == "unknown":
+            return _("delivery.unknown").format(order=order.id, stars=order.stars)
+        if kind == "delayed":
+            return _("delivery.delayed").format(order=order.id, stars=order.stars)
         return _("delivery.refunded").format(order=order.id, stars=order.stars)
 
     async def order_completed(self, order: Order) -> None:
@@ -175,6 +179,14 @@ class BotNotifier:
             f"⚠️ Order #{order.id} ({order.product_name} — {order.offer_name}) is still "
             f"{order.status.value} since {order.paid_at}; supplier order {order.supplier_order_id}.",
         )
+
+    async def order_unknown(self, order: Order) -> None:
+        """Tell the customer once: paid, the supplier has not confirmed yet, we keep at it."""
+        await self._send(order, "unknown", markup=False)
+
+    async def order_delayed(self, order: Order) -> None:
+        """Tell the customer a stuck order is still being worked on (or will be refunded)."""
+        await self._send(order, "delayed", markup=False)
 
     async def alert(self, key: str, text: str) -> None:
         """A rate-limited alert to admins (see :class:`services.alerts.AlertService`)."""

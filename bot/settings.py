@@ -63,6 +63,9 @@ class OrderSettings(BaseModel):
     max_check_seconds: float = 300.0
     #: An order still open after this many minutes is flagged to admins.
     stuck_after_minutes: float = 90.0
+    #: An order whose create-order outcome is unknown is failed and refunded once the
+    #: supplier has said for this many minutes that it has no such order.
+    unknown_absent_minutes: float = 30.0
     #: Unpaid invoices expire after this many minutes.
     invoice_ttl_minutes: float = 60.0
     #: Minutes between reconciliations against getStarTransactions (and once at start).

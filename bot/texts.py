@@ -17,6 +17,11 @@ _REASON_BY_CODE = {
     "INSUFFICIENT_BALANCE": "reason.insufficient_balance",
     "UNDERPAID": "reason.underpaid",
     "ADMIN_REFUND": "reason.admin_refund",
+    "NOT_PLACED": "reason.not_placed",
+    "INVALID_REQUEST_BODY": "reason.request_rejected",
+    "CANCELED": "reason.supplier_canceled",
+    "FAILED": "reason.supplier_canceled",
+    "REFUND": "reason.supplier_canceled",
 }
 _STARS_REASONS = {
     "user not found": "reason.stars_user_not_found",
@@ -30,18 +35,14 @@ def status_text(status: OrderStatus) -> str:
 
 
 def failure_reason(order: Order) -> str:
-    """A plain-words reason for a failed order (translated; supplier detail escaped)."""
-    detail = order.failure_reason or ""
-    lowered = detail.lower()
+    """A customer-safe reason for a failed order, translated. The supplier's own text is
+    written for merchants ("the funds were returned to your balance"), so it is never
+    shown to customers: it stays in ``order.failure_reason`` and the order log for admins."""
+    lowered = (order.failure_reason or "").lower()
     for needle, key in _STARS_REASONS.items():
         if needle in lowered:
             return _(key)
-    key = _REASON_BY_CODE.get(order.failure_code or "")
-    if key:
-        return _(key)
-    if order.failure_code in {"CANCELED", "FAILED", "REFUND"}:
-        return _("reason.supplier_canceled").format(detail=escape(detail))
-    return _("reason.generic")
+    return _(_REASON_BY_CODE.get(order.failure_code or "", "reason.generic"))
 
 
 def player_line(order: Order) -> str:

@@ -6,6 +6,7 @@ The flow of one order::
     paid --create-order--> completed | processing | failed (refund queued) | unknown
     processing --order-status, with backoff--> completed | failed
     unknown --order-status by transactionId (re-send with the same id if absent)--> ...
+    unknown --supplier says "no such order" for ``absent_for`` (30 min)--> failed
     failed --refundStarPayment (outbox)--> refunded
 
 The supplier ``transactionId`` is derived from the shop's order id, so no path can ever
@@ -37,6 +38,7 @@ from services.suppliers.errors import (
     OrderOutcomeUnknown,
     RefreshPriceError,
     RetryLaterError,
+    SupplierAPIError,
     SupplierConnectionError,
     SupplierError,
     TransactionDuplicate,
@@ -50,7 +52,6 @@ from storage.db import utcnow_iso
 from storage.orders import (
     ChargeRejection,
     IncomingCharge,
-    InvalidTransition,
     NewOrder,
     Order,
     OrdersRepository,
@@ -62,6 +63,8 @@ from storage.orders import (
 logger = logging.getLogger(__name__)
 
 STARS_CURRENCY = "XTR"
+#: ``failure_code`` of an order the supplier confirmed it never made
+NOT_PLACED = "NOT_PLACED"
 _PAYLOAD = re.compile(r"^order:(\d{1,12})$")
 
 
@@ -100,6 +103,14 @@ class OrderNotifier(Protocol):
     async def charge_refunded(self, refund: PendingRefund) -> None:
         """Telegram confirmed the refund of a charge that was never attached."""
 
+    async def order_unknown(self, order: Order) -> None:
+        """The customer: paid, the supplier's answer is pending, we keep working on it."""
+        ...
+
+    async def order_delayed(self, order: Order) -> None:
+        """The customer: the order is taking much longer than usual (it became stuck)."""
+        ...
+
 
 class PreCheckoutRefusal(StrEnum):
     """Why a pre-checkout query gets ``ok=False`` (each has a translated message)."""
@@ -115,14 +126,27 @@ class PreCheckoutRefusal(StrEnum):
     BUSY = "busy"  # no decision within the deadline: the customer may tap Pay again
 
 
+class ResolveOutcome(StrEnum):
+    """What an admin's "resolve now" found (each has a translated answer)."""
+
+    NOT_OPEN = "not_open"  # nothing to resolve: the order is settled or was never paid
+    FOUND = "found"  # the supplier has the order: it moved to what the supplier says
+    ABSENT_REFUNDED = "absent_refunded"  # the supplier confirmed no order: failed, refund queued
+    UNREACHABLE = "unreachable"  # the supplier did not answer: nothing changed
+    UNCONFIRMED = "unconfirmed"  # the supplier gave us its order id, now denies it: nothing changed
+
+
 @dataclass(frozen=True, slots=True)
 class OrderTimings:
     """Seconds. ``first_check``: first order-status after PROCESSING (7-10 s in the field);
     checks then back off by ``backoff`` up to ``max_check``. ``payment_grace``: how long
     the inline create-order owns a fresh payment before the worker may pick it up.
-    ``stuck_after``: open this long, admins are told. ``precheck_budget``: time the
-    pre-checkout answer may spend asking the supplier; ``precheck_deadline``: the hard
-    limit for the whole decision, whatever storage does (Telegram allows 10 s)."""
+    ``stuck_after``: open this long, admins and the customer are told. ``precheck_budget``:
+    time the pre-checkout answer may spend asking the supplier; ``precheck_deadline``: the
+    hard limit for the whole decision, whatever storage does (Telegram allows 10 s).
+    ``absent_for``: an unknown order the supplier has said for this long it does not have
+    is failed and refunded. ``max_retry_after``: the longest supplier ``Retry-After``
+    obeyed before the next check."""
 
     first_check: float = 7.0
     backoff: float = 1.5
@@ -132,6 +156,8 @@ class OrderTimings:
     precheck_budget: float = 4.0
     precheck_deadline: float = 7.0
     worker_tick: float = 1.0
+    absent_for: float = 30 * 60.0
+    max_retry_after: float = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,22 +400,30 @@ class OrderService:
 
     async def _place(self, order: Order) -> None:
         """Send create-order once and act on the answer. Caller holds the order lock."""
+        await self._settle(order, lambda: self._create(order))
 
-        async def create() -> SupplierOrder:
+    async def _create(self, order: Order) -> SupplierOrder:
+        """create-order with the order's own ``transactionId`` (never another one)."""
+        try:
+            return await self.supplier.create_order(
+                order.offer_id,
+                order.supplier_price,
+                order.transaction_id,
+                self._customer(order),
+            )
+        except WrongPrice as exc:
+            return await self._order_at_new_price(order, exc)
+        except TransactionDuplicate as duplicate:
+            # an order with our transactionId exists already: read it, never order again
             try:
-                return await self.supplier.create_order(
-                    order.offer_id,
-                    order.supplier_price,
-                    order.transaction_id,
-                    self._customer(order),
-                )
-            except WrongPrice as exc:
-                return await self._order_at_new_price(order, exc)
-            except TransactionDuplicate:
-                # an order with our transactionId exists already: read it, never order again
                 return await self.supplier.get_order(transaction_id=order.transaction_id)
-
-        await self._settle(order, create)
+            except OrderNotFound as exc:
+                # the supplier says it exists: a lagging order-status proves nothing
+                raise OrderOutcomeUnknown(
+                    order.transaction_id, "duplicate transactionId, order-status has none yet"
+                ) from exc
+            except SupplierAPIError as exc:
+                raise OrderOutcomeUnknown(order.transaction_id, str(exc)) from duplicate
 
     async def _settle(self, order: Order, attempt: Callable[[], Awaitable[SupplierOrder]]) -> None:
         """Run a supplier call that should end with the order's supplier state, and act:
@@ -398,7 +432,7 @@ class OrderService:
         try:
             result = await attempt()
         except (OrderOutcomeUnknown, SupplierConnectionError, RetryLaterError) as exc:
-            await self._mark_unknown(order, str(exc))
+            await self._mark_unknown(order, str(exc), getattr(exc, "retry_after", None))
             return
         except (RefreshPriceError, MoneyError, FixRequestError, UnknownSupplierError) as exc:
             await self._fail(order, exc.supplier_message or str(exc), exc.code)
@@ -439,18 +473,34 @@ class OrderService:
         assert fresh is not None
         return fresh
 
-    async def _mark_unknown(self, order: Order, reason: str) -> None:
+    async def _mark_unknown(
+        self, order: Order, reason: str, retry_after: float | None = None
+    ) -> None:
+        """No answer to act on: ask again later (not before the supplier's ``retry_after``
+        seconds). The customer hears once that the order is paid and being worked on."""
         attempts = order.check_attempts + 1
-        await self.orders.transition(
-            order.id, OrderStatus.UNKNOWN, f"supplier outcome unknown: {reason}",
-            check_attempts=attempts, next_check_at_ts=self._next_check(attempts),
-        )  # fmt: skip
+        schedule = {"check_attempts": attempts,
+                    "next_check_at_ts": self._next_check(attempts, retry_after)}  # fmt: skip
+        if order.status is OrderStatus.PROCESSING:
+            # the supplier has the order; only this check went unanswered
+            await self.orders.update(order.id, **schedule)
+            logger.warning("order %s: status check unanswered (%s)", order.id, reason)
+            return
+        first_time = order.status is not OrderStatus.UNKNOWN
+        order = await self.orders.transition(
+            order.id, OrderStatus.UNKNOWN, f"supplier outcome unknown: {reason}", **schedule
+        )
         logger.warning("order %s outcome unknown (%s); will ask the supplier", order.id, reason)
+        if first_time:
+            await self._notify(self.notifier.order_unknown, order)
         self._wake.set()
 
-    def _next_check(self, attempts: int) -> float:
+    def _next_check(self, attempts: int, retry_after: float | None = None) -> float:
         t = self.timings
-        return self._clock() + min(t.max_check, t.first_check * t.backoff ** max(0, attempts - 1))
+        delay = min(t.max_check, t.first_check * t.backoff ** max(0, attempts - 1))
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, t.max_retry_after))
+        return self._clock() + delay
 
     async def _apply(self, order: Order, result: SupplierOrder) -> None:
         """Move the order to what the supplier says and tell the customer."""
@@ -528,13 +578,82 @@ class OrderService:
 
     async def _resolve(self, order: Order) -> None:
         """Settle a paid order whose supplier state is not known (after a lost answer,
-        a restart, or a payment whose create-order never finished)."""
-        await self._settle(
-            order,
-            lambda: self.supplier.resolve_order(
-                order.offer_id, order.supplier_price, order.transaction_id, self._customer(order)
-            ),
-        )
+        a restart, or a payment whose create-order never finished).
+
+        Asks order-status by ``transactionId``: an order found is applied. When the
+        supplier says it has none, create-order is sent again with the same id, until the
+        supplier has said so for ``absent_for`` seconds: then the order is failed and
+        refunded. An unanswered or refused status check proves nothing: asked again later.
+        Caller holds the order lock."""
+        try:
+            found = await self.supplier.get_order(transaction_id=order.transaction_id)
+        except OrderNotFound:
+            found = None
+        except SupplierError as exc:
+            await self._mark_unknown(
+                order, f"order-status: {exc}", getattr(exc, "retry_after", None)
+            )
+            return
+        if found is not None:
+            await self._apply(order, found)
+            return
+        if order.status is OrderStatus.PROCESSING:
+            # the supplier told us it has this order: "no such order" now proves nothing
+            await self._mark_unknown(order, "order-status has no such order yet")
+            return
+        now = self._clock()
+        since = order.supplier_absent_since_ts
+        if since is None:
+            since = now
+            await self.orders.update(order.id, supplier_absent_since_ts=since)
+        absent = now - since
+        if absent >= self.timings.absent_for:
+            await self._fail(
+                order,
+                f"the supplier has had no order {order.transaction_id} for {absent / 60:.0f} min",
+                NOT_PLACED,
+            )
+            return
+        logger.info(
+            "order %s unknown to the supplier for %.0f s; re-sending with the same id",
+            order.id, absent,
+        )  # fmt: skip
+        await self._settle(order, lambda: self._create(order))
+
+    async def resolve_now(self, order_id: int) -> tuple[Order | None, ResolveOutcome]:
+        """An admin's "resolve now" on an open order: ask the supplier (order-status by the
+        supplier's order id when known, else by ``transactionId``) and act on the answer.
+
+        Fails and refunds only when the supplier confirms it has no order with our
+        ``transactionId``; never sends create-order. Returns the order as it is now and
+        what was found."""
+        async with self._lock(order_id):
+            order = await self.orders.get(order_id)
+            if order is None or not order.status.is_open:
+                return order, ResolveOutcome.NOT_OPEN
+            try:
+                if order.supplier_order_id is not None:
+                    found = await self.supplier.get_order(order_id=order.supplier_order_id)
+                else:
+                    found = await self.supplier.get_order(transaction_id=order.transaction_id)
+            except OrderNotFound:
+                if order.supplier_order_id is not None:
+                    logger.error(
+                        "order %s: supplier denies its own order %s",
+                        order.id, order.supplier_order_id,
+                    )  # fmt: skip
+                    return order, ResolveOutcome.UNCONFIRMED
+                await self._fail(
+                    order,
+                    f"an admin asked: the supplier has no order {order.transaction_id}",
+                    NOT_PLACED,
+                )
+                return await self._reload(order), ResolveOutcome.ABSENT_REFUNDED
+            except SupplierError as exc:
+                logger.warning("order %s: resolve now: supplier did not answer: %s", order.id, exc)
+                return order, ResolveOutcome.UNREACHABLE
+            await self._apply(order, found)
+            return await self._reload(order), ResolveOutcome.FOUND
 
     async def check_order(self, order: Order) -> None:
         """One supplier check of an open order (used by the worker and by admins)."""
@@ -545,14 +664,18 @@ class OrderService:
             if order.status is OrderStatus.PROCESSING and order.supplier_order_id:
                 try:
                     result = await self.supplier.get_order(order_id=order.supplier_order_id)
-                except (SupplierConnectionError, RetryLaterError, OrderNotFound) as exc:
+                except SupplierError as exc:
+                    # unanswered or refused: the order exists at the supplier; ask again later
                     logger.warning("order %s: status check failed: %s", order.id, exc)
                     attempts = order.check_attempts + 1
                     await self.orders.update(
                         order.id,
                         check_attempts=attempts,
-                        next_check_at_ts=self._next_check(attempts),
+                        next_check_at_ts=self._next_check(
+                            attempts, getattr(exc, "retry_after", None)
+                        ),
                     )
+                    await self._flag_if_stuck(await self._reload(order))
                     return
                 await self._apply(order, result)
             else:
@@ -567,6 +690,7 @@ class OrderService:
             await self.orders.update(order.id, stuck_flagged=True)
             logger.error("order %s open for over %.0f s", order.id, self.timings.stuck_after)
             await self._notify(self.notifier.order_stuck, order)
+            await self._notify(self.notifier.order_delayed, order)
 
     async def check_due_orders(self) -> int:
         """Check every open order whose time has come; returns how many were checked."""
@@ -574,9 +698,20 @@ class OrderService:
         for order in due:
             try:
                 await self.check_order(order)
-            except (InvalidTransition, SupplierError):
+            except Exception:
+                # one order's trouble never stops the others; it is asked again later
                 logger.exception("order %s: check failed", order.id)
+                await self._postpone(order)
         return len(due)
+
+    async def _postpone(self, order: Order) -> None:
+        attempts = order.check_attempts + 1
+        try:
+            await self.orders.update(
+                order.id, check_attempts=attempts, next_check_at_ts=self._next_check(attempts)
+            )
+        except Exception:
+            logger.exception("order %s: could not reschedule its check", order.id)
 
     def wake(self) -> None:
         self._wake.set()

@@ -122,6 +122,8 @@ class Order:
     next_check_at_ts: float | None
     check_attempts: int
     stuck_flagged: bool
+    #: when order-status first said the supplier has no such order (Unix seconds)
+    supplier_absent_since_ts: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +195,7 @@ _PAID = "status NOT IN ('awaiting_payment', 'expired')"
 _UPDATABLE = {
     "supplier_price", "supplier_currency", "cost_usd", "supplier_order_id", "supplier_status",
     "delivered_key", "fulfillment", "failure_reason", "failure_code", "finished_at",
-    "next_check_at_ts", "check_attempts", "stuck_flagged",
+    "next_check_at_ts", "check_attempts", "stuck_flagged", "supplier_absent_since_ts",
 }  # fmt: skip
 
 

@@ -238,6 +238,10 @@ def _order_markup(order: Order) -> Any:
         builder.button(
             text=_("admin.refund"), callback_data=Admin(action="refund", arg=str(order.id))
         )
+    if order.status.is_open:
+        builder.button(
+            text=_("admin.resolve_now"), callback_data=Admin(action="resolve", arg=str(order.id))
+        )
     builder.adjust(3)
     return _back(builder, "orders", "all")
 
@@ -312,6 +316,33 @@ async def order_refresh(
     await show(
         callback,
         await _order_text(order, order_service, users, supplier_status),
+        _order_markup(order),
+    )
+
+
+@router.callback_query(Admin.filter(F.action == "resolve"))
+async def order_resolve_now(
+    callback: CallbackQuery,
+    callback_data: Admin,
+    order_service: OrderService,
+    users: UsersRepository,
+    admin_service: AdminService,
+) -> None:
+    """Resolve now: ask the supplier about an open order and act on its answer; the order
+    is failed and refunded only when the supplier confirms it has no such order
+    (:meth:`services.orders.OrderService.resolve_now`)."""
+    order = await _load_order(callback, callback_data, order_service)
+    if order is None:
+        return
+    order, outcome = await order_service.resolve_now(order.id)
+    assert order is not None
+    await admin_service.audit(callback.from_user.id, "resolve", f"order {order.id}: {outcome}")
+    verdict = _(f"admin.resolve.{outcome.value}").format(
+        order=order.id, status=texts.status_text(order.status)
+    )
+    await show(
+        callback,
+        verdict + "\n\n" + await _order_text(order, order_service, users),
         _order_markup(order),
     )
 

@@ -16,7 +16,9 @@ import re
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
+from email.utils import parsedate_to_datetime
 from math import ceil
 from typing import Any, TypeVar
 
@@ -27,6 +29,8 @@ from services import exact_json
 from services.suppliers.base import Customer
 from services.suppliers.errors import (
     ERROR_BY_CODE,
+    FieldValidationFailed,
+    FixRequestError,
     InvalidToken,
     OrderNotFound,
     OrderOutcomeUnknown,
@@ -82,15 +86,22 @@ class Timeouts:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Read retries: ``attempts`` in all, delays ``base_delay * 2**n`` capped at ``max_delay`` s."""
+    """Read retries: ``attempts`` in all, delays ``base_delay * 2**n`` capped at ``max_delay`` s.
+
+    A ``Retry-After`` from the supplier is waited in full when it is at most
+    ``max_retry_after`` s; a longer one makes the read give up at once (never sooner)."""
 
     attempts: int = 3
     base_delay: float = 0.5
     max_delay: float = 8.0
+    max_retry_after: float = 10.0
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds before retry ``attempt`` (0-based): the supplier's ``retry_after`` when
+        it gave one (the caller gives up instead when it exceeds ``max_retry_after``), else
+        capped exponential backoff with jitter."""
         if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_delay)
+            return max(retry_after, 0.0)
         backoff = min(self.max_delay, self.base_delay * 2**attempt)
         return backoff + random.uniform(0, backoff / 4)
 
@@ -136,20 +147,55 @@ def _has_error_envelope(body: Any) -> bool:
     return isinstance(body, dict) and bool(body.get("error"))
 
 
+_FIELD_VALIDATION = re.compile(r"field validation", re.IGNORECASE)
+
+
+def parse_retry_after(headers: httpx.Headers | None) -> float | None:
+    """``Retry-After`` in seconds (delta-seconds or an HTTP date), or ``None``."""
+    value = (headers or {}).get("retry-after", "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
 def error_from_response(
     http_status: int, text: str, endpoint: str, headers: httpx.Headers | None = None
 ) -> SupplierAPIError:
-    """Map an error answer to the typed exception for its code (unknown codes included)."""
+    """Map an error answer to its typed exception (unknown codes included).
+
+    The HTTP status decides first: a 429 is :class:`RateLimited` whatever code the body
+    carries; a 5xx is a :class:`RetryLaterError` (its documented retry-later class when the
+    code names one), except a 5xx whose message says a field failed validation
+    (:class:`FieldValidationFailed`) or whose code is a documented request error. Other
+    answers map by their code. ``retry_after`` comes from the ``Retry-After`` header.
+    """
     code, message = read_error_envelope(_parse_json(text))
-    if code in ERROR_BY_CODE:
-        return ERROR_BY_CODE[code](code, http_status, text, message, endpoint)
-    if code is None and http_status == 429:
-        retry_after = None
-        if headers is not None and headers.get("retry-after", "").replace(".", "", 1).isdigit():
-            retry_after = float(headers["retry-after"])
-        return RateLimited(None, http_status, text, message, endpoint, retry_after=retry_after)
-    if code is None and http_status >= 500:
-        return RetryLaterError(None, http_status, text, message, endpoint)
+    if http_status == 429:
+        return RateLimited(
+            code, http_status, text, message, endpoint, retry_after=parse_retry_after(headers)
+        )
+    known = ERROR_BY_CODE.get(code or "")
+    if http_status >= 500:
+        if message and _FIELD_VALIDATION.search(message):
+            return FieldValidationFailed(None, http_status, text, message, endpoint)
+        if known is not None and issubclass(known, FixRequestError):
+            return known(code, http_status, text, message, endpoint)
+        retry_class = known if known is not None and issubclass(known, RetryLaterError) else None
+        return (retry_class or RetryLaterError)(
+            code, http_status, text, message, endpoint, retry_after=parse_retry_after(headers)
+        )
+    if known is not None:
+        return known(code, http_status, text, message, endpoint)
     if code is None and http_status == 401:
         return InvalidToken(None, http_status, text, message, endpoint)
     return UnknownSupplierError(code, http_status, text, message, endpoint)
@@ -220,7 +266,8 @@ class GamesDropClient:
         *,
         url: str | None = None,
     ) -> Any:
-        """A safe-to-repeat call: retried on connection errors, 429 and 5xx."""
+        """A safe-to-repeat call: retried on connection errors, 429 and 5xx, waiting the
+        ``Retry-After`` the supplier gave (raised at once when it is over ``max_retry_after``)."""
         target = url or f"{self._base_url}{path}"
         attempts = max(1, self._retry.attempts)
         for attempt in range(attempts):
@@ -245,9 +292,11 @@ class GamesDropClient:
                 error = error_from_response(
                     response.status_code, response.text, path, response.headers
                 )
-                if last:
-                    raise error
-                retry_after = error.retry_after if isinstance(error, RateLimited) else None
+                if not isinstance(error, RetryLaterError):
+                    raise error  # a request error (field validation): repeating cannot help
+                retry_after = error.retry_after
+                if last or (retry_after is not None and retry_after > self._retry.max_retry_after):
+                    raise error  # the caller decides; never ask sooner than Retry-After
                 logger.warning("GamesDrop %s answered %s, retry", path, error)
                 await self._sleep(self._retry.delay(attempt, retry_after))
                 continue
@@ -439,9 +488,12 @@ class GamesDropClient:
         ``price`` is the GamesDrop price last received from find-one/sync, sent with the
         exact digits it came with. ``transaction_id`` is the idempotency key.
         Raises the typed error for a refusal (``WrongPrice``, ``OutOfStock``,
-        ``InsufficientBalance``, ``TransactionDuplicate``...), and
-        :class:`OrderOutcomeUnknown` when the answer was lost: a timeout, a broken
-        connection, a 5xx without an error code, or an unreadable body.
+        ``InsufficientBalance``, ``TransactionDuplicate``...); :class:`RateLimited` for
+        any 429 (send again later with the same id, after its ``retry_after``); and
+        :class:`OrderOutcomeUnknown` when the outcome is not known: a timeout, a broken
+        connection, any 5xx whatever its code (the order may have been made), or an
+        unreadable body. A 5xx saying a field failed validation is
+        :class:`FieldValidationFailed`, a request error.
         """
         path = "/api/v1/offers/create-order"
         if not isinstance(price, Decimal):
@@ -478,8 +530,15 @@ class GamesDropClient:
         parsed = _parse_json(response.text)
         if response.status_code < 400 and parsed is None:
             raise OrderOutcomeUnknown(transaction_id, "unreadable answer")
-        if response.status_code >= 500 and read_error_envelope(parsed)[0] is None:
-            raise OrderOutcomeUnknown(transaction_id, f"HTTP {response.status_code} without a code")
+        if response.status_code == 429 or response.status_code >= 500:
+            error = error_from_response(response.status_code, response.text, path, response.headers)
+            if response.status_code == 429 or isinstance(error, FixRequestError):
+                raise error
+            raise OrderOutcomeUnknown(
+                transaction_id,
+                f"HTTP {response.status_code} {error.code or 'without a code'}",
+                retry_after=getattr(error, "retry_after", None),
+            ) from error
         answer = self._body_or_error(response, path)
         try:
             return SupplierOrder.model_validate(answer)

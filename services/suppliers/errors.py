@@ -5,15 +5,22 @@ The tree, vendor-neutral so the order service can handle every supplier alike::
     SupplierError
     ├── SupplierConnectionError          network failure, nothing was answered
     │   └── SupplierTimeout
-    ├── OrderOutcomeUnknown              create-order sent, answer lost: ask order-status
+    ├── OrderOutcomeUnknown              create-order sent, answer lost or 5xx: ask order-status
     └── SupplierAPIError                 the supplier answered with an error (status, body kept)
-        ├── RetryLaterError              SERVICE_UNAVAILABLE, BALANCE_UNAVAILABLE, HTTP 429
+        ├── RetryLaterError              SERVICE_UNAVAILABLE, BALANCE_UNAVAILABLE, any HTTP 429
+        │   └── RateLimited              (whatever code its body carries), any other 5xx
         ├── FixRequestError              INVALID_TOKEN, INVALID_REQUEST_BODY, TRANSACTION_DUPLICATE,
         │                                ORDER_NOT_FOUND, ORDER_NOT_PROCESSING, ORDER_NOT_COMPLETED,
         │                                ORDER_ALREADY_CANCELED, ORDER_ALREADY_REFUNDED
+        │   └── FieldValidationFailed    a 5xx whose message says a field failed validation
         ├── RefreshPriceError            WRONG_PRICE, OUT_OF_STOCK, OFFER_NOT_FOUND
         ├── MoneyError                   INSUFFICIENT_BALANCE
         └── UnknownSupplierError         any code the documents do not list
+
+The HTTP status decides the family before the code does: a 429 is always
+:class:`RateLimited` and a 5xx always a retry-later error (or, on create-order,
+:class:`OrderOutcomeUnknown`), whatever code the body names; the one exception is a 5xx
+whose message says a field failed validation (FIELD-NOTES.md), a request error.
 
 Every :class:`SupplierAPIError` keeps ``code``, ``http_status`` and ``raw_body``. None of
 them ever carries the shop token.
@@ -38,13 +45,15 @@ class OrderOutcomeUnknown(SupplierError):
     """A create-order was sent but its answer was lost (timeout, reset, unreadable body).
 
     The order may or may not exist. Never create a new order for it: resolve it by
-    order-status with the same ``transaction_id``.
+    order-status with the same ``transaction_id``. ``retry_after`` (seconds) is set when the
+    supplier said how long to wait before asking again.
     """
 
-    def __init__(self, transaction_id: str, reason: str) -> None:
+    def __init__(self, transaction_id: str, reason: str, retry_after: float | None = None) -> None:
         super().__init__(f"outcome of create-order {transaction_id!r} is unknown: {reason}")
         self.transaction_id = transaction_id
         self.reason = reason
+        self.retry_after = retry_after
 
 
 class SupplierAPIError(SupplierError):
@@ -76,7 +85,13 @@ class SupplierAPIError(SupplierError):
 
 
 class RetryLaterError(SupplierAPIError):
-    """Temporary trouble on the supplier side; the same request may succeed later."""
+    """Temporary trouble on the supplier side; the same request may succeed later.
+
+    ``retry_after`` is seconds (float) when the supplier said so (``Retry-After``)."""
+
+    def __init__(self, *args: object, retry_after: float | None = None, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.retry_after = retry_after
 
 
 class FixRequestError(SupplierAPIError):
@@ -96,13 +111,9 @@ class UnknownSupplierError(SupplierAPIError):
 
 
 class RateLimited(RetryLaterError):
-    """HTTP 429. ``retry_after`` is seconds (float) when the supplier said so."""
+    """HTTP 429, whatever code its body names (``TOO_MANY_REQUESTS``, ``RATE_LIMITED``...)."""
 
     default_code = "RATE_LIMITED"
-
-    def __init__(self, *args: object, retry_after: float | None = None, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.retry_after = retry_after
 
 
 class ServiceUnavailable(RetryLaterError):
@@ -119,6 +130,12 @@ class InvalidToken(FixRequestError):
 
 class InvalidRequestBody(FixRequestError):
     default_code = "INVALID_REQUEST_BODY"
+
+
+class FieldValidationFailed(InvalidRequestBody):
+    """A 5xx whose message says a field failed validation, e.g. ``500 {"error": {"code":
+    "SERVICE_UNAVAILABLE", "message": "Field validation for 'GameUserID' failed"}}``
+    (FIELD-NOTES.md): the request is wrong, repeating it will not help."""
 
 
 class TransactionDuplicate(FixRequestError):

@@ -325,3 +325,104 @@ async def test_resolve_order_treats_transaction_duplicate_as_the_first_order_exi
         "/api/v1/offers/create-order",
         "/api/v1/offers/order-status",
     ]
+
+
+# -- HTTP status first: an error code never turns a 429 or a 5xx into a refusal ---------
+
+TOO_MANY = {"error": {"code": "TOO_MANY_REQUESTS", "message": "slow down"}}
+FIELD_VALIDATION = {
+    "error": {"code": "SERVICE_UNAVAILABLE", "message": "Field validation for 'GameUserID' failed"}
+}
+
+
+def answer_with(status: int, body: object, **headers: str) -> httpx.Response:
+    return httpx.Response(
+        status, text=json.dumps(body), headers={"content-type": "application/json", **headers}
+    )
+
+
+def make_sleepy_client(handler) -> tuple[GamesDropClient, list[httpx.Request], list[float]]:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    seen: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return handler(request)
+
+    client = GamesDropClient(
+        httpx.AsyncClient(transport=httpx.MockTransport(record)), TOKEN,
+        base_url="https://gd.test",
+        retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.01, max_retry_after=10),
+        timeouts=Timeouts(read=1, create_order=1), sleep=sleep,
+    )  # fmt: skip
+    return client, seen, slept
+
+
+async def test_create_order_429_with_an_error_code_is_retry_later_with_its_retry_after() -> None:
+    client, seen = make_client(lambda r: answer_with(429, TOO_MANY, **{"Retry-After": "7"}))
+    with pytest.raises(errors.RetryLaterError) as raised:
+        await client.create_order(999, Decimal("23.09"), "shop-11", Customer())
+    assert raised.value.retry_after == 7
+    assert raised.value.http_status == 429
+    assert raised.value.code == "TOO_MANY_REQUESTS"
+    assert len(seen) == 1  # never repeated by the client: the order flow decides when
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+async def test_create_order_5xx_with_service_unavailable_is_outcome_unknown(status) -> None:
+    body = {"error": {"code": "SERVICE_UNAVAILABLE", "message": "busy"}}
+    client, seen = make_client(lambda r: answer_with(status, body, **{"Retry-After": "30"}))
+    with pytest.raises(errors.OrderOutcomeUnknown) as raised:
+        await client.create_order(999, Decimal("23.09"), "shop-12", Customer())
+    assert raised.value.transaction_id == "shop-12"
+    assert raised.value.retry_after == 30
+    assert len(seen) == 1
+
+
+async def test_create_order_5xx_with_a_refusal_code_is_still_outcome_unknown() -> None:
+    body = {"error": {"code": "OUT_OF_STOCK", "message": "gateway confused"}}
+    client, _ = make_client(lambda r: answer_with(502, body))
+    with pytest.raises(errors.OrderOutcomeUnknown):
+        await client.create_order(999, Decimal("23.09"), "shop-13", Customer())
+
+
+async def test_field_validation_500_is_a_request_error_not_repeated() -> None:
+    client, seen = make_client(lambda r: answer_with(500, FIELD_VALIDATION))
+    with pytest.raises(errors.FixRequestError) as raised:
+        await client.create_order(10001, Decimal("1.00"), "shop-14", Customer())
+    assert "GameUserID" in str(raised.value)
+    assert "SERVICE_UNAVAILABLE" in raised.value.raw_body
+    assert len(seen) == 1
+
+    with pytest.raises(errors.FixRequestError):
+        await client.check_player(10001, "")
+    assert len(seen) == 2  # a read is not retried either
+
+
+async def test_reads_wait_the_retry_after_of_a_429_with_an_error_code() -> None:
+    answers = iter(
+        [
+            answer_with(429, TOO_MANY, **{"Retry-After": "3"}),
+            answer_with(503, {"error": {"code": "SERVICE_UNAVAILABLE"}}, **{"Retry-After": "2"}),
+            answer(200, {"status": "VALID", "gameUserLogin": "Zed"}),
+        ]
+    )
+    client, seen, slept = make_sleepy_client(lambda r: next(answers))
+    check = await client.check_player(5, "123")
+    assert check.is_valid
+    assert slept == [3, 2]
+    assert len(seen) == 3
+
+
+async def test_reads_give_up_at_once_when_retry_after_is_longer_than_they_may_wait() -> None:
+    client, seen, slept = make_sleepy_client(
+        lambda r: answer_with(429, TOO_MANY, **{"Retry-After": "120"})
+    )
+    with pytest.raises(errors.RateLimited) as raised:
+        await client.find_offer(1)
+    assert raised.value.retry_after == 120
+    assert (len(seen), slept) == (1, [])

@@ -108,7 +108,7 @@ async def test_servers_on_both_paths_and_check_game_data(
 async def test_check_game_data_without_player_is_a_5xx_that_is_not_transient(
     client: GamesDropClient,
 ) -> None:
-    with pytest.raises(errors.ServiceUnavailable, match="Field validation"):
+    with pytest.raises(errors.FieldValidationFailed, match="Field validation"):
         await client.check_player(GENSHIN_60, "")
 
 
@@ -325,3 +325,29 @@ async def test_slow_create_order_is_outcome_unknown(
     sandbox.faults.create_latency = 0
     order = await client.resolve_order(TEST_OFFER_ID, Decimal("23.09"), "t-slow", Customer())
     assert order.order_id is not None and len(sandbox.orders) == 1
+
+
+async def test_create_order_faults_seen_in_the_field(
+    sandbox: GamesDropSandbox, client: GamesDropClient
+) -> None:
+    price = sandbox.offers[TEST_OFFER_ID].price
+    sandbox.faults.retry_after = 9
+    sandbox.faults.create_rate_limited = 1
+    with pytest.raises(errors.RateLimited) as limited:
+        await client.create_order(TEST_OFFER_ID, price, "f-1", Customer())
+    assert (limited.value.code, limited.value.retry_after) == ("TOO_MANY_REQUESTS", 9)
+
+    sandbox.faults.create_unavailable = 1
+    with pytest.raises(errors.OrderOutcomeUnknown):
+        await client.create_order(TEST_OFFER_ID, price, "f-2", Customer())
+    assert "f-2" not in sandbox.orders_by_transaction
+
+    sandbox.faults.create_unavailable_after_making = 1
+    with pytest.raises(errors.OrderOutcomeUnknown) as unknown:
+        await client.create_order(TEST_OFFER_ID, price, "f-3", Customer())
+    assert unknown.value.retry_after == 9
+    assert (await client.get_order(transaction_id="f-3")).status.value == "COMPLETED"
+
+    sandbox.faults.create_field_validation = 1
+    with pytest.raises(errors.FieldValidationFailed):
+        await client.create_order(TEST_OFFER_ID, price, "f-4", Customer())

@@ -121,6 +121,13 @@ class Faults:
     latency: float = 0.0
     unavailable: int = 0  # next N requests answer 503 SERVICE_UNAVAILABLE
     rate_limited: int = 0  # next N requests answer 429 with Retry-After
+    #: the code in a 429's error envelope, and the Retry-After (s) of 429s and 5xx faults
+    rate_limit_code: str = "TOO_MANY_REQUESTS"
+    retry_after: int = 1
+    create_rate_limited: int = 0  # next N create-orders answer 429 (nothing is made)
+    create_unavailable: int = 0  # next N create-orders answer 500 SERVICE_UNAVAILABLE, unmade
+    create_unavailable_after_making: int = 0  # next N create-orders are made, then answer 500
+    create_field_validation: int = 0  # next N create-orders: 500 "Field validation ... failed"
     drop_create_answers: int = 0  # next N create-orders are made, then the connection is cut
     balance_unavailable: int = 0  # next N balance reads answer 503 BALANCE_UNAVAILABLE
     create_latency: float = 0.0  # extra delay before create-order answers (after it is made)
@@ -279,11 +286,7 @@ class GamesDropSandbox:
         try:
             if self.faults.rate_limited > 0:
                 self.faults.rate_limited -= 1
-                return _json(
-                    {"error": {"code": "RATE_LIMITED", "message": "Too many requests"}},
-                    429,
-                    {"Retry-After": "1"},
-                )
+                return self._rate_limited()
             if self.faults.unavailable > 0:
                 self.faults.unavailable -= 1
                 raise SandboxError("SERVICE_UNAVAILABLE", 503)
@@ -292,6 +295,22 @@ class GamesDropSandbox:
             return await handler(request)  # type: ignore[no-any-return]
         except SandboxError as exc:
             return _json({"error": {"code": exc.code, "message": exc.message}}, exc.http_status)
+
+    def _rate_limited(self) -> web.Response:
+        return _json(
+            {"error": {"code": self.faults.rate_limit_code, "message": "Too many requests"}},
+            429,
+            {"Retry-After": str(self.faults.retry_after)},
+        )
+
+    def _unavailable(self, message: str | None = None) -> web.Response:
+        """500 SERVICE_UNAVAILABLE as seen in the field (FIELD-NOTES.md), with Retry-After."""
+        return _json(
+            {"error": {"code": "SERVICE_UNAVAILABLE",
+                       "message": message or "SERVICE_UNAVAILABLE (status=500)"}},
+            500,
+            {"Retry-After": str(self.faults.retry_after)},
+        )  # fmt: skip
 
     async def _body(self, request: web.Request) -> dict[str, Any]:
         try:
@@ -570,6 +589,18 @@ class GamesDropSandbox:
 
     async def _create_order(self, request: web.Request) -> web.StreamResponse:
         self.create_order_calls += 1
+        faults = self.faults
+        if faults.create_rate_limited > 0:
+            faults.create_rate_limited -= 1
+            return self._rate_limited()
+        if faults.create_unavailable > 0:
+            faults.create_unavailable -= 1
+            return self._unavailable()
+        if faults.create_field_validation > 0:
+            faults.create_field_validation -= 1
+            return self._unavailable(
+                "Field validation for 'GameUserID' failed on the 'required' tag"
+            )
         body = await self._body(request)
         offer_id = self._offer_id(body)
         price = body.get("price")
@@ -607,6 +638,9 @@ class GamesDropSandbox:
             self._book(-cost, "PURCHASE", f"API Purchase - {offer.product_name} {offer.offer_name}")
         if self.faults.create_latency:
             await asyncio.sleep(self.faults.create_latency)
+        if self.faults.create_unavailable_after_making > 0:
+            self.faults.create_unavailable_after_making -= 1
+            return self._unavailable()
         if self.faults.drop_create_answers > 0:
             self.faults.drop_create_answers -= 1
             logger.info("sandbox: dropping the answer to create-order %s", transaction_id)
@@ -695,7 +729,11 @@ class GamesDropSandbox:
 
     async def _control_faults(self, request: web.Request) -> web.Response:
         body = await self._body(request)
-        for name in ("unavailable", "rate_limited", "drop_create_answers", "balance_unavailable"):
+        for name in (
+            "unavailable", "rate_limited", "drop_create_answers", "balance_unavailable",
+            "retry_after", "create_rate_limited", "create_unavailable",
+            "create_unavailable_after_making", "create_field_validation",
+        ):  # fmt: skip
             if isinstance(body.get(name), int):
                 setattr(self.faults, name, body[name])
         for name in ("latency", "create_latency"):
