@@ -333,13 +333,15 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
     )
     await pricing.load()
     catalogue = CatalogueService(
-        supplier, CatalogueRepository(db), page_size=gamesdrop.sync_page_size
-    )
+        supplier, CatalogueRepository(db), page_size=gamesdrop.sync_page_size,
+        max_shrink=gamesdrop.sync_max_shrink,
+    )  # fmt: skip
     orders_repo = OrdersRepository(db, settings.orders.transaction_prefix)
     notifier = BotNotifier(bot, i18n, users, settings.admin_ids)
     notifier.alerts = AlertService(
         notifier.alert_admins, min_interval=settings.alerts.min_interval_minutes * 60
     )
+    catalogue.alert = notifier.alert
     refunds = RefundService(bot, orders_repo, notifier)
     order_service = OrderService(
         supplier, orders_repo, catalogue, pricing, notifier,
