@@ -349,8 +349,9 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
     )
     await pricing.load()
     catalogue = CatalogueService(
-        supplier, CatalogueRepository(db), page_size=gamesdrop.sync_page_size
-    )
+        supplier, CatalogueRepository(db), page_size=gamesdrop.sync_page_size,
+        max_shrink=gamesdrop.sync_max_shrink,
+    )  # fmt: skip
     orders_repo = OrdersRepository(db, settings.orders.transaction_prefix)
     deliveries = DeliveriesRepository(db)
     notifier = BotNotifier(bot, i18n, users, settings.admin_ids, orders_repo, deliveries)
@@ -360,6 +361,7 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
     flood = FloodBudget()
     outbox = DeliveryOutbox(bot, deliveries, users, notifier.render, flood, notifier.alert)
     notifier.wake_outbox = outbox.wake
+    catalogue.alert = notifier.alert
     refunds = RefundService(bot, orders_repo, notifier)
     order_service = OrderService(
         supplier, orders_repo, catalogue, pricing, notifier,

@@ -39,6 +39,9 @@ class GamesDropSettings(BaseModel):
     sync_concurrency: int = 4
     #: Minutes between scheduled catalogue syncs (0: only at start).
     sync_interval_minutes: int = 60
+    #: A sync that would shrink the catalogue by more than this share (0.2 = 20 %) is held
+    #: until an admin confirms it (the stored catalogue keeps selling meanwhile).
+    sync_max_shrink: Decimal = Field(default=Decimal("0.2"), ge=0, le=1)
 
 
 class PricingSettings(BaseModel):

@@ -43,6 +43,21 @@ class Product:
     offer_count: int
 
 
+@dataclass(frozen=True, slots=True)
+class SyncRun:
+    """One catalogue sync run. ``status``: running | ok | held | failed. ``offers``: active
+    offers after an ``ok`` run, offers the supplier listed for a ``held`` one. ``started_at``
+    is also the ``synced_at`` its rows were written with (ISO-8601 UTC, milliseconds)."""
+
+    id: int
+    supplier: str
+    started_at: str
+    finished_at: str | None
+    status: str
+    offers: int | None
+    error: str | None
+
+
 OfferRow = tuple[
     str, int, int, str, str, str, str, str, int, int, int, int | None, int | None, str, int
 ]
@@ -101,14 +116,16 @@ class CatalogueRepository:
                 rows,
             )
 
-    async def finish_sync(self, supplier: str, synced_at: str) -> int:
-        """After a complete sync: deactivate offers it did not see, rebuild products and the
+    async def finish_sync(self, supplier: str, synced_at: str, *, deactivate: bool = True) -> int:
+        """After a complete sync: deactivate offers it did not see (written before
+        ``synced_at``) unless ``deactivate`` is false (a held sync), rebuild products and the
         search index. Returns the number of active offers."""
         async with self._db.transaction() as conn:
-            await conn.execute(
-                "UPDATE offers SET active = 0 WHERE supplier = ? AND synced_at < ?",
-                (supplier, synced_at),
-            )
+            if deactivate:
+                await conn.execute(
+                    "UPDATE offers SET active = 0 WHERE supplier = ? AND synced_at < ?",
+                    (supplier, synced_at),
+                )
             await conn.execute("DELETE FROM products WHERE supplier = ?", (supplier,))
             await conn.execute(
                 """INSERT INTO products (supplier, product_id, name, category, offer_count, sold, offer_names)
@@ -243,14 +260,22 @@ class CatalogueRepository:
         )
         return [_offer(row) for row in rows]
 
-    async def size(self) -> int:
-        return int(await self._db.fetchval("SELECT count(*) FROM offers WHERE active = 1"))
+    async def size(self, supplier: str | None = None) -> int:
+        """Active offers (of one supplier when given)."""
+        if supplier is None:
+            return int(await self._db.fetchval("SELECT count(*) FROM offers WHERE active = 1"))
+        return int(
+            await self._db.fetchval(
+                "SELECT count(*) FROM offers WHERE supplier = ? AND active = 1", (supplier,)
+            )
+        )
 
-    async def start_sync_run(self, supplier: str) -> int:
+    async def start_sync_run(self, supplier: str, started_at: str | None = None) -> int:
+        """Record a running sync; ``started_at`` should be the ``synced_at`` of its rows."""
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
                 "INSERT INTO sync_runs (supplier, started_at, status) VALUES (?, ?, 'running')",
-                (supplier, utcnow_iso()),
+                (supplier, started_at or utcnow_iso()),
             )
             return int(cursor.lastrowid or 0)
 
@@ -268,3 +293,18 @@ class CatalogueRepository:
             "SELECT finished_at, offers FROM sync_runs WHERE status = 'ok' ORDER BY id DESC LIMIT 1"
         )
         return (row["finished_at"], row["offers"]) if row else None
+
+    async def latest_run(self, supplier: str | None = None) -> SyncRun | None:
+        """The last sync run that finished with a result (``ok`` or ``held``); running and
+        failed ones are skipped."""
+        row = await self._db.fetchone(
+            """SELECT * FROM sync_runs WHERE status IN ('ok', 'held')
+                   AND (? IS NULL OR supplier = ?) ORDER BY id DESC LIMIT 1""",
+            (supplier, supplier),
+        )
+        if row is None:
+            return None
+        return SyncRun(
+            row["id"], row["supplier"], row["started_at"], row["finished_at"], row["status"],
+            row["offers"], row["error"],
+        )  # fmt: skip

@@ -33,6 +33,7 @@ from bot.notifier import BotNotifier
 from bot.settings import Settings
 from bot.ui import show
 from services.admin import AdminService
+from services.catalogue import HeldSyncGone
 from services.orders import OrderService
 from services.suppliers.errors import SupplierError
 from storage.orders import Order, OrderStatus
@@ -514,16 +515,32 @@ async def export_command(
 # -- catalogue and prices --------------------------------------------------------------
 
 
+def _apply_held_markup(run_id: int) -> Any:
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=_("admin.sync_apply"), callback_data=Admin(action="sync_apply", arg=str(run_id))
+    )
+    return builder.as_markup()
+
+
 @router.callback_query(Admin.filter(F.action == "cat"))
 async def catalogue_info(callback: CallbackQuery, order_service: OrderService) -> None:
-    repo = order_service.catalogue.repo
+    catalogue = order_service.catalogue
+    repo = catalogue.repo
     last = await repo.last_sync()
     text = _("admin.catalogue_text").format(
         offers=await repo.size(), last=(last[0][:19].replace("T", " ") + " UTC") if last else "-",
-        syncing=_("admin.yes") if order_service.catalogue.is_syncing else _("admin.no"),
+        syncing=_("admin.yes") if catalogue.is_syncing else _("admin.no"),
     )  # fmt: skip
     builder = InlineKeyboardBuilder()
+    held = await catalogue.held_run()
+    if held is not None:
+        text += "\n\n" + _("admin.catalogue_held").format(run=held.id, listed=held.offers)
+        builder.button(
+            text=_("admin.sync_apply"), callback_data=Admin(action="sync_apply", arg=str(held.id))
+        )
     builder.button(text=_("admin.sync_now"), callback_data=Admin(action="sync"))
+    builder.adjust(1)
     await show(callback, text, _back(builder))
 
 
@@ -544,8 +561,49 @@ async def _run_sync(
             _("admin.sync_failed").format(error=escape(f"{type(exc).__name__}: {exc}"))
         )
         return
+    if report.held:
+        await progress.edit_text(
+            _("admin.sync_held").format(
+                run=report.run_id, listed=report.listed, previous=report.previous
+            ),
+            reply_markup=_apply_held_markup(report.run_id),
+        )
+        return
     await progress.edit_text(
         _("admin.sync_done").format(offers=report.offers, seconds=f"{report.seconds:.1f}")
+    )
+
+
+async def _apply_held(
+    bot: Bot,
+    chat_id: int,
+    order_service: OrderService,
+    admin_service: AdminService,
+    admin_id: int,
+    run_id: int | None,
+) -> None:
+    """Apply held sync ``run_id`` (``None``: the latest held one) after an admin confirmed."""
+    catalogue = order_service.catalogue
+    if run_id is None:
+        held = await catalogue.held_run()
+        run_id = held.id if held is not None else None
+    if run_id is None:
+        await bot.send_message(chat_id, _("admin.sync_nothing_held"))
+        return
+    try:
+        report = await catalogue.apply_held(run_id)
+    except HeldSyncGone:
+        logger.info(
+            "admin %s asked to apply sync #%s, which is not held any more", admin_id, run_id
+        )
+        await bot.send_message(chat_id, _("admin.sync_nothing_held"))
+        return
+    await admin_service.audit(
+        admin_id, "sync_apply", f"run {run_id}: {report.previous} -> {report.offers} offers"
+    )
+    await bot.send_message(
+        chat_id,
+        _("admin.sync_applied").format(run=run_id, offers=report.offers, previous=report.previous),
     )
 
 
@@ -560,12 +618,43 @@ async def sync_button(
         )
 
 
+@router.callback_query(Admin.filter(F.action == "sync_apply"))
+async def sync_apply_button(
+    callback: CallbackQuery,
+    callback_data: Admin,
+    bot: Bot,
+    order_service: OrderService,
+    admin_service: AdminService,
+) -> None:
+    """ "Apply anyway" under a held sync: applies that very run, if it is still the latest."""
+    await callback.answer()
+    if callback.message is None:
+        return
+    run_id = int(callback_data.arg) if callback_data.arg.isdigit() else 0
+    await _apply_held(
+        bot, callback.message.chat.id, order_service, admin_service, callback.from_user.id, run_id
+    )
+
+
 @router.message(Command("sync"))
 async def sync_command(
-    message: Message, bot: Bot, order_service: OrderService, admin_service: AdminService
+    message: Message,
+    command: CommandObject,
+    bot: Bot,
+    order_service: OrderService,
+    admin_service: AdminService,
 ) -> None:
+    """``/sync`` runs a sync; ``/sync force`` applies the latest held sync."""
     assert message.from_user is not None
-    await _run_sync(bot, message.chat.id, order_service, admin_service, message.from_user.id)
+    argument = (command.args or "").strip().lower()
+    if argument == "force":
+        await _apply_held(
+            bot, message.chat.id, order_service, admin_service, message.from_user.id, None
+        )
+    elif argument:
+        await message.answer(_("admin.sync_usage"))
+    else:
+        await _run_sync(bot, message.chat.id, order_service, admin_service, message.from_user.id)
 
 
 def _prices_text(order_service: OrderService) -> str:

@@ -67,10 +67,13 @@ _CODE_IN_TEXT = re.compile(r"\b([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)\b")
 
 
 class CatalogueIncomplete(SupplierError):
-    """A sync run's pages did not add up to the ``count`` the supplier announced."""
+    """A sync run's distinct offer ids did not add up to the ``count`` the supplier announced
+    (``fetched`` counts distinct ``offerGroupId``s)."""
 
     def __init__(self, expected: int, fetched: int) -> None:
-        super().__init__(f"catalogue sync fetched {fetched} rows, supplier announced {expected}")
+        super().__init__(
+            f"catalogue sync fetched {fetched} distinct offers, supplier announced {expected}"
+        )
         self.expected = expected
         self.fetched = fetched
 
@@ -387,21 +390,29 @@ class GamesDropClient:
     ) -> AsyncIterator[CatalogueRow]:
         """Every sync row, page by page in order, at most ``sync_concurrency`` pages in flight.
 
-        Duplicate ``offerGroupId`` rows are dropped (first one kept). After the last page
-        raises :class:`CatalogueIncomplete` when the rows fetched differ from ``count``, so
-        a caller can refuse to apply a partial catalogue.
+        Pages are read until one comes back short or empty, never merely up to
+        ``ceil(count / page_size)``: the supplier has been seen repeating a row across
+        adjacent pages, which pushes the last offers onto an extra page. Duplicate
+        ``offerGroupId`` rows are dropped (first one kept). After the last page raises
+        :class:`CatalogueIncomplete` when the distinct ids differ from ``count`` (or the
+        pages run on far past it), so a caller can refuse to apply a partial catalogue.
         """
+        page_size = max(1, page_size)
         first = await self.sync_page(1, page_size, category=category, search=search)
-        pages = max(1, ceil(first.count / page_size)) if page_size > 0 else 1
-        fetched = len(first.rows)
+        expected_pages = max(1, ceil(first.count / page_size))
+        # A supplier that never answers a short page (ignoring ``page``) must not loop forever.
+        max_pages = 2 * expected_pages + 2
+        # Pages past the announced ones are asked for one at a time, only after a full one.
+        last_to_ask = expected_pages
         seen: set[int] = set()
         duplicates = 0
         pending: deque[asyncio.Task[SyncPage]] = deque()
         next_page = 2
+        runaway = False
 
         def schedule() -> None:
             nonlocal next_page
-            while next_page <= pages and len(pending) < self._sync_concurrency:
+            while next_page <= last_to_ask and len(pending) < self._sync_concurrency:
                 pending.append(
                     asyncio.create_task(
                         self.sync_page(next_page, page_size, category=category, search=search)
@@ -411,18 +422,23 @@ class GamesDropClient:
 
         try:
             schedule()
-            current: SyncPage | None = first
-            while current is not None:
+            current, number = first, 1
+            while True:
                 for row in current.rows:
                     if row.offer_group_id in seen:
                         duplicates += 1
                         continue
                     seen.add(row.offer_group_id)
                     yield row
-                if not pending:
+                if len(current.rows) < page_size:
                     break
-                current = await pending.popleft()
-                fetched += len(current.rows)
+                if number >= max_pages:
+                    logger.error("GamesDrop sync pages still full at page %d; giving up", number)
+                    runaway = True
+                    break
+                last_to_ask = max(last_to_ask, number + 1)
+                schedule()
+                current, number = await pending.popleft(), number + 1
                 schedule()
         finally:
             for task in pending:
@@ -431,8 +447,8 @@ class GamesDropClient:
                 await asyncio.gather(*pending, return_exceptions=True)
         if duplicates:
             logger.warning("GamesDrop sync dropped %d duplicate offerGroupId rows", duplicates)
-        if fetched != first.count:
-            raise CatalogueIncomplete(first.count, fetched)
+        if runaway or len(seen) != first.count:
+            raise CatalogueIncomplete(first.count, len(seen))
 
     async def get_servers(self, offer_id: int) -> list[GameServer]:
         """``POST /api/v1/offers/servers`` (or ``/api/v1/partner/product-offer/servers``

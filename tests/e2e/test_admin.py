@@ -11,7 +11,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from bot.offline import ADMIN_ID, OfflineShop
 from services.gamesdrop.sandbox import TEST_OFFER_ID
 from storage.orders import OrderStatus
-from tests.e2e.journeys import reach_invoice
+from tests.e2e.journeys import open_offer, reach_invoice
 
 PUBG_60 = 10_001
 
@@ -270,6 +270,67 @@ async def test_sync_now_reports_progress_and_the_result(offline: OfflineShop) ->
         line.kind == "edit" and "Catalogue synced" in line.text
         for line in offline.telegram.transcript
     )
+
+
+async def test_a_held_sync_alerts_the_admin_and_apply_anyway_applies_it(
+    offline: OfflineShop,
+) -> None:
+    assert offline.shop is not None
+    repo = offline.shop.catalogue.repo
+    admin = offline.telegram.user(ADMIN_ID, "Owner")
+    customer = offline.telegram.user(3011, "Hana")
+    offline.sandbox.faults.sync_offers = 20  # the supplier answers 20 offers instead of 300
+    await admin.send("/sync")
+    alert = await admin.wait_for_text("more than the 20% allowed")
+    held = await admin.wait_for_text("Apply it only if")
+    for text in (alert["text"], held["text"]):
+        assert "listed 20 offers" in text and "300 active" in text
+    assert sum("% allowed" in t for t in admin.texts()) == 1  # alerted once
+    assert await repo.size() == 300  # nothing deactivated: the shop keeps selling
+    await open_offer(offline, customer, PUBG_60)
+
+    await admin.press("Apply anyway")
+    await admin.wait_for_text("applied: 20 active offers")
+    assert await repo.size() == 20
+    run = await repo.latest_run()
+    assert run is not None and run.status == "ok"
+    audit = await offline.shop.db.fetchval(
+        "SELECT count(*) FROM audit_log WHERE action = 'sync_apply'"
+    )
+    assert audit == 1
+
+
+async def test_sync_force_applies_the_held_sync_and_a_stale_button_changes_nothing(
+    offline: OfflineShop,
+) -> None:
+    assert offline.shop is not None
+    repo = offline.shop.catalogue.repo
+    admin = offline.telegram.user(ADMIN_ID, "Owner")
+    offline.sandbox.faults.sync_offers = 0  # count 0, no rows
+    await admin.send("/sync")
+    await admin.wait_for_text("listed 0 offers")
+    assert await repo.size() == 300
+    await admin.send("/admin")
+    await admin.wait_for_text("What do you want")
+    await admin.press("Catalogue")
+    await admin.wait_for_text("is held")
+
+    offline.sandbox.faults.sync_offers = None  # the supplier recovers: a normal sync applies
+    mark = admin.mark()
+    await admin.send("/sync")
+    await admin.wait_for_text("Catalogue synced: 300 offers", since=mark)
+    await admin.press("Apply anyway")  # the old button on the catalogue screen
+    await admin.wait_for_text("no held sync", since=mark)
+    assert await repo.size() == 300
+
+    offline.sandbox.faults.sync_offers = 200
+    await admin.send("/sync")
+    await admin.wait_for_text("listed 200 offers", since=mark)
+    await admin.send("/sync force")
+    await admin.wait_for_text("applied: 200 active offers", since=mark)
+    assert await repo.size() == 200
+    await admin.send("/sync sideways")
+    await admin.wait_for_text("/sync force", since=admin.mark() - 1)
 
 
 async def test_failed_orders_alert_admins_once_per_storm(offline: OfflineShop) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from decimal import Decimal
 
@@ -280,11 +281,31 @@ def _sync_pages(count: int, pages: dict[int, list[int]]):
     return route
 
 
+def _pages_asked(seen: list[httpx.Request]) -> list[int]:
+    return sorted(json.loads(r.content)["page"] for r in seen)
+
+
 async def test_sync_iterates_every_page_and_drops_duplicate_offer_groups() -> None:
-    client, seen = make_client(_sync_pages(6, {1: [1, 2], 2: [3, 2], 3: [5, 6]}))
+    client, seen = make_client(_sync_pages(5, {1: [1, 2], 2: [3, 2], 3: [4, 5]}))
     rows = [row.offer_group_id async for row in client.iter_catalogue(page_size=2)]
-    assert rows == [1, 2, 3, 5, 6]
-    assert sorted(json.loads(r.content)["page"] for r in seen) == [1, 2, 3]
+    assert rows == [1, 2, 3, 4, 5]
+    assert _pages_asked(seen) == [1, 2, 3, 4]  # page 3 was full: page 4 proves the end
+
+
+async def test_a_row_repeated_across_pages_does_not_hide_the_last_offer() -> None:
+    # the supplier repeats offer 2 at the top of page 2: offer 6 spills onto a 4th page
+    client, seen = make_client(_sync_pages(6, {1: [1, 2], 2: [2, 3], 3: [4, 5], 4: [6]}))
+    rows = [row.offer_group_id async for row in client.iter_catalogue(page_size=2)]
+    assert rows == [1, 2, 3, 4, 5, 6]
+    assert _pages_asked(seen) == [1, 2, 3, 4]
+
+
+async def test_a_catalogue_whose_distinct_ids_fall_short_of_count_is_incomplete() -> None:
+    # a repeated row fills the count, but offer 6 is nowhere
+    client, _ = make_client(_sync_pages(6, {1: [1, 2], 2: [2, 3], 3: [4, 5]}))
+    with pytest.raises(CatalogueIncomplete) as raised:
+        [row async for row in client.iter_catalogue(page_size=2)]
+    assert (raised.value.expected, raised.value.fetched) == (6, 5)
 
 
 async def test_sync_that_does_not_add_up_to_count_raises() -> None:
@@ -292,6 +313,49 @@ async def test_sync_that_does_not_add_up_to_count_raises() -> None:
     with pytest.raises(CatalogueIncomplete) as raised:
         [row async for row in client.iter_catalogue(page_size=2)]
     assert (raised.value.expected, raised.value.fetched) == (6, 4)
+
+
+async def test_a_full_last_page_is_followed_until_an_empty_page() -> None:
+    client, seen = make_client(_sync_pages(4, {1: [1, 2], 2: [3, 4]}))
+    rows = [row.offer_group_id async for row in client.iter_catalogue(page_size=2)]
+    assert rows == [1, 2, 3, 4]
+    assert _pages_asked(seen) == [1, 2, 3]
+
+
+async def test_an_empty_catalogue_is_complete() -> None:
+    client, seen = make_client(_sync_pages(0, {}))
+    assert [row async for row in client.iter_catalogue(page_size=2)] == []
+    assert _pages_asked(seen) == [1]
+
+
+async def test_a_supplier_that_never_ends_its_pages_is_incomplete() -> None:
+    def same_full_page(request: httpx.Request) -> httpx.Response:
+        return _sync_pages(4, {json.loads(request.content)["page"]: [1, 2]})(request)
+
+    client, seen = make_client(same_full_page)
+    with pytest.raises(CatalogueIncomplete):
+        [row async for row in client.iter_catalogue(page_size=2)]
+    assert len(seen) < 20
+
+
+async def test_sync_keeps_at_most_sync_concurrency_pages_in_flight() -> None:
+    in_flight = peak = 0
+
+    async def route(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.01)
+        in_flight -= 1
+        page = json.loads(request.content)["page"]
+        ids = list(range((page - 1) * 10 + 1, min(page * 10, 95) + 1))
+        return _sync_pages(95, {page: ids})(request)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(route))
+    client = GamesDropClient(http, TOKEN, base_url="https://gd.test", sync_concurrency=3)
+    rows = [row.offer_group_id async for row in client.iter_catalogue(page_size=10)]
+    assert rows == list(range(1, 96))
+    assert 1 < peak <= 3
 
 
 async def test_user_info_goes_to_its_own_host() -> None:

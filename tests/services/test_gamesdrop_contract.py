@@ -87,6 +87,24 @@ async def test_sync_iterates_a_large_catalogue_completely(http: httpx.AsyncClien
         await big.stop()
 
 
+async def test_a_row_repeated_across_sync_pages_still_brings_every_offer(
+    sandbox: GamesDropSandbox, client: GamesDropClient
+) -> None:
+    sandbox.faults.sync_repeated_rows = 1
+    ids = [row.offer_group_id async for row in client.iter_catalogue(page_size=100)]
+    assert sorted(ids) == sorted(sandbox.offers)
+
+
+async def test_an_empty_or_shrunken_sync_answer_is_served_as_asked(
+    sandbox: GamesDropSandbox, client: GamesDropClient
+) -> None:
+    sandbox.faults.sync_offers = 0
+    empty = await client.sync_page(1, 100)
+    assert (empty.count, empty.rows) == (0, [])
+    sandbox.faults.sync_offers = 20
+    assert len([row async for row in client.iter_catalogue(page_size=100)]) == 20
+
+
 async def test_servers_on_both_paths_and_check_game_data(
     sandbox: GamesDropSandbox, client: GamesDropClient
 ) -> None:

@@ -132,6 +132,11 @@ class Faults:
     balance_unavailable: int = 0  # next N balance reads answer 503 BALANCE_UNAVAILABLE
     create_latency: float = 0.0  # extra delay before create-order answers (after it is made)
     out_of_stock: set[int] = field(default_factory=set)
+    #: sync lists only the first N offers, with ``count`` N (0: ``{"count":0,"rows":[]}``)
+    sync_offers: int | None = None
+    #: the first N page boundaries of sync repeat the previous page's last row, shifting the
+    #: rest (seen in the field): the last offers spill past ``ceil(count / limit)`` pages
+    sync_repeated_rows: int = 0
 
 
 @dataclass
@@ -447,6 +452,8 @@ class GamesDropSandbox:
         if not 1 <= limit <= 5000 or page < 1:
             raise SandboxError("INVALID_REQUEST_BODY", 400, "limit is 1..5000, page from 1")
         matches = self._offer_list
+        if self.faults.sync_offers is not None:
+            matches = matches[: self.faults.sync_offers]
         category = body.get("category")
         if category:
             category = CATEGORY_ALIASES.get(category, category)
@@ -455,7 +462,8 @@ class GamesDropSandbox:
         if search:
             needle = str(search).casefold()
             matches = [o for o in matches if needle in o.product_name.casefold()]
-        rows = matches[(page - 1) * limit : page * limit]
+        start = (page - 1) * limit - min(page - 1, self.faults.sync_repeated_rows)
+        rows = matches[start : start + limit]
         text = f'{{"count":{len(matches)},"rows":[{",".join(self._row_json(o) for o in rows)}]}}'
         return web.Response(text=text, content_type="application/json")
 
@@ -733,9 +741,14 @@ class GamesDropSandbox:
             "unavailable", "rate_limited", "drop_create_answers", "balance_unavailable",
             "retry_after", "create_rate_limited", "create_unavailable",
             "create_unavailable_after_making", "create_field_validation",
+            "sync_repeated_rows",
         ):  # fmt: skip
             if isinstance(body.get(name), int):
                 setattr(self.faults, name, body[name])
+        if "sync_offers" in body and (
+            body["sync_offers"] is None or isinstance(body["sync_offers"], int)
+        ):
+            self.faults.sync_offers = body["sync_offers"]
         for name in ("latency", "create_latency"):
             if isinstance(body.get(name), int | Decimal):
                 setattr(self.faults, name, float(body[name]))
