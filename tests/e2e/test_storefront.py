@@ -248,7 +248,8 @@ async def test_inline_mode_lists_offers_that_open_the_bot(offline: OfflineShop) 
 
 
 async def test_supplier_text_is_html_escaped(offline: OfflineShop) -> None:
-    offline.sandbox.config.invalid_players["<b>x"] = "bad <id> & more"
+    # a player ID that passes the local format check, so the supplier's answer is shown
+    offline.sandbox.config.invalid_players["87654321"] = "bad <id> & <b>more"
     lee = offline.telegram.user(1014, "<Lee>")
     await lee.send("/start")
     welcome = await lee.wait_for_text("Welcome")
@@ -256,8 +257,10 @@ async def test_supplier_text_is_html_escaped(offline: OfflineShop) -> None:
     await open_offer(offline, lee, 10_001)
     await lee.press("Buy for")
     await lee.wait_for_text("Send your player ID")
-    await lee.send("<b>x")
-    await lee.wait_for_text("A player ID is")
+    mark = lee.mark()
+    await lee.send("87654321")
+    refused = await lee.wait_for_text("did not accept this player ID", since=mark)
+    assert "bad <id> & <b>more" in refused["text"]  # shown as typed, not as markup
 
 
 async def test_wrong_price_after_payment_is_reordered_at_the_new_price_when_it_still_fits(
