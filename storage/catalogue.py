@@ -243,6 +243,13 @@ class CatalogueRepository:
         )
         return [_offer(row) for row in rows]
 
+    async def active_offers(self) -> list[StoredOffer]:
+        """Every active, in-stock offer (the admin's price preview samples from them)."""
+        rows = await self._db.fetchall(
+            "SELECT * FROM offers WHERE active = 1 AND in_stock = 1 ORDER BY supplier, offer_id"
+        )
+        return [_offer(row) for row in rows]
+
     async def size(self) -> int:
         return int(await self._db.fetchval("SELECT count(*) FROM offers WHERE active = 1"))
 

@@ -218,27 +218,73 @@ async def test_stats_and_csv_agree_with_the_order_log(offline: OfflineShop) -> N
     ]
 
 
-async def test_markup_and_star_value_apply_at_once_and_bad_input_changes_nothing(
+async def test_price_settings_apply_only_after_a_preview_and_bad_input_changes_nothing(
     offline: OfflineShop,
 ) -> None:
     admin = offline.telegram.user(ADMIN_ID, "Owner")
     customer = offline.telegram.user(3005, "Ida")
     await customer.send(f"/start offer_{PUBG_60}")
     await customer.wait_for_text("Price: 88 ⭐")
-    await admin.send("/markup abc")
-    await admin.wait_for_text("not a valid number")
+    assert offline.shop is not None
+    for command, answer in (
+        ("/markup abc", "is not a plain decimal number"),
+        ("/markup 6", "outside the allowed range, 0 to 5"),
+        ("/starvalue 13", "outside the allowed range, 0.005 to 0.05"),  # typo for 0.013
+        ("/starvalue 1e-5000", "is not a plain decimal number"),
+        ("/starvalue NaN", "is not a plain decimal number"),
+        ("/starvalue Infinity", "is not a plain decimal number"),
+        ("/starvalue -1", "is not a plain decimal number"),
+        ("/starvalue 0.0130001", "too many decimal places"),
+    ):
+        mark = admin.mark()
+        await admin.send(command)
+        refused = await admin.wait_for_text(answer, since=mark)
+        assert "Nothing was changed" in refused["text"]
+    book = offline.shop.orders.pricing.book
+    assert (book.markup, book.star_usd) == (Decimal("0.15"), Decimal("0.013"))
+    assert await offline.shop.db.fetchval("SELECT count(*) FROM shop_settings") == 0
+
+    mark = admin.mark()
     await admin.send("/markup 0.30")
-    await admin.wait_for_text("Markup: 0.30")
-    mark = customer.mark()
+    preview = await admin.wait_for_text("Markup: 0.15 → 0.30", since=mark)
+    rows = [line for line in preview["text"].splitlines() if "⭐ →" in line]
+    assert len(rows) == 3  # the cheapest, a middle and the dearest offer
+    assert all(int(r.split(": ")[-1].split()[0]) <= int(r.split("→ ")[-1].split()[0]) for r in rows)
+    mark_customer = customer.mark()
     await customer.send(f"/start offer_{PUBG_60}")
-    await customer.wait_for_text("Price: 99 ⭐", since=mark)  # 0.99 x 1.30 / 0.013 = 99
+    await customer.wait_for_text("Price: 88 ⭐", since=mark_customer)  # not applied yet
+    assert await offline.shop.db.fetchval("SELECT count(*) FROM shop_settings") == 0
+
+    await admin.press("Apply")
+    await admin.wait_for_text("Markup: 0.30", since=mark)
+    mark_customer = customer.mark()
+    await customer.send(f"/start offer_{PUBG_60}")
+    await customer.wait_for_text("Price: 99 ⭐", since=mark_customer)  # 0.99 x 1.30 / 0.013 = 99
     stored = await offline.shop.db.fetchval(
         "SELECT value FROM shop_settings WHERE key = 'pricing.markup'"
     )
     assert stored == "0.30"
-    await admin.send("/starvalue -1")
-    await admin.wait_for_text("not a valid number")
+
+
+async def test_a_stale_or_crafted_price_confirmation_changes_nothing(offline: OfflineShop) -> None:
+    admin = offline.telegram.user(ADMIN_ID, "Owner")
+    await admin.send("/starvalue 0.02")
+    await admin.wait_for_text("Star value (USD): 0.013 → 0.02")
+    since = offline.telegram.last_update_id
+    mark = admin.mark()
+    await admin.press_data("adm:price_ok:star_usd=13=0.013")
+    await admin.press_data("adm:price_ok:star_usd=1e-5000=0.013")
+    await admin.press_data("adm:price_ok:star_usd=0.02=0.014")  # someone changed it since
+    await offline.wait_handled(since)
+    assert offline.shop is not None
     assert offline.shop.orders.pricing.book.star_usd == Decimal("0.013")
+    assert await offline.shop.db.fetchval("SELECT count(*) FROM shop_settings") == 0
+    alerts = [line.text for line in offline.telegram.transcript if line.kind == "alert"]
+    assert any("outside the allowed range" in a for a in alerts)
+    assert any("changed since this preview" in a for a in alerts)
+    assert admin.mark() == mark
+    await admin.press("Apply")
+    await admin.wait_for_text("One Star is worth: 0.02 USD")
 
 
 async def test_ban_tells_the_user_once_then_ignores_them(offline: OfflineShop) -> None:
