@@ -364,3 +364,61 @@ async def test_low_balance_and_unreachable_supplier_alert_admins(tmp_path) -> No
     finally:
         shop.sandbox.faults.unavailable = 0
         await shop.stop()
+
+
+async def test_an_admin_cannot_ban_an_admin(offline: OfflineShop) -> None:
+    admin = offline.telegram.user(ADMIN_ID, "Owner")
+    await admin.send(f"/user {ADMIN_ID}")
+    card = await admin.wait_for_text(f"User {ADMIN_ID}")
+    assert not any(
+        "Ban" in b["text"] for row in card["reply_markup"]["inline_keyboard"] for b in row
+    )
+    await admin.press_data(f"adm:ban:{ADMIN_ID}", card)  # a forged or old button
+    await offline.telegram.wait_until(
+        lambda: any(
+            line.kind == "alert" and "cannot be banned" in line.text
+            for line in offline.telegram.transcript
+        )
+    )
+    assert offline.shop is not None
+    stored = await offline.shop.users.get(ADMIN_ID)
+    assert stored is not None and not stored.is_banned
+    mark = admin.mark()
+    await admin.send("/admin")
+    await admin.wait_for_text("What do you want", since=mark)
+
+
+async def test_odd_digits_and_huge_ids_get_a_clear_answer(offline: OfflineShop) -> None:
+    admin = offline.telegram.user(ADMIN_ID, "Owner")
+    huge = "9" * 25
+    for command, answer in (
+        ("/order ²", "is not a whole number"),
+        ("/refund ²", "is not a whole number"),
+        ("/user ²", "is not a whole number"),
+        (f"/order {huge}", "outside the allowed range"),
+        (f"/refund #{huge}", "outside the allowed range"),
+        (f"/user {huge}", "outside the allowed range"),
+        ("/order 424242", "No such order"),
+        ("/export 0001-01-01 9999-12-31", "Dates must lie between 2000-01-01 and 2999-12-31"),
+    ):
+        mark = admin.mark()
+        await admin.send(command)
+        await admin.wait_for_text(answer, since=mark)
+    assert "Something went wrong" not in " ".join(admin.texts())
+
+
+async def test_crafted_buttons_with_odd_or_huge_ids_are_answered(offline: OfflineShop) -> None:
+    admin = offline.telegram.user(ADMIN_ID, "Owner")
+    huge = "9" * 25
+    for data in (
+        f"adm:order:{huge}",
+        f"adm:refund_yes:{huge}",
+        "adm:refresh:²",
+        f"adm:ban:{huge}",
+    ):
+        query = await admin.press_data(data)
+        answer = await offline.telegram.wait_until(
+            lambda q=query: offline.telegram.callback_answers.get(q)
+        )
+        assert answer.get("text", "").startswith(("No such order", "No user"))
+    assert "Something went wrong" not in " ".join(admin.texts())
