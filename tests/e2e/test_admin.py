@@ -422,3 +422,27 @@ async def test_crafted_buttons_with_odd_or_huge_ids_are_answered(offline: Offlin
         )
         assert answer.get("text", "").startswith(("No such order", "No user"))
     assert "Something went wrong" not in " ".join(admin.texts())
+
+
+async def test_three_simultaneous_refund_confirms_refund_once(offline: OfflineShop) -> None:
+    customer = offline.telegram.user(3010, "Lia")
+    await _buy(offline, customer)
+    await customer.wait_for_text("Your key")
+    assert offline.shop is not None
+    [order] = (await offline.shop.orders.orders.list_for_user(customer.id, 0, 5))[0]
+    admin = offline.telegram.user(ADMIN_ID, "Owner")
+    await admin.send(f"/refund {order.id}")
+    question = await admin.wait_for_text(f"Refund order #{order.id}")
+    since = offline.telegram.last_update_id
+    queries = [
+        await admin.press_data(f"adm:refund_yes:{order.id}", question, "Yes, refund")
+        for _ in range(3)
+    ]
+    await offline.wait_handled(since)
+    await customer.wait_for_text("were refunded")
+    assert offline.telegram.method_calls["refundStarPayment"] == 1
+    alerts = [offline.telegram.callback_answers[q].get("text", "") for q in queries]
+    assert sum("is queued" in t for t in admin.texts()) == 1
+    assert sorted(alerts).count("") == 1  # the one that refunded, answered by the edit
+    refused = [a for a in alerts if a]
+    assert len(refused) == 2 and all("already" in a for a in refused), refused
