@@ -225,6 +225,9 @@ class BroadcastService:
                         break
                     await slots.acquire()
                     await pacer.wait()
+                    if broadcast_id in self._jobs.canceled:  # canceled during the wait
+                        slots.release()
+                        break
                     await self._repo.mark_recipient(broadcast_id, user_id, "sending")
                     task = asyncio.create_task(
                         self._send_one(broadcast, user_id, markup, pacer, stats)
