@@ -368,3 +368,16 @@ async def test_delivery_messages_wait_out_a_flood_limit_instead_of_being_dropped
     await quinn.wait_for_text("is being processed", timeout=10)
     await quinn.wait_for_text("is complete", timeout=10)
     assert offline.telegram.flood.too_many_requests >= 1
+
+
+async def test_crafted_buttons_with_huge_numbers_do_not_crash(offline: OfflineShop) -> None:
+    rex = offline.telegram.user(1020, "Rex")
+    await rex.send("/start")
+    await rex.wait_for_text("Welcome")
+    huge = "9" * 25
+    since = offline.telegram.last_update_id
+    for data in (f"prd:{huge}:0", f"ofr:{huge}", f"buy:{huge}", f"ord:{huge}:0", f"ords:{huge}"):
+        await rex.press_data(data)
+    await offline.wait_handled(since)
+    alerts = [line.text for line in offline.telegram.transcript if line.chat_id == rex.id]
+    assert not any("Something went wrong" in text for text in alerts)
