@@ -1,8 +1,20 @@
-"""Every inline button's data: short-prefixed ``CallbackData`` factories (64 bytes max)."""
+"""Every inline button's data: short-prefixed ``CallbackData`` factories (64 bytes max).
+
+Ids and pages are bounded (:data:`Id`, :data:`Page`): data outside them (crafted) matches
+no handler instead of overflowing SQLite's 64-bit integer in a query.
+"""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from aiogram.filters.callback_data import CallbackData
+from pydantic import Field
+
+from services.parsing import SQLITE_INT_MAX
+
+Id = Annotated[int, Field(ge=0, le=SQLITE_INT_MAX)]
+Page = Annotated[int, Field(ge=0, le=100_000)]
 
 
 class Nav(CallbackData, prefix="nav"):
@@ -15,29 +27,29 @@ class CategoryPage(CallbackData, prefix="cat"):
     """A page of a category's products; ``code`` is ``top``, ``gift`` or ``stars``."""
 
     code: str
-    page: int = 0
+    page: Page = 0
 
 
 class ProductView(CallbackData, prefix="prd"):
-    product_id: int
-    back_page: int = 0
+    product_id: Id
+    back_page: Page = 0
 
 
 class OfferView(CallbackData, prefix="ofr"):
-    offer_id: int
+    offer_id: Id
 
 
 class BuyOffer(CallbackData, prefix="buy"):
     """``stars``: the price the button showed (0: not known), to tell a change."""
 
-    offer_id: int
-    stars: int = 0
+    offer_id: Id
+    stars: Id = 0
 
 
 class ServerPick(CallbackData, prefix="srv"):
     """Index into the server list kept in the checkout state."""
 
-    index: int
+    index: Page
 
 
 class ConfirmOrder(CallbackData, prefix="cfm"):
@@ -47,12 +59,12 @@ class ConfirmOrder(CallbackData, prefix="cfm"):
 
 
 class OrdersPage(CallbackData, prefix="ords"):
-    page: int = 0
+    page: Page = 0
 
 
 class OrderView(CallbackData, prefix="ord"):
-    order_id: int
-    page: int = 0
+    order_id: Id
+    page: Page = 0
 
 
 class SetLanguage(CallbackData, prefix="lang"):
@@ -62,7 +74,7 @@ class SetLanguage(CallbackData, prefix="lang"):
 class StarsPack(CallbackData, prefix="stp"):
     """A Telegram Stars pack chosen for gifting."""
 
-    offer_id: int
+    offer_id: Id
 
 
 class StarsRecipient(CallbackData, prefix="str"):

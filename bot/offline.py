@@ -63,6 +63,9 @@ class OfflineShop:
         self.initial_sync = initial_sync
         self.shop: Shop | None = None
         self._polling: asyncio.Task[None] | None = None
+        #: ids of the updates the bot has finished handling (error handlers included)
+        self.handled_updates: set[int] = set()
+        self._handled = asyncio.Condition()
 
     def settings(self) -> Settings:
         values: dict[str, Any] = {
@@ -96,10 +99,37 @@ class OfflineShop:
     async def start_bot(self) -> Shop:
         """Build a fresh bot on the same database and start long polling."""
         self.shop = await create_shop(self.settings(), timings=self.timings)
+        self._count_handled_updates(self.shop)
         await self.shop.register_commands()
         await self.shop.start_background(initial_sync=self.initial_sync)
         self._polling = asyncio.create_task(self.shop.run_polling(), name="polling")
         return self.shop
+
+    def _count_handled_updates(self, shop: Shop) -> None:
+        """Record each update once the dispatcher is done with it (``feed_update`` runs the
+        middlewares, the handlers and the error handlers), for :meth:`wait_handled`."""
+        feed_update = shop.dispatcher.feed_update
+
+        async def feed_and_record(bot: Any, update: Any, **kwargs: Any) -> Any:
+            try:
+                return await feed_update(bot, update, **kwargs)
+            finally:
+                async with self._handled:
+                    self.handled_updates.add(update.update_id)
+                    self._handled.notify_all()
+
+        shop.dispatcher.feed_update = feed_and_record  # type: ignore[method-assign]
+
+    async def wait_handled(self, since: int, timeout: float = 10.0) -> None:
+        """Wait until the bot has finished handling every update pushed after update id
+        ``since`` (take it from ``telegram.last_update_id`` before sending): the positive
+        signal that lets a test assert that the bot did *not* answer.
+        Raises ``TimeoutError``."""
+        wanted = set(range(since + 1, self.telegram.last_update_id + 1))
+        async with self._handled:
+            await asyncio.wait_for(
+                self._handled.wait_for(lambda: wanted <= self.handled_updates), timeout
+            )
 
     async def stop_bot(self, *, crash: bool = False) -> None:
         """Stop the bot. ``crash=True`` cancels everything mid-flight, as a killed process

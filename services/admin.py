@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from services.orders import OrderService
 from storage.db import Database, utcnow_iso
-from storage.orders import Order, OrderStatus
+from storage.orders import InvalidTransition, Order, OrderStatus
 from storage.users import User, UsersRepository
 
 logger = logging.getLogger(__name__)
@@ -142,12 +142,18 @@ class AdminService:
         self, order_id: int, admin_id: int
     ) -> tuple[Order | None, RefundRefusal | None]:
         """Queue a refund of a paid order. Refuses unpaid, refunded, already refunding and
-        still-open orders (those may yet be delivered: refresh them first)."""
+        still-open orders (those may yet be delivered: refresh them first); also when a
+        simultaneous confirm of the same refund got there first (checked under the lock)."""
         order = await self._orders.orders.get(order_id)
         refusal = self.refund_refusal(order)
         if refusal is not None or order is None:
             return order, refusal
-        await self._orders.refund_by_admin(order, f"refunded by admin {admin_id}")
+        try:
+            await self._orders.refund_by_admin(order, f"refunded by admin {admin_id}")
+        except InvalidTransition:
+            order = await self._orders.orders.get(order_id)
+            logger.info("admin %s: refund of order %s refused, it moved on", admin_id, order_id)
+            return order, self.refund_refusal(order) or RefundRefusal.ALREADY_REFUNDED
         await self.audit(admin_id, "refund", f"order {order_id}, {order.stars} Stars")
         return await self._orders.orders.get(order_id), None
 

@@ -35,6 +35,7 @@ from aiogram.exceptions import (
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from services.flood import FloodBudget
+from services.parsing import BadNumber, parse_int
 from services.pricing import PricingService
 from services.stars import STARS_MAX, RecipientResolver, parse_recipient
 from services.suppliers.base import Customer, Supplier
@@ -229,6 +230,9 @@ class BroadcastService:
                     await slots.acquire()
                     await pacer.wait()
                     await self._flood.bulk_turn()  # customer deliveries go first
+                    if broadcast_id in self._jobs.canceled:  # canceled during the wait
+                        slots.release()
+                        break
                     await self._repo.mark_recipient(broadcast_id, user_id, "sending")
                     task = asyncio.create_task(
                         self._send_one(broadcast, user_id, markup, pacer, stats)
@@ -310,13 +314,17 @@ _AMOUNT_SPLIT = re.compile(r"[\s,;]+")
 
 def parse_reward_line(line: str, default_stars: int) -> tuple[str, int] | None:
     """``@user``, ``12345``, optionally followed by an amount (``@user 100``, ``@user,100``).
-    Returns ``(recipient text, Stars)`` or ``None`` for a line that says nothing usable."""
+    Returns ``(recipient text, Stars)`` or ``None`` for a line that says nothing usable
+    (an amount in other than the ASCII digits 0-9 included)."""
     parts = [p for p in _AMOUNT_SPLIT.split(line.strip()) if p]
     if not parts:
         return None
     amount = default_stars
-    if len(parts) >= 2 and parts[-1].isdigit():
-        amount = int(parts[-1])
+    if len(parts) >= 2 and parts[-1][:1].isdigit():  # meant as an amount, ASCII or not
+        try:
+            amount = parse_int(parts[-1], high=STARS_MAX * 1000)
+        except BadNumber:
+            return None
         parts = parts[:-1]
     if len(parts) != 1:
         return None

@@ -52,6 +52,7 @@ from storage.db import utcnow_iso
 from storage.orders import (
     ChargeRejection,
     IncomingCharge,
+    InvalidTransition,
     NewOrder,
     Order,
     OrdersRepository,
@@ -537,8 +538,14 @@ class OrderService:
 
     async def refund_by_admin(self, order: Order, reason: str) -> Order:
         """Refund a delivered order on an admin's word: the refund goes to the outbox and
-        the customer hears about it when Telegram confirms."""
+        the customer hears about it when Telegram confirms. Raises
+        :class:`~storage.orders.InvalidTransition` when, once the lock is held, the order is
+        no longer delivered (a simultaneous confirm refunded it first)."""
         async with self._lock(order.id):
+            current = await self.orders.get(order.id)
+            if current is None or current.status is not OrderStatus.COMPLETED:
+                status = current.status if current else "missing"
+                raise InvalidTransition(order.id, status, OrderStatus.FAILED)
             order = await self.orders.fail_and_queue_refund(
                 order.id, reason, "ADMIN_REFUND", self._clock()
             )

@@ -4,15 +4,17 @@ retail Stars = ceil(supplier price x USD rate of its currency x (1 + markup) / U
 
 Supplier money is ``Decimal`` with its currency; Stars are whole ``int``s, at least 1.
 Markup and Star value start from settings and can be changed by an admin at run time
-(kept in the database, effective at once).
+(kept in the database, effective at once), within :data:`MARKUP_RANGE` and
+:data:`STAR_USD_RANGE`, after a preview of the new prices (:meth:`PricingService.preview`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import ROUND_CEILING, Decimal
+from typing import Literal
 
 from storage.settings import ShopSettingsRepository
 
@@ -20,6 +22,18 @@ logger = logging.getLogger(__name__)
 
 MARKUP_KEY = "pricing.markup"
 STAR_USD_KEY = "pricing.star_usd"
+
+PriceSetting = Literal["markup", "star_usd"]
+#: markup as a fraction: from selling at cost to +500 %
+MARKUP_RANGE = (Decimal(0), Decimal(5))
+#: USD value of one Star: a band around what Telegram pays out (about 0.013 to 0.02)
+STAR_USD_RANGE = (Decimal("0.005"), Decimal("0.05"))
+#: decimal places an admin may give
+PLACES: dict[PriceSetting, int] = {"markup": 4, "star_usd": 6}
+RANGES: dict[PriceSetting, tuple[Decimal, Decimal]] = {
+    "markup": MARKUP_RANGE,
+    "star_usd": STAR_USD_RANGE,
+}
 
 
 class UnknownCurrency(ValueError):
@@ -57,6 +71,37 @@ class PriceBook:
         return currency.upper() in self.usd_rates
 
 
+@dataclass(frozen=True, slots=True)
+class PricedOffer:
+    """What an offer costs from the supplier (``price`` in ``currency``); ``stars_amount``
+    for a Telegram Stars pack."""
+
+    name: str
+    price: Decimal
+    currency: str
+    stars_amount: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PriceChange:
+    """One offer's retail price in whole Stars under the current and the proposed book."""
+
+    name: str
+    old_stars: int
+    new_stars: int
+
+
+def sample_offers(book: PriceBook, offers: Sequence[PricedOffer]) -> list[PricedOffer]:
+    """The cheapest, a middle and the dearest offer (in USD) that ``book`` can price."""
+    priced = sorted(
+        (o for o in offers if book.can_price(o.currency)),
+        key=lambda o: book.usd(o.price, o.currency),
+    )
+    if len(priced) <= 3:
+        return priced
+    return [priced[0], priced[len(priced) // 2], priced[-1]]
+
+
 class PricingService:
     """Holds the current :class:`PriceBook`; admin changes are saved and applied at once."""
 
@@ -79,19 +124,41 @@ class PricingService:
         self._book = replace(self._book, **changes)
         return self._book
 
+    def proposed(self, setting: PriceSetting, value: Decimal) -> PriceBook:
+        """The current book with one setting changed (checked). Raises ``ValueError``."""
+        low, high = RANGES[setting]
+        if not value.is_finite() or not low <= value <= high:
+            raise ValueError(f"{setting} must be between {low} and {high}, not {value}")
+        return replace(self._book, **{setting: value})
+
+    def preview(
+        self, setting: PriceSetting, value: Decimal, offers: Sequence[PricedOffer]
+    ) -> list[PriceChange]:
+        """Old and new Stars of a few sample offers (:func:`sample_offers`) if ``setting``
+        became ``value``. Nothing is saved. Raises ``ValueError`` out of range."""
+        new = self.proposed(setting, value)
+        return [
+            PriceChange(
+                o.name,
+                self._book.stars(o.price, o.currency, o.stars_amount),
+                new.stars(o.price, o.currency, o.stars_amount),
+            )
+            for o in sample_offers(self._book, offers)
+        ]
+
     async def set_markup(self, markup: Decimal, admin_id: int | None) -> PriceBook:
-        """Markup as a fraction (0.15 = +15 %), from -0.5 to 10. Raises ``ValueError``."""
-        if not Decimal("-0.5") <= markup <= Decimal(10):
-            raise ValueError("markup must be between -0.5 and 10")
+        """Markup as a fraction (0.15 = +15 %), within :data:`MARKUP_RANGE`.
+        Raises ``ValueError`` (nothing saved)."""
+        self.proposed("markup", markup)
         await self._settings.set(MARKUP_KEY, str(markup), admin_id)
         self._book = replace(self._book, markup=markup)
         logger.info("markup set to %s by %s", markup, admin_id)
         return self._book
 
     async def set_star_usd(self, star_usd: Decimal, admin_id: int | None) -> PriceBook:
-        """USD value of one Star, positive. Raises ``ValueError``."""
-        if star_usd <= 0:
-            raise ValueError("a Star's USD value must be positive")
+        """USD value of one Star, within :data:`STAR_USD_RANGE`.
+        Raises ``ValueError`` (nothing saved)."""
+        self.proposed("star_usd", star_usd)
         await self._settings.set(STAR_USD_KEY, str(star_usd), admin_id)
         self._book = replace(self._book, star_usd=star_usd)
         logger.info("Star value set to %s USD by %s", star_usd, admin_id)

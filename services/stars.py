@@ -21,7 +21,7 @@ _LINK = re.compile(
     rf"^(?:https?://)?(?:www\.)?(?:t\.me|telegram\.me)/@?({_USERNAME})/?$", re.IGNORECASE
 )
 _AT_NAME = re.compile(rf"^@?({_USERNAME})$")
-_NUMERIC_ID = re.compile(r"^\d{5,15}$")
+_NUMERIC_ID = re.compile(r"^[0-9]{5,15}$")  # ASCII: \d takes any script's digits
 
 
 @dataclass(frozen=True, slots=True)

@@ -260,6 +260,22 @@ class CatalogueRepository:
         )
         return [_offer(row) for row in rows]
 
+    async def price_samples(self) -> list[StoredOffer]:
+        """The cheapest, the middle and the dearest active, in-stock offer of each
+        currency: a handful of rows the admin's price preview picks from, without
+        loading the whole catalogue."""
+        rows = await self._db.fetchall(
+            """SELECT * FROM offers WHERE rowid IN (
+                   SELECT rowid FROM (
+                       SELECT rowid, count(*) OVER win AS n,
+                              row_number() OVER (win ORDER BY CAST(price AS REAL)) AS rank
+                       FROM offers WHERE active = 1 AND in_stock = 1
+                       WINDOW win AS (PARTITION BY currency))
+                   WHERE rank IN (1, n, (n + 1) / 2))
+               ORDER BY supplier, offer_id"""
+        )
+        return [_offer(row) for row in rows]
+
     async def size(self, supplier: str | None = None) -> int:
         """Active offers (of one supplier when given)."""
         if supplier is None:

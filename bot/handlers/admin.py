@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from html import escape
 from typing import Any
 
@@ -35,6 +35,8 @@ from bot.ui import show
 from services.admin import AdminService
 from services.catalogue import HeldSyncGone
 from services.orders import OrderService
+from services.parsing import SQLITE_INT_MAX, BadNumber, parse_decimal, parse_int
+from services.pricing import PLACES, RANGES, PricedOffer, PriceSetting
 from services.suppliers.errors import SupplierError
 from storage.orders import Order, OrderStatus
 from storage.users import User as StoredUser
@@ -69,6 +71,34 @@ router.message.filter(InPrivateChat(), IsAdmin())
 router.callback_query.filter(InPrivateChat(), IsAdmin())
 
 ORDER_FILTERS = ("all", "processing", "unknown", "failed", "completed", "refunded")
+#: ``/export`` dates: one day past the last must still be a date
+EXPORT_FIRST, EXPORT_LAST = date(2000, 1, 1), date(2999, 12, 31)
+_NUMBER_PROBLEMS = {
+    "empty": "admin.number.empty", "not_whole": "admin.number.not_whole",
+    "not_decimal": "admin.number.not_decimal", "too_precise": "admin.number.too_precise",
+    "out_of_range": "admin.number.out_of_range",
+}  # fmt: skip
+
+
+def bad_number_text(error: BadNumber) -> str:
+    """What is wrong with a number an admin typed, in the admin's language."""
+    return _(_NUMBER_PROBLEMS[error.problem.value]).format(
+        text=escape(error.text.strip()[:40]), low=error.low, high=error.high
+    )
+
+
+def parse_id(text: str) -> int:
+    """An order or user id (``#`` allowed in front), 1 to SQLite's largest integer.
+    Raises :class:`BadNumber`."""
+    return parse_int(text.strip().lstrip("#"), low=1, high=SQLITE_INT_MAX)
+
+
+def _arg_id(callback_data: Admin) -> int | None:
+    """The id in a button's data, or ``None`` when it is not a valid id (crafted data)."""
+    try:
+        return parse_id(callback_data.arg)
+    except BadNumber:
+        return None
 
 
 def _menu_markup() -> Any:
@@ -129,7 +159,10 @@ async def balance(callback: CallbackQuery, order_service: OrderService) -> None:
 async def transactions(
     callback: CallbackQuery, callback_data: Admin, order_service: OrderService
 ) -> None:
-    page = max(1, int(callback_data.arg or 1)) if callback_data.arg.isdigit() else 1
+    try:
+        page = parse_int(callback_data.arg, low=1, high=100_000)
+    except BadNumber:
+        page = 1
     try:
         history = await order_service.supplier.list_transactions(page=page, limit=10)
     except SupplierError as exc:
@@ -250,11 +283,8 @@ def _order_markup(order: Order) -> Any:
 async def _load_order(
     callback: CallbackQuery, callback_data: Admin, order_service: OrderService
 ) -> Order | None:
-    order = (
-        await order_service.orders.get(int(callback_data.arg))
-        if callback_data.arg.isdigit()
-        else None
-    )
+    order_id = _arg_id(callback_data)
+    order = await order_service.orders.get(order_id) if order_id is not None else None
     if order is None:
         await callback.answer(_("admin.order_not_found"), show_alert=True)
     return order
@@ -276,10 +306,13 @@ async def order_detail(
 async def order_command(
     message: Message, command: CommandObject, order_service: OrderService, users: UsersRepository
 ) -> None:
-    order_id = (command.args or "").strip().lstrip("#")
-    order = await order_service.orders.get(int(order_id)) if order_id.isdigit() else None
+    try:
+        order = await order_service.orders.get(parse_id(command.args or ""))
+    except BadNumber as exc:
+        await message.answer(bad_number_text(exc) + "\n" + _("admin.order_usage"))
+        return
     if order is None:
-        await message.answer(_("admin.order_usage"))
+        await message.answer(_("admin.refund_refused.not_found"))
         return
     await message.answer(
         await _order_text(order, order_service, users), reply_markup=_order_markup(order)
@@ -386,12 +419,13 @@ def _refund_question(order: Order) -> str:
 async def refund_command(
     message: Message, command: CommandObject, order_service: OrderService
 ) -> None:
-    order_id = (command.args or "").strip().lstrip("#")
-    order = await order_service.orders.get(int(order_id)) if order_id.isdigit() else None
-    refusal = AdminService.refund_refusal(order) if order_id.isdigit() else None
-    if not order_id.isdigit():
-        await message.answer(_("admin.refund_usage"))
-    elif refusal is not None or order is None:
+    try:
+        order = await order_service.orders.get(parse_id(command.args or ""))
+    except BadNumber as exc:
+        await message.answer(bad_number_text(exc) + "\n" + _("admin.refund_usage"))
+        return
+    refusal = AdminService.refund_refusal(order)
+    if refusal is not None or order is None:
         await message.answer(_(f"admin.refund_refused.{refusal.value if refusal else 'not_found'}"))
     else:
         await message.answer(_refund_question(order), reply_markup=_refund_confirm_markup(order.id))
@@ -415,10 +449,11 @@ async def refund_button(
 async def refund_confirmed(
     callback: CallbackQuery, callback_data: Admin, admin_service: AdminService
 ) -> None:
-    if not callback_data.arg.isdigit():
-        await callback.answer()
+    order_id = _arg_id(callback_data)
+    if order_id is None:
+        await callback.answer(_("admin.order_not_found"), show_alert=True)
         return
-    order, refusal = await admin_service.refund(int(callback_data.arg), callback.from_user.id)
+    order, refusal = await admin_service.refund(order_id, callback.from_user.id)
     if refusal is not None:
         await callback.answer(_(f"admin.refund_refused.{refusal.value}"), show_alert=True)
         return
@@ -507,6 +542,9 @@ async def export_command(
         since = until = None
     if since is None or until is None or since > until:
         await message.answer(_("admin.export_usage"))
+        return
+    if since < EXPORT_FIRST or until > EXPORT_LAST:
+        await message.answer(_("admin.export_range").format(low=EXPORT_FIRST, high=EXPORT_LAST))
         return
     assert message.from_user is not None
     await _send_export(bot, message.chat.id, since, until, admin_service, message.from_user.id)
@@ -687,23 +725,44 @@ async def ask_value(callback: CallbackQuery, callback_data: Admin, state: FSMCon
     await show(callback, _(key), _back())
 
 
-async def _set_price_value(
-    message: Message, raw: str, which: str, order_service: OrderService, admin_service: AdminService
+async def _price_offers(order_service: OrderService) -> list[PricedOffer]:
+    return [
+        PricedOffer(f"{o.product_name} — {o.offer_name}", o.price, o.currency, o.stars_amount)
+        for o in await order_service.catalogue.repo.price_samples()
+    ]
+
+
+def _parse_price(raw: str, which: PriceSetting) -> Decimal:
+    """Raises :class:`BadNumber` (out of the setting's range included)."""
+    low, high = RANGES[which]
+    return parse_decimal(raw, low=low, high=high, places=PLACES[which])
+
+
+async def _preview_price_value(
+    message: Message, raw: str, which: PriceSetting, order_service: OrderService
 ) -> bool:
-    assert message.from_user is not None
+    """Check the value and show what it would do to a few real offers, with an Apply
+    button; nothing is saved here. ``False`` when the value is refused."""
     try:
-        value = Decimal(raw.strip().replace(",", "."))
-        if not value.is_finite():
-            raise InvalidOperation
-        if which == "markup":
-            await order_service.pricing.set_markup(value, message.from_user.id)
-        else:
-            await order_service.pricing.set_star_usd(value, message.from_user.id)
-    except (InvalidOperation, ValueError):
-        await message.answer(_("admin.bad_number"))
+        value = _parse_price(raw, which)
+    except BadNumber as exc:
+        await message.answer(bad_number_text(exc))
         return False
-    await admin_service.audit(message.from_user.id, f"set_{which}", str(value))
-    await message.answer(_prices_text(order_service), reply_markup=_back(None, "prices"))
+    changes = order_service.pricing.preview(which, value, await _price_offers(order_service))
+    offers = "\n".join(
+        f"  {escape(c.name)}: {c.old_stars} ⭐ → {c.new_stars} ⭐" for c in changes
+    ) or _("admin.price_no_offers")
+    current = getattr(order_service.pricing.book, which)
+    text = _("admin.price_preview").format(
+        setting=_(f"admin.price_setting.{which}"), old=current, new=value, offers=offers
+    )
+    builder = InlineKeyboardBuilder()
+    # the current value rides along: Apply refuses if someone changed it meanwhile
+    builder.button(
+        text=_("admin.price_apply"),
+        callback_data=Admin(action="price_ok", arg=f"{which}={value}={current}"),
+    )
+    await message.answer(text, reply_markup=_back(builder, "prices"))
     return True
 
 
@@ -712,30 +771,63 @@ async def price_command(
     message: Message,
     command: CommandObject,
     order_service: OrderService,
-    admin_service: AdminService,
 ) -> None:
-    """``/markup 0.2`` or ``/starvalue 0.013``; without a value, show the prices."""
+    """``/markup 0.2`` or ``/starvalue 0.013``: a preview to confirm; without a value,
+    show the prices."""
     if not command.args:
         await message.answer(_prices_text(order_service))
         return
-    which = "markup" if command.command == "markup" else "star_usd"
-    await _set_price_value(message, command.args, which, order_service, admin_service)
+    which: PriceSetting = "markup" if command.command == "markup" else "star_usd"
+    await _preview_price_value(message, command.args, which, order_service)
 
 
 @router.message(AdminInput.markup, F.text)
 @router.message(AdminInput.star_usd, F.text)
 async def price_value_entered(
-    message: Message, state: FSMContext, order_service: OrderService, admin_service: AdminService
+    message: Message, state: FSMContext, order_service: OrderService
 ) -> None:
-    which = "markup" if await state.get_state() == AdminInput.markup.state else "star_usd"
-    if await _set_price_value(message, message.text or "", which, order_service, admin_service):
+    which: PriceSetting = (
+        "markup" if await state.get_state() == AdminInput.markup.state else "star_usd"
+    )
+    if await _preview_price_value(message, message.text or "", which, order_service):
         await state.clear()
+
+
+@router.callback_query(Admin.filter(F.action == "price_ok"))
+async def price_confirmed(
+    callback: CallbackQuery,
+    callback_data: Admin,
+    order_service: OrderService,
+    admin_service: AdminService,
+) -> None:
+    """Apply a previewed price setting (checked again: button data can be crafted)."""
+    which, raw, seen = [*callback_data.arg.split("="), "", "", ""][:3]
+    if which not in RANGES:
+        await callback.answer()
+        return
+    setting: PriceSetting = "markup" if which == "markup" else "star_usd"
+    try:
+        value = _parse_price(raw, setting)
+    except BadNumber as exc:
+        await callback.answer(bad_number_text(exc), show_alert=True)
+        return
+    if str(getattr(order_service.pricing.book, setting)) != seen:
+        await callback.answer(_("admin.price_changed_meanwhile"), show_alert=True)
+        return
+    if setting == "markup":
+        await order_service.pricing.set_markup(value, callback.from_user.id)
+    else:
+        await order_service.pricing.set_star_usd(value, callback.from_user.id)
+    await admin_service.audit(callback.from_user.id, f"set_{setting}", f"{seen} -> {value}")
+    await show(callback, _prices_text(order_service), _back(None, "prices"))
 
 
 # -- users -----------------------------------------------------------------------------
 
 
-async def _user_card(user: StoredUser, admin_service: AdminService) -> tuple[str, Any]:
+async def _user_card(
+    user: StoredUser, admin_service: AdminService, settings: Settings
+) -> tuple[str, Any]:
     text = _("admin.user_text").format(
         id=user.id, username=escape(f"@{user.username}" if user.username else "-"), name=escape(user.first_name),
         language=user.language or user.telegram_language or "-", first_seen=user.first_seen[:19].replace("T", " "),
@@ -745,7 +837,7 @@ async def _user_card(user: StoredUser, admin_service: AdminService) -> tuple[str
     builder = InlineKeyboardBuilder()
     if user.is_banned:
         builder.button(text=_("admin.unban"), callback_data=Admin(action="unban", arg=str(user.id)))
-    else:
+    elif user.id not in settings.admin_ids:  # an admin banned is an admin locked out
         builder.button(text=_("admin.ban"), callback_data=Admin(action="ban", arg=str(user.id)))
     return text, _back(builder)
 
@@ -757,29 +849,49 @@ async def users_prompt(callback: CallbackQuery, state: FSMContext) -> None:
 
 
 async def _find_user(
-    message: Message, query: str, users: UsersRepository, admin_service: AdminService
+    message: Message,
+    query: str,
+    users: UsersRepository,
+    admin_service: AdminService,
+    settings: Settings,
 ) -> bool:
-    user = await users.find(query) if query.strip() else None
+    text = query.strip().removeprefix("@")
+    if text[:1].isdigit():  # any digit, ASCII or not: it is meant as an id
+        try:
+            user = await users.get(parse_id(text))
+        except BadNumber as exc:
+            await message.answer(bad_number_text(exc))
+            return False
+    else:
+        user = await users.find(text) if text else None
     if user is None:
         await message.answer(_("admin.user_not_found").format(query=escape(query[:64])))
         return False
-    text, markup = await _user_card(user, admin_service)
-    await message.answer(text, reply_markup=markup)
+    card, markup = await _user_card(user, admin_service, settings)
+    await message.answer(card, reply_markup=markup)
     return True
 
 
 @router.message(Command("user"))
 async def user_command(
-    message: Message, command: CommandObject, users: UsersRepository, admin_service: AdminService
+    message: Message,
+    command: CommandObject,
+    users: UsersRepository,
+    admin_service: AdminService,
+    settings: Settings,
 ) -> None:
-    await _find_user(message, command.args or "", users, admin_service)
+    await _find_user(message, command.args or "", users, admin_service, settings)
 
 
 @router.message(AdminInput.user_query, F.text)
 async def user_query_entered(
-    message: Message, state: FSMContext, users: UsersRepository, admin_service: AdminService
+    message: Message,
+    state: FSMContext,
+    users: UsersRepository,
+    admin_service: AdminService,
+    settings: Settings,
 ) -> None:
-    if await _find_user(message, message.text or "", users, admin_service):
+    if await _find_user(message, message.text or "", users, admin_service, settings):
         await state.clear()
 
 
@@ -789,11 +901,15 @@ async def ban_toggle(
     callback_data: Admin,
     admin_service: AdminService,
     user_middleware: UserMiddleware,
+    settings: Settings,
 ) -> None:
-    if not callback_data.arg.isdigit():
-        await callback.answer()
+    user_id = _arg_id(callback_data)
+    if user_id is None:
+        await callback.answer(_("admin.user_not_found").format(query="-"), show_alert=True)
         return
-    user_id = int(callback_data.arg)
+    if callback_data.action == "ban" and user_id in settings.admin_ids:
+        await callback.answer(_("admin.cannot_ban_admin"), show_alert=True)
+        return
     user = await admin_service.set_banned(
         user_id, callback_data.action == "ban", callback.from_user.id
     )
@@ -801,5 +917,5 @@ async def ban_toggle(
     if user is None:
         await callback.answer(_("admin.user_not_found").format(query=user_id), show_alert=True)
         return
-    text, markup = await _user_card(user, admin_service)
+    text, markup = await _user_card(user, admin_service, settings)
     await show(callback, text, markup)

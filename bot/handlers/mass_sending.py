@@ -22,6 +22,7 @@ from bot.callbacks import Admin
 from bot.handlers.admin import InPrivateChat, IsAdmin
 from bot.ui import show
 from services.mass_sending import BroadcastService, CampaignPreview, CampaignService
+from services.parsing import BadNumber, parse_int
 from services.stars import STARS_MAX
 from services.suppliers.errors import SupplierError
 from storage.mass_sending import MassSendingRepository
@@ -47,6 +48,14 @@ class CampaignInput(StatesGroup):
     promo = State()
     stars = State()
     recipients = State()
+
+
+def _job_id(callback_data: Admin) -> int | None:
+    """A broadcast or campaign id from a button, or ``None`` for crafted data."""
+    try:
+        return parse_int(callback_data.arg, low=1)
+    except BadNumber:
+        return None
 
 
 def _yes_no(go: Admin, no_text: str | None = None) -> InlineKeyboardMarkup:
@@ -140,8 +149,9 @@ async def broadcast_go(
 async def broadcast_cancel(
     callback: CallbackQuery, callback_data: Admin, broadcasts: BroadcastService
 ) -> None:
-    if callback_data.arg.isdigit():
-        await broadcasts.cancel(int(callback_data.arg))
+    job_id = _job_id(callback_data)
+    if job_id is not None:
+        await broadcasts.cancel(job_id)
     await callback.answer(_("mass.canceled"), show_alert=True)
 
 
@@ -179,11 +189,12 @@ async def campaign_promo(message: Message, state: FSMContext) -> None:
 
 @router.message(CampaignInput.stars, F.text)
 async def campaign_stars(message: Message, state: FSMContext) -> None:
-    text = (message.text or "").strip()
-    if not text.isdigit() or not 1 <= int(text) <= STARS_MAX:
+    try:
+        stars = parse_int(message.text or "", low=1, high=STARS_MAX)
+    except BadNumber:
         await message.answer(_("mass.campaign_bad_stars").format(max=STARS_MAX))
         return
-    await state.update_data(stars=int(text))
+    await state.update_data(stars=stars)
     await state.set_state(CampaignInput.recipients)
     await message.answer(_("mass.campaign_ask_recipients"))
 
@@ -233,7 +244,7 @@ async def campaign_recipients(
         await message.answer(_("mass.campaign_bad_list"))
         return
     if len(lines) > MAX_LINES:
-        await message.answer(_("common.text_too_long").format(max=f"{MAX_LINES} lines"))
+        await message.answer(_("mass.campaign_too_many_lines").format(max=MAX_LINES))
         return
     data = await state.get_data()
     assert message.from_user is not None
@@ -262,10 +273,10 @@ async def campaign_go(
     campaigns: CampaignService,
     mass_sending_repo: MassSendingRepository,
 ) -> None:
-    if not callback_data.arg.isdigit():
-        await callback.answer()
+    campaign_id = _job_id(callback_data)
+    if campaign_id is None or await mass_sending_repo.campaign(campaign_id) is None:
+        await callback.answer(_("mass.campaign_not_started"), show_alert=True)
         return
-    campaign_id = int(callback_data.arg)
     progress = await bot.send_message(
         callback.from_user.id, _("mass.campaign_started").format(id=campaign_id)
     )
@@ -281,6 +292,7 @@ async def campaign_go(
 async def campaign_cancel(
     callback: CallbackQuery, callback_data: Admin, campaigns: CampaignService
 ) -> None:
-    if callback_data.arg.isdigit():
-        await campaigns.cancel(int(callback_data.arg))
+    job_id = _job_id(callback_data)
+    if job_id is not None:
+        await campaigns.cancel(job_id)
     await callback.answer(_("mass.canceled"), show_alert=True)

@@ -13,6 +13,9 @@ from services.gamesdrop.sandbox import TEST_OFFER_ID
 from storage.orders import OrderStatus
 from tests.e2e.journeys import open_offer, reach_invoice
 
+#: saved price settings (the shop also keeps other state in shop_settings)
+_PRICE_SETTINGS = "SELECT count(*) FROM shop_settings WHERE key LIKE 'pricing.%'"
+
 PUBG_60 = 10_001
 
 
@@ -24,9 +27,12 @@ async def _buy(
     assert paid, error
 
 
-async def _silence(offline: OfflineShop, chat_id: int, seconds: float = 0.4) -> list[str]:
-    before = len(offline.telegram.transcript)
-    await asyncio.sleep(seconds)
+async def _answers_to(offline: OfflineShop, chat_id: int, send) -> list[str]:
+    """What the bot says in ``chat_id`` in answer to the updates ``send()`` pushes, once
+    it has finished handling all of them."""
+    before, since = len(offline.telegram.transcript), offline.telegram.last_update_id
+    await send()
+    await offline.wait_handled(since)
     return [
         line.text
         for line in offline.telegram.transcript[before:]
@@ -36,21 +42,23 @@ async def _silence(offline: OfflineShop, chat_id: int, seconds: float = 0.4) -> 
 
 async def test_non_admins_see_no_trace_of_the_admin_console(offline: OfflineShop) -> None:
     customer = offline.telegram.user(3001, "Eve")
+    assert offline.shop is not None
+    markup_before = offline.shop.orders.pricing.book.markup
+    since = offline.telegram.last_update_id
     for command in (
         "/admin",
         "/refund 1",
         "/order 1",
         "/user 3001",
         "/markup 5",
+        "/starvalue 0.02",
         "/export 2026-01-01 2026-12-31",
         "/sync",
     ):
         await customer.send(command)
-    await asyncio.sleep(0.4)
-    assert customer.messages == []
     query = await customer.press_data("adm:bal:")
     refund = await customer.press_data("adm:refund_yes:1")
-    await asyncio.sleep(0.3)
+    await offline.wait_handled(since)
     assert customer.messages == []
     assert (
         query not in offline.telegram.callback_answers
@@ -58,19 +66,19 @@ async def test_non_admins_see_no_trace_of_the_admin_console(offline: OfflineShop
     )
     default_commands = {c["command"] for c in offline.telegram.commands[("default", None)]}
     assert "admin" not in default_commands and "refund" not in default_commands
-    assert (
-        offline.shop is not None and offline.shop.pricing_markup_unchanged
-        if hasattr(offline.shop, "x")
-        else True
-    )
+    assert offline.shop.orders.pricing.book.markup == markup_before
+    assert await offline.shop.db.fetchval(_PRICE_SETTINGS) == 0
     assert await offline.shop.db.fetchval("SELECT count(*) FROM audit_log") == 0
 
 
 async def test_admin_commands_do_nothing_in_a_group(offline: OfflineShop) -> None:
     admin = offline.telegram.user(ADMIN_ID, "Owner")
-    await admin.send("/admin", group_id=-1001)
-    await admin.send("/sync", group_id=-1001)
-    assert await _silence(offline, -1001) == []
+
+    async def in_the_group() -> None:
+        await admin.send("/admin", group_id=-1001)
+        await admin.send("/sync", group_id=-1001)
+
+    assert await _answers_to(offline, -1001, in_the_group) == []
 
 
 async def test_admin_commands_are_registered_for_the_admin_chat_only(offline: OfflineShop) -> None:
@@ -213,27 +221,73 @@ async def test_stats_and_csv_agree_with_the_order_log(offline: OfflineShop) -> N
     ]
 
 
-async def test_markup_and_star_value_apply_at_once_and_bad_input_changes_nothing(
+async def test_price_settings_apply_only_after_a_preview_and_bad_input_changes_nothing(
     offline: OfflineShop,
 ) -> None:
     admin = offline.telegram.user(ADMIN_ID, "Owner")
     customer = offline.telegram.user(3005, "Ida")
     await customer.send(f"/start offer_{PUBG_60}")
     await customer.wait_for_text("Price: 88 ⭐")
-    await admin.send("/markup abc")
-    await admin.wait_for_text("not a valid number")
+    assert offline.shop is not None
+    for command, answer in (
+        ("/markup abc", "is not a plain decimal number"),
+        ("/markup 6", "outside the allowed range, 0 to 5"),
+        ("/starvalue 13", "outside the allowed range, 0.005 to 0.05"),  # typo for 0.013
+        ("/starvalue 1e-5000", "is not a plain decimal number"),
+        ("/starvalue NaN", "is not a plain decimal number"),
+        ("/starvalue Infinity", "is not a plain decimal number"),
+        ("/starvalue -1", "is not a plain decimal number"),
+        ("/starvalue 0.0130001", "too many decimal places"),
+    ):
+        mark = admin.mark()
+        await admin.send(command)
+        refused = await admin.wait_for_text(answer, since=mark)
+        assert "Nothing was changed" in refused["text"]
+    book = offline.shop.orders.pricing.book
+    assert (book.markup, book.star_usd) == (Decimal("0.15"), Decimal("0.013"))
+    assert await offline.shop.db.fetchval(_PRICE_SETTINGS) == 0
+
+    mark = admin.mark()
     await admin.send("/markup 0.30")
-    await admin.wait_for_text("Markup: 0.30")
-    mark = customer.mark()
+    preview = await admin.wait_for_text("Markup: 0.15 → 0.30", since=mark)
+    rows = [line for line in preview["text"].splitlines() if "⭐ →" in line]
+    assert len(rows) == 3  # the cheapest, a middle and the dearest offer
+    assert all(int(r.split(": ")[-1].split()[0]) <= int(r.split("→ ")[-1].split()[0]) for r in rows)
+    mark_customer = customer.mark()
     await customer.send(f"/start offer_{PUBG_60}")
-    await customer.wait_for_text("Price: 99 ⭐", since=mark)  # 0.99 x 1.30 / 0.013 = 99
+    await customer.wait_for_text("Price: 88 ⭐", since=mark_customer)  # not applied yet
+    assert await offline.shop.db.fetchval(_PRICE_SETTINGS) == 0
+
+    await admin.press("Apply")
+    await admin.wait_for_text("Markup: 0.30", since=mark)
+    mark_customer = customer.mark()
+    await customer.send(f"/start offer_{PUBG_60}")
+    await customer.wait_for_text("Price: 99 ⭐", since=mark_customer)  # 0.99 x 1.30 / 0.013 = 99
     stored = await offline.shop.db.fetchval(
         "SELECT value FROM shop_settings WHERE key = 'pricing.markup'"
     )
     assert stored == "0.30"
-    await admin.send("/starvalue -1")
-    await admin.wait_for_text("not a valid number")
+
+
+async def test_a_stale_or_crafted_price_confirmation_changes_nothing(offline: OfflineShop) -> None:
+    admin = offline.telegram.user(ADMIN_ID, "Owner")
+    await admin.send("/starvalue 0.02")
+    await admin.wait_for_text("Star value (USD): 0.013 → 0.02")
+    since = offline.telegram.last_update_id
+    mark = admin.mark()
+    await admin.press_data("adm:price_ok:star_usd=13=0.013")
+    await admin.press_data("adm:price_ok:star_usd=1e-5000=0.013")
+    await admin.press_data("adm:price_ok:star_usd=0.02=0.014")  # someone changed it since
+    await offline.wait_handled(since)
+    assert offline.shop is not None
     assert offline.shop.orders.pricing.book.star_usd == Decimal("0.013")
+    assert await offline.shop.db.fetchval(_PRICE_SETTINGS) == 0
+    alerts = [line.text for line in offline.telegram.transcript if line.kind == "alert"]
+    assert any("outside the allowed range" in a for a in alerts)
+    assert any("changed since this preview" in a for a in alerts)
+    assert admin.mark() == mark
+    await admin.press("Apply")
+    await admin.wait_for_text("One Star is worth: 0.02 USD")
 
 
 async def test_ban_tells_the_user_once_then_ignores_them(offline: OfflineShop) -> None:
@@ -248,9 +302,12 @@ async def test_ban_tells_the_user_once_then_ignores_them(offline: OfflineShop) -
     mark = customer.mark()
     await customer.send("/start")
     await customer.wait_for_text("has been restricted", since=mark)
-    await customer.send("/start")
-    await customer.send("steam")
-    assert len(await _silence(offline, customer.id)) == 0
+
+    async def again() -> None:
+        await customer.send("/start")
+        await customer.send("steam")
+
+    assert await _answers_to(offline, customer.id, again) == []
     await admin.press("Unban")
     await admin.wait_for_text("Banned: no")
     await customer.send("/start")
@@ -371,3 +428,85 @@ async def test_low_balance_and_unreachable_supplier_alert_admins(tmp_path) -> No
     finally:
         shop.sandbox.faults.unavailable = 0
         await shop.stop()
+
+
+async def test_an_admin_cannot_ban_an_admin(offline: OfflineShop) -> None:
+    admin = offline.telegram.user(ADMIN_ID, "Owner")
+    await admin.send(f"/user {ADMIN_ID}")
+    card = await admin.wait_for_text(f"User {ADMIN_ID}")
+    assert not any(
+        "Ban" in b["text"] for row in card["reply_markup"]["inline_keyboard"] for b in row
+    )
+    await admin.press_data(f"adm:ban:{ADMIN_ID}", card)  # a forged or old button
+    await offline.telegram.wait_until(
+        lambda: any(
+            line.kind == "alert" and "cannot be banned" in line.text
+            for line in offline.telegram.transcript
+        )
+    )
+    assert offline.shop is not None
+    stored = await offline.shop.users.get(ADMIN_ID)
+    assert stored is not None and not stored.is_banned
+    mark = admin.mark()
+    await admin.send("/admin")
+    await admin.wait_for_text("What do you want", since=mark)
+
+
+async def test_odd_digits_and_huge_ids_get_a_clear_answer(offline: OfflineShop) -> None:
+    admin = offline.telegram.user(ADMIN_ID, "Owner")
+    huge = "9" * 25
+    for command, answer in (
+        ("/order ²", "is not a whole number"),
+        ("/refund ²", "is not a whole number"),
+        ("/user ²", "is not a whole number"),
+        (f"/order {huge}", "outside the allowed range"),
+        (f"/refund #{huge}", "outside the allowed range"),
+        (f"/user {huge}", "outside the allowed range"),
+        ("/order 424242", "No such order"),
+        ("/export 0001-01-01 9999-12-31", "Dates must lie between 2000-01-01 and 2999-12-31"),
+    ):
+        mark = admin.mark()
+        await admin.send(command)
+        await admin.wait_for_text(answer, since=mark)
+    assert "Something went wrong" not in " ".join(admin.texts())
+
+
+async def test_crafted_buttons_with_odd_or_huge_ids_are_answered(offline: OfflineShop) -> None:
+    admin = offline.telegram.user(ADMIN_ID, "Owner")
+    huge = "9" * 25
+    for data in (
+        f"adm:order:{huge}",
+        f"adm:refund_yes:{huge}",
+        "adm:refresh:²",
+        f"adm:ban:{huge}",
+    ):
+        query = await admin.press_data(data)
+        answer = await offline.telegram.wait_until(
+            lambda q=query: offline.telegram.callback_answers.get(q)
+        )
+        assert answer.get("text", "").startswith(("No such order", "No user"))
+    assert "Something went wrong" not in " ".join(admin.texts())
+
+
+async def test_three_simultaneous_refund_confirms_refund_once(offline: OfflineShop) -> None:
+    customer = offline.telegram.user(3010, "Lia")
+    await _buy(offline, customer)
+    await customer.wait_for_text("Your key")
+    assert offline.shop is not None
+    [order] = (await offline.shop.orders.orders.list_for_user(customer.id, 0, 5))[0]
+    admin = offline.telegram.user(ADMIN_ID, "Owner")
+    await admin.send(f"/refund {order.id}")
+    question = await admin.wait_for_text(f"Refund order #{order.id}")
+    since = offline.telegram.last_update_id
+    queries = [
+        await admin.press_data(f"adm:refund_yes:{order.id}", question, "Yes, refund")
+        for _ in range(3)
+    ]
+    await offline.wait_handled(since)
+    await customer.wait_for_text("were refunded")
+    assert offline.telegram.method_calls["refundStarPayment"] == 1
+    alerts = [offline.telegram.callback_answers[q].get("text", "") for q in queries]
+    assert sum("is queued" in t for t in admin.texts()) == 1
+    assert sorted(alerts).count("") == 1  # the one that refunded, answered by the edit
+    refused = [a for a in alerts if a]
+    assert len(refused) == 2 and all("already" in a for a in refused), refused
