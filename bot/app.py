@@ -21,7 +21,6 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.methods.base import Response
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 
@@ -42,6 +41,7 @@ from services.stars import RecipientResolver
 from services.suppliers.errors import SupplierError
 from storage.catalogue import CatalogueRepository
 from storage.db import Database
+from storage.fsm import SQLiteStorage
 from storage.mass_sending import MassSendingRepository
 from storage.orders import OrdersRepository
 from storage.settings import ShopSettingsRepository
@@ -354,7 +354,7 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
     )  # fmt: skip
     user_middleware = UserMiddleware(users, i18n)
     dispatcher = Dispatcher(
-        storage=MemoryStorage(),
+        storage=SQLiteStorage(db),
         settings=settings,
         order_service=order_service,
         users=users,
