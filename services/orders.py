@@ -27,6 +27,7 @@ from typing import Protocol
 
 from services.catalogue import CatalogueService
 from services.pricing import PricingService, UnknownCurrency
+from services.redact import fingerprint
 from services.suppliers.base import Customer, Supplier
 from services.suppliers.errors import (
     FixRequestError,
@@ -271,13 +272,17 @@ class OrderService:
         """
         order = await self.orders.get(order_id)
         if order is None or order.user_id != user_id:
-            raise LookupError(f"payment {charge_id} names order {order_id}, not this user's")
+            raise LookupError(
+                f"payment {fingerprint(charge_id)} names order {order_id}, not this user's"
+            )
         async with self._lock(order_id):
             recorded = await self.orders.record_payment(
                 order_id, user_id, charge_id, total_amount, currency, provider_charge_id
             )
             if not recorded:
-                logger.info("payment %s for order %s already recorded", charge_id, order_id)
+                logger.info(
+                    "payment %s for order %s already recorded", fingerprint(charge_id), order_id
+                )
                 return False
             await self.orders.update(
                 order_id, next_check_at_ts=self._clock() + self.timings.payment_grace

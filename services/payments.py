@@ -18,6 +18,7 @@ from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramRet
 from aiogram.types import StarTransaction, TransactionPartnerUser
 
 from services.orders import STARS_CURRENCY, OrderNotifier, OrderService, parse_invoice_payload
+from services.redact import fingerprint
 from storage.orders import OrdersRepository, PendingRefund
 
 logger = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ class PaymentReconciler:
             return False
         logger.error(
             "Stars payment %s (%d) for order %s was never recorded; recovering it",
-            transaction.id, transaction.amount, order_id,
+            fingerprint(transaction.id), transaction.amount, order_id,
         )  # fmt: skip
         try:
             return await self._orders.handle_payment(
@@ -160,7 +161,7 @@ class PaymentReconciler:
         except LookupError:
             logger.error(
                 "payment %s names order %s of another user or none; check it by hand",
-                transaction.id,
+                fingerprint(transaction.id),
                 order_id,
             )
             return False

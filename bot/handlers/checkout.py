@@ -26,6 +26,7 @@ from services.orders import (
     parse_invoice_payload,
 )
 from services.pricing import UnknownCurrency
+from services.redact import fingerprint
 from services.suppliers.errors import OfferNotFound, RefreshPriceError, SupplierError
 from storage.orders import Order
 
@@ -304,7 +305,7 @@ async def successful_payment(message: Message, order_service: OrderService) -> N
     if order_id is None:
         logger.error(
             "payment %s with a foreign payload %r",
-            payment.telegram_payment_charge_id,
+            fingerprint(payment.telegram_payment_charge_id),
             payment.invoice_payload,
         )
         return
