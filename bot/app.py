@@ -21,6 +21,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.methods.base import Response
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 
@@ -129,7 +130,12 @@ class Shop:
 
     async def register_commands(self) -> None:
         """``setMyCommands`` in every supported language (and the default); admins get the
-        admin commands too, scoped to their own chat so nobody else sees them."""
+        admin commands too, scoped to their own chat so nobody else sees them.
+
+        An admin whose chat Telegram refuses ("chat not found": never started the bot, or
+        an example id left in ``ADMIN_IDS``; or blocked it) is logged and skipped: the
+        shop starts anyway and the commands appear at the next start after ``/start``."""
+        skipped: set[int] = set()
         for locale in (None, *self.i18n.available_locales):
             with self.i18n.use_locale(locale or self.i18n.default_locale):
                 commands = [self._command(name) for name in COMMANDS]
@@ -138,11 +144,23 @@ class Shop:
                 commands, scope=BotCommandScopeDefault(), language_code=locale
             )
             for admin_id in self.settings.admin_ids:
-                await self.bot.set_my_commands(
-                    admin_commands,
-                    scope=BotCommandScopeChat(chat_id=admin_id),
-                    language_code=locale,
-                )
+                if admin_id in skipped:
+                    continue
+                try:
+                    await self.bot.set_my_commands(
+                        admin_commands,
+                        scope=BotCommandScopeChat(chat_id=admin_id),
+                        language_code=locale,
+                    )
+                except (TelegramBadRequest, TelegramForbiddenError) as exc:
+                    skipped.add(admin_id)
+                    logger.warning(
+                        "admin commands not registered for admin %s (%s): has this admin "
+                        "started the bot? Check ADMIN_IDS; the commands appear after /start "
+                        "and a restart",
+                        admin_id,
+                        exc.message,
+                    )
 
     def _command(self, name: str) -> BotCommand:
         return BotCommand(command=name, description=self.i18n.gettext(f"cmd.{name}"))
