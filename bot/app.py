@@ -26,6 +26,7 @@ from aiogram.methods.base import Response
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 
 from bot.handlers import get_routers
+from bot.healthcheck import HEARTBEAT_SECONDS, heartbeat_file
 from bot.i18n import PoI18n, UserLocaleMiddleware, create_i18n
 from bot.middlewares import ThrottlingMiddleware, UserMiddleware
 from bot.notifier import BotNotifier
@@ -53,11 +54,11 @@ logger = logging.getLogger(__name__)
 ADMIN_COMMANDS = (
     "admin", "order", "refund", "user", "markup", "starvalue", "export", "sync", "broadcast", "campaign",
 )  # fmt: skip
-HEARTBEAT_SECONDS = 30.0
 
 
 def heartbeat_path(settings: Settings) -> Path:
-    return Path(settings.database_path).with_name("heartbeat")
+    """``heartbeat`` beside the database (read by :mod:`bot.healthcheck`)."""
+    return heartbeat_file(settings.database_path)
 
 
 COMMANDS = (
