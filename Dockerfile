@@ -17,7 +17,6 @@ RUN useradd --system --uid 10001 --home-dir /app shop \
     && mkdir -p /data && chown shop /data
 WORKDIR /app
 COPY --from=build /venv /venv
-COPY locales ./locales
 ENV PATH=/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     DATABASE_PATH=/data/shop.sqlite3

@@ -18,6 +18,7 @@ from aiogram.utils.token import TokenValidationError, validate_token
 from pydantic import SecretStr
 
 from bot.app import create_shop
+from bot.i18n import LocalesMissing
 from bot.logs import setup_logging
 from bot.settings import Settings
 from services.gamesdrop.sandbox import DEFAULT_TOKEN, GamesDropSandbox, SandboxConfig
@@ -61,7 +62,10 @@ async def run(settings: Settings, webhook: bool) -> None:
         )
         settings = settings.model_copy(update={"gamesdrop": gamesdrop})
         logger.warning("SANDBOX MODE: orders go to the embedded GamesDrop sandbox at %s", base_url)
-    shop = await create_shop(settings)
+    try:
+        shop = await create_shop(settings)
+    except LocalesMissing as exc:
+        raise StartupError(str(exc)) from None
     try:
         try:
             me = await shop.bot.get_me()

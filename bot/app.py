@@ -324,6 +324,7 @@ class Shop:
 
 async def create_shop(settings: Settings, *, timings: OrderTimings | None = None) -> Shop:
     """Build the shop from settings. Nothing runs until :meth:`Shop.start_background`."""
+    i18n = create_i18n(settings.default_language)  # raises LocalesMissing before opening anything
     db = await Database.open(settings.database_path)
     http = httpx.AsyncClient(limits=httpx.Limits(max_connections=20, max_keepalive_connections=10))
     gamesdrop = settings.gamesdrop
@@ -340,7 +341,6 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
         session=AiohttpSession(api=telegram_server(settings)),
         default=DefaultBotProperties(parse_mode=ParseMode.HTML),
     )
-    i18n = create_i18n(settings.default_language)
     users = UsersRepository(db)
     pricing = PricingService(
         PriceBook(
