@@ -43,6 +43,7 @@ async def test_a_rejected_token_is_one_clear_line(tmp_path: Path) -> None:
         "TELEGRAM__TOKEN": "123456789:replace-with-your-bot-token",
         "TELEGRAM__API_BASE": telegram.base_url,
         "DATABASE_PATH": str(tmp_path / "shop.sqlite3"),
+        "LOG_LEVEL": "DEBUG",  # the shop's loggers only: no SQL with values from aiosqlite
         "PYTHONPATH": str(ROOT),
     }
     try:
@@ -57,3 +58,5 @@ async def test_a_rejected_token_is_one_clear_line(tmp_path: Path) -> None:
     assert process.returncode not in (0, None)
     assert "Traceback" not in text, text
     assert "TELEGRAM__TOKEN" in text and "401" in text, text
+    assert "DEBUG storage" in text or "DEBUG bot" in text or "INFO storage" in text
+    assert "aiosqlite" not in text and "SELECT" not in text and "INSERT" not in text, text
