@@ -54,6 +54,8 @@ logger = logging.getLogger(__name__)
 ADMIN_COMMANDS = (
     "admin", "order", "refund", "user", "markup", "starvalue", "export", "sync", "broadcast", "campaign",
 )  # fmt: skip
+#: A conversation step untouched this long is forgotten (the customer starts again).
+CONVERSATION_TTL = timedelta(days=7)
 
 
 def heartbeat_path(settings: Settings) -> Path:
@@ -257,6 +259,8 @@ class Shop:
                 logger.exception("scheduled catalogue sync failed")
 
     async def _expire_invoices(self) -> None:
+        """Every minute: expire unpaid invoices, and forget conversations abandoned
+        mid-step for :data:`CONVERSATION_TTL` (the FSM table holds only live ones)."""
         ttl = timedelta(minutes=self.settings.orders.invoice_ttl_minutes)
         while True:
             try:
@@ -264,6 +268,13 @@ class Shop:
                 await self.orders.orders.expire_unpaid(cutoff)
             except Exception:
                 logger.exception("expiring unpaid invoices failed")
+            storage = self.dispatcher.storage
+            if isinstance(storage, SQLiteStorage):
+                try:
+                    stale = datetime.now(UTC) - CONVERSATION_TTL
+                    await storage.purge(stale.isoformat(timespec="milliseconds"))
+                except Exception:
+                    logger.exception("forgetting abandoned conversations failed")
             await asyncio.sleep(60)
 
     async def run_polling(self, handle_signals: bool = False) -> None:

@@ -3,7 +3,8 @@
 aiogram's ``MemoryStorage`` keeps a context for every user it ever saw, for the life of
 the process, and forgets every conversation at a restart. :class:`SQLiteStorage` keeps one
 row per conversation in progress (table ``fsm_state``, migration 0005) and deletes it
-when the state and the data are both cleared (``FSMContext.clear()``).
+when the state and the data are both cleared (``FSMContext.clear()``); a conversation
+abandoned mid-step is dropped after a while (:meth:`SQLiteStorage.purge`).
 """
 
 from __future__ import annotations
@@ -81,6 +82,14 @@ class SQLiteStorage(BaseStorage):
             "SELECT data FROM fsm_state WHERE key = ?", (storage_key(key),)
         )
         return dict(json.loads(value)) if value else {}
+
+    async def purge(self, updated_before: str) -> int:
+        """Forget conversations abandoned mid-step: rows last changed before
+        ``updated_before`` (ISO-8601 UTC, as :func:`storage.db.utcnow_iso`). Returns how
+        many were deleted."""
+        return await self.db.execute(
+            "DELETE FROM fsm_state WHERE updated_at < ?", (updated_before,)
+        )
 
     async def close(self) -> None:
         """Nothing to do: the :class:`Database` belongs to the shop, which closes it."""

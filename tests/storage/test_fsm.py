@@ -31,6 +31,17 @@ async def test_clearing_state_and_data_leaves_no_row(db: Database) -> None:
     assert await storage.get_state(key) is None and await storage.get_data(key) == {}
 
 
+async def test_abandoned_conversations_are_purged(db: Database) -> None:
+    storage = SQLiteStorage(db)
+    old, live = StorageKey(bot_id=1, chat_id=1, user_id=1), StorageKey(2, 2, 2)
+    await storage.set_state(old, Checkout.player_id)
+    await db.execute("UPDATE fsm_state SET updated_at = '2026-01-01T00:00:00.000+00:00'")
+    await storage.set_state(live, Checkout.player_id)
+    assert await storage.purge("2026-02-01T00:00:00.000+00:00") == 1
+    assert await storage.get_state(old) is None
+    assert await storage.get_state(live) == Checkout.player_id.state
+
+
 async def test_conversations_that_end_leave_nothing_behind(offline: OfflineShop) -> None:
     """Users who start a step and cancel it, or finish it, are not remembered forever."""
     assert offline.shop is not None
