@@ -122,3 +122,23 @@ async def test_a_payment_whose_message_comes_from_a_group_is_still_recorded(
 
 def test_every_registered_command_is_answered_in_groups() -> None:
     assert set(COMMANDS) <= set(CUSTOMER_COMMANDS)
+
+
+async def test_inline_mode_still_answers_in_a_group(offline: OfflineShop) -> None:
+    ada = offline.telegram.user(8204, "Ada")
+    await offline.telegram.push(
+        {
+            "inline_query": {
+                "id": "iq-group-1",
+                "from": ada.record,
+                "query": "steam",
+                "offset": "",
+                "chat_type": "supergroup",
+            }
+        }
+    )
+    results = await offline.telegram.wait_until(
+        lambda: offline.telegram.inline_answers.get("iq-group-1")
+    )
+    buttons = [b for r in results for row in r["reply_markup"]["inline_keyboard"] for b in row]
+    assert buttons and all(b["url"].startswith(LINK + "offer_") for b in buttons)
