@@ -13,13 +13,26 @@ import logging
 import signal
 import sys
 
+from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
+from aiogram.utils.token import TokenValidationError, validate_token
 from pydantic import SecretStr
 
 from bot.app import create_shop
+from bot.i18n import LocalesMissing
+from bot.logs import setup_logging
 from bot.settings import Settings
 from services.gamesdrop.sandbox import DEFAULT_TOKEN, GamesDropSandbox, SandboxConfig
 
 logger = logging.getLogger("bot")
+
+TOKEN_REJECTED = (
+    "Telegram rejected TELEGRAM__TOKEN (401 Unauthorized): it is a placeholder, mistyped "
+    "or revoked. Copy the bot's token from @BotFather into .env"
+)
+
+
+class StartupError(Exception):
+    """Why the bot cannot start, in one line for the operator (no traceback)."""
 
 
 def _stop_on_signals() -> None:
@@ -49,9 +62,19 @@ async def run(settings: Settings, webhook: bool) -> None:
         )
         settings = settings.model_copy(update={"gamesdrop": gamesdrop})
         logger.warning("SANDBOX MODE: orders go to the embedded GamesDrop sandbox at %s", base_url)
-    shop = await create_shop(settings)
     try:
-        me = await shop.bot.get_me()
+        shop = await create_shop(settings)
+    except LocalesMissing as exc:
+        raise StartupError(str(exc)) from None
+    try:
+        try:
+            me = await shop.bot.get_me()
+        except TelegramUnauthorizedError:
+            raise StartupError(TOKEN_REJECTED) from None
+        except TelegramNetworkError as exc:
+            raise StartupError(
+                f"cannot reach the Bot API at {settings.telegram.api_base}: {exc.message}"
+            ) from None
         logger.info("running as @%s", me.username)
         await shop.register_commands()
         await shop.start_background()
@@ -75,18 +98,27 @@ def main() -> None:
     settings = Settings()
     if args.sandbox:
         settings = settings.model_copy(update={"sandbox": True})
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if not settings.telegram.token.get_secret_value():
+    try:
+        setup_logging(settings.log_level, settings.log_level_libraries)
+    except ValueError as exc:
+        sys.exit(f"LOG_LEVEL / LOG_LEVEL_LIBRARIES: {exc}")
+    token = settings.telegram.token.get_secret_value()
+    if not token:
         sys.exit("TELEGRAM__TOKEN is not set: put the BotFather token in .env (see .env.example)")
+    try:
+        validate_token(token)
+    except TokenValidationError:
+        sys.exit("TELEGRAM__TOKEN is not a bot token (<digits>:<secret>): copy it from @BotFather")
     if not settings.sandbox and not settings.gamesdrop.token.get_secret_value():
         sys.exit("GAMESDROP__TOKEN is not set: put the shop token in .env, or run with --sandbox")
     webhook = args.webhook or bool(settings.telegram.webhook_url)
     if webhook and not settings.telegram.webhook_url:
         sys.exit("--webhook needs TELEGRAM__WEBHOOK_URL")
-    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
-        asyncio.run(run(settings, webhook))
+    try:
+        with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
+            asyncio.run(run(settings, webhook))
+    except StartupError as exc:
+        sys.exit(f"cannot start: {exc}")
     logger.info("stopped")
 
 

@@ -21,11 +21,12 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.fsm.storage.memory import MemoryStorage
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.methods.base import Response
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 
 from bot.handlers import get_routers
+from bot.healthcheck import HEARTBEAT_SECONDS, heartbeat_file
 from bot.i18n import PoI18n, UserLocaleMiddleware, create_i18n
 from bot.middlewares import ThrottlingMiddleware, UserMiddleware
 from bot.notifier import BotNotifier
@@ -45,6 +46,7 @@ from services.suppliers.errors import SupplierError
 from storage.catalogue import CatalogueRepository
 from storage.db import Database
 from storage.deliveries import DeliveriesRepository
+from storage.fsm import SQLiteStorage
 from storage.mass_sending import MassSendingRepository
 from storage.orders import OrdersRepository
 from storage.settings import ShopSettingsRepository
@@ -55,11 +57,13 @@ logger = logging.getLogger(__name__)
 ADMIN_COMMANDS = (
     "admin", "order", "refund", "user", "markup", "starvalue", "export", "sync", "broadcast", "campaign",
 )  # fmt: skip
-HEARTBEAT_SECONDS = 30.0
+#: A conversation step untouched this long is forgotten (the customer starts again).
+CONVERSATION_TTL = timedelta(days=7)
 
 
 def heartbeat_path(settings: Settings) -> Path:
-    return Path(settings.database_path).with_name("heartbeat")
+    """``heartbeat`` beside the database (read by :mod:`bot.healthcheck`)."""
+    return heartbeat_file(settings.database_path)
 
 
 COMMANDS = (
@@ -137,7 +141,12 @@ class Shop:
 
     async def register_commands(self) -> None:
         """``setMyCommands`` in every supported language (and the default); admins get the
-        admin commands too, scoped to their own chat so nobody else sees them."""
+        admin commands too, scoped to their own chat so nobody else sees them.
+
+        An admin whose chat Telegram refuses ("chat not found": never started the bot, or
+        an example id left in ``ADMIN_IDS``; or blocked it) is logged and skipped: the
+        shop starts anyway and the commands appear at the next start after ``/start``."""
+        skipped: set[int] = set()
         for locale in (None, *self.i18n.available_locales):
             with self.i18n.use_locale(locale or self.i18n.default_locale):
                 commands = [self._command(name) for name in COMMANDS]
@@ -146,11 +155,23 @@ class Shop:
                 commands, scope=BotCommandScopeDefault(), language_code=locale
             )
             for admin_id in self.settings.admin_ids:
-                await self.bot.set_my_commands(
-                    admin_commands,
-                    scope=BotCommandScopeChat(chat_id=admin_id),
-                    language_code=locale,
-                )
+                if admin_id in skipped:
+                    continue
+                try:
+                    await self.bot.set_my_commands(
+                        admin_commands,
+                        scope=BotCommandScopeChat(chat_id=admin_id),
+                        language_code=locale,
+                    )
+                except (TelegramBadRequest, TelegramForbiddenError) as exc:
+                    skipped.add(admin_id)
+                    logger.warning(
+                        "admin commands not registered for admin %s (%s): has this admin "
+                        "started the bot? Check ADMIN_IDS; the commands appear after /start "
+                        "and a restart",
+                        admin_id,
+                        exc.message,
+                    )
 
     def _command(self, name: str) -> BotCommand:
         return BotCommand(command=name, description=self.i18n.gettext(f"cmd.{name}"))
@@ -253,6 +274,8 @@ class Shop:
                 logger.exception("scheduled catalogue sync failed")
 
     async def _expire_invoices(self) -> None:
+        """Every minute: expire unpaid invoices, and forget conversations abandoned
+        mid-step for :data:`CONVERSATION_TTL` (the FSM table holds only live ones)."""
         ttl = timedelta(minutes=self.settings.orders.invoice_ttl_minutes)
         await self.reconciled.wait()
         while True:
@@ -261,6 +284,13 @@ class Shop:
                 await self.orders.orders.expire_unpaid(cutoff)
             except Exception:
                 logger.exception("expiring unpaid invoices failed")
+            storage = self.dispatcher.storage
+            if isinstance(storage, SQLiteStorage):
+                try:
+                    stale = datetime.now(UTC) - CONVERSATION_TTL
+                    await storage.purge(stale.isoformat(timespec="milliseconds"))
+                except Exception:
+                    logger.exception("forgetting abandoned conversations failed")
             await asyncio.sleep(60)
 
     async def run_polling(self, handle_signals: bool = False) -> None:
@@ -321,6 +351,7 @@ class Shop:
 
 async def create_shop(settings: Settings, *, timings: OrderTimings | None = None) -> Shop:
     """Build the shop from settings. Nothing runs until :meth:`Shop.start_background`."""
+    i18n = create_i18n(settings.default_language)  # raises LocalesMissing before opening anything
     db = await Database.open(settings.database_path)
     http = httpx.AsyncClient(limits=httpx.Limits(max_connections=20, max_keepalive_connections=10))
     gamesdrop = settings.gamesdrop
@@ -337,7 +368,6 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
         session=AiohttpSession(api=telegram_server(settings)),
         default=DefaultBotProperties(parse_mode=ParseMode.HTML),
     )
-    i18n = create_i18n(settings.default_language)
     users = UsersRepository(db)
     pricing = PricingService(
         PriceBook(
@@ -378,7 +408,7 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
     )  # fmt: skip
     user_middleware = UserMiddleware(users, i18n)
     dispatcher = Dispatcher(
-        storage=MemoryStorage(),
+        storage=SQLiteStorage(db),
         settings=settings,
         order_service=order_service,
         users=users,

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 import tempfile
 import textwrap
 from pathlib import Path
 
+from bot.logs import setup_logging
 from bot.offline import ADMIN_ID, OfflineShop
 from services.gamesdrop.sandbox import SandboxConfig
 from services.telegram_sandbox import FakeUser, TranscriptLine
@@ -202,10 +202,7 @@ def main() -> None:
     )
     parser.add_argument("--verbose", action="store_true", help="show the bot's logs too")
     args = parser.parse_args()
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.ERROR,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(*(("INFO", "WARNING") if args.verbose else ("ERROR", "ERROR")))
     print("Game shop: offline demo (GamesDrop sandbox + fake Telegram Bot API on 127.0.0.1)")
     with tempfile.TemporaryDirectory() as folder:
         database = args.database or Path(folder) / "demo.sqlite3"

@@ -2,19 +2,55 @@
 
 The bot touches ``heartbeat`` beside its database every 30 s from its event loop, so a
 stale file means a dead or frozen process (the Dockerfile's HEALTHCHECK runs this).
+
+Docker gives the check 5 s, so it imports nothing but the standard library (aiogram and
+pydantic alone take about 3 s): it finds ``DATABASE_PATH`` as :class:`bot.settings.Settings`
+does (the environment, any case, then ``.env`` in the working directory, then the default).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from collections.abc import Mapping
+from pathlib import Path
 
-from bot.app import HEARTBEAT_SECONDS, heartbeat_path
-from bot.settings import Settings
+HEARTBEAT_SECONDS = 30.0
+DEFAULT_DATABASE_PATH = "data/shop.sqlite3"
+
+
+def heartbeat_file(database_path: str | Path) -> Path:
+    """The heartbeat file beside the database at ``database_path``."""
+    return Path(database_path).with_name("heartbeat")
+
+
+def database_path(environ: Mapping[str, str] | None = None, env_file: Path = Path(".env")) -> Path:
+    """``DATABASE_PATH`` from the environment (names in any case), else from ``env_file``,
+    else ``data/shop.sqlite3``; relative paths stay relative to the working directory."""
+    environ = os.environ if environ is None else environ
+    for name, value in environ.items():
+        if name.upper() == "DATABASE_PATH":
+            return Path(value)
+    try:
+        lines = env_file.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        lines = []
+    found: str | None = None
+    for line in lines:
+        name, sep, value = line.strip().removeprefix("export ").partition("=")
+        if sep and name.strip().upper() == "DATABASE_PATH":
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+                value = value[1:-1]
+            else:
+                value = value.split(" #", 1)[0].strip()
+            found = value  # the last one wins, as in python-dotenv
+    return Path(found) if found else Path(DEFAULT_DATABASE_PATH)
 
 
 def main() -> None:
-    path = heartbeat_path(Settings())
+    path = heartbeat_file(database_path())
     try:
         age = time.time() - float(path.read_text())
     except (OSError, ValueError) as exc:

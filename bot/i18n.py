@@ -1,8 +1,11 @@
-"""Translations: aiogram's gettext ``I18n`` over ``locales/<lang>/LC_MESSAGES/messages.po``.
+"""Translations: aiogram's gettext ``I18n`` over ``bot/locales/<lang>/LC_MESSAGES/messages.po``.
 
 Message ids are keys (``menu.catalogue``); every locale, English included, gives the text.
 The ``.po`` files are compiled in memory with Babel at start, so no binary ``.mo`` file
 is kept in the repository. Placeholders are ``str.format`` names: ``{order}``.
+
+The catalogues are package data of ``bot`` (pyproject ``package-data``), so an installed
+bot finds them wherever it runs; :func:`create_i18n` refuses to start without one.
 """
 
 from __future__ import annotations
@@ -19,14 +22,7 @@ from aiogram.utils.i18n import I18n, I18nMiddleware
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
-
-def _locales_dir() -> Path:
-    """``locales/`` beside the source tree, else in the working directory (installed)."""
-    beside_source = Path(__file__).resolve().parent.parent / "locales"
-    return beside_source if beside_source.is_dir() else Path.cwd() / "locales"
-
-
-LOCALES_DIR = _locales_dir()
+LOCALES_DIR = Path(__file__).resolve().parent / "locales"
 DOMAIN = "messages"
 LANGUAGES = {"en": "English", "ru": "Русский"}
 
@@ -61,8 +57,24 @@ class PoI18n(I18n):
         return translations
 
 
-def create_i18n(default_locale: str = "en") -> PoI18n:
-    return PoI18n(path=LOCALES_DIR, default_locale=default_locale, domain=DOMAIN)
+class LocalesMissing(RuntimeError):
+    """A language of :data:`LANGUAGES` has no catalogue: the bot would send raw keys."""
+
+
+def create_i18n(default_locale: str = "en", path: Path = LOCALES_DIR) -> PoI18n:
+    """Every catalogue of :data:`LANGUAGES` under ``path``, compiled. Raises
+    :class:`LocalesMissing` naming the languages whose ``.po`` file is missing."""
+    missing = [
+        language
+        for language in LANGUAGES
+        if not (path / language / "LC_MESSAGES" / f"{DOMAIN}.po").is_file()
+    ]
+    if missing:
+        raise LocalesMissing(
+            f"no translations for {', '.join(missing)} under {path}: "
+            "the package was installed without its locales"
+        )
+    return PoI18n(path=path, default_locale=default_locale, domain=DOMAIN)
 
 
 def pick_locale(i18n: I18n, chosen: str | None, telegram_language: str | None) -> str:

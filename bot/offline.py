@@ -94,6 +94,7 @@ class OfflineShop:
     async def start(self) -> None:
         await self.sandbox.start()
         await self.telegram.start()
+        self.telegram.user(ADMIN_ID, "Owner")  # the admin has opened a chat with the bot
         await self.start_bot()
 
     async def start_bot(self) -> Shop:

@@ -114,4 +114,8 @@ class Settings(BaseSettings):
     broadcast_rate: float = 25.0
     #: Supplier calls per second during campaigns (GamesDrop documents 30).
     supplier_rate: float = 25.0
+    #: Level of the shop's own loggers (bot, services, storage).
     log_level: str = "INFO"
+    #: Level of every other library's loggers (aiosqlite, aiogram, aiohttp, httpx...). Below
+    #: WARNING they log SQL values and updates: keys, charge ids, player ids.
+    log_level_libraries: str = "WARNING"

@@ -6,7 +6,9 @@ long polling; messages with ids, edits that return the edited message ("message 
 modified" included), inline keyboards, callback queries with ``chat_instance``;
 ``sendInvoice`` checked against the Telegram Stars rules; pre-checkout queries with the
 10-second deadline enforced; ``successful_payment``; ``refundStarPayment`` against
-recorded charges; ``getStarTransactions``; 403 for users who blocked the bot; an optional
+recorded charges; ``getStarTransactions``; 403 for users who blocked the bot; 401 for an
+unknown token; "chat not found" for ``setMyCommands`` scoped to a user who never met the
+bot (see :meth:`FakeTelegram.user`); an optional
 flood limit (429 with ``retry_after``); 404 for unknown methods. HTML text is checked
 like Telegram does ("can't parse entities").
 
@@ -406,6 +408,15 @@ class FakeTelegram:
 
     async def _m_setmycommands(self, p: dict[str, Any]) -> bool:
         scope = (p.get("scope") or {"type": "default"}).get("type", "default")
+        chat_id = (p.get("scope") or {}).get("chat_id")
+        if (
+            scope == "chat"
+            and isinstance(chat_id, int)
+            and chat_id > 0
+            and chat_id not in self._users
+        ):
+            # as Telegram: a user who never opened a chat with the bot is no chat of its own
+            raise ApiError(400, "Bad Request: chat not found")
         self.commands[(scope, p.get("language_code") or None)] = p["commands"]
         return True
 

@@ -1,0 +1,101 @@
+"""Conversation state (aiogram FSM) in the shop's SQLite database.
+
+aiogram's ``MemoryStorage`` keeps a context for every user it ever saw, for the life of
+the process, and forgets every conversation at a restart. :class:`SQLiteStorage` keeps one
+row per conversation in progress (table ``fsm_state``, migration 0005) and deletes it
+when the state and the data are both cleared (``FSMContext.clear()``); a conversation
+abandoned mid-step is dropped after a while (:meth:`SQLiteStorage.purge`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from aiogram.fsm.state import State
+from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
+
+from storage.db import Database, utcnow_iso
+
+
+def storage_key(key: StorageKey) -> str:
+    """The row key: every field of aiogram's :class:`StorageKey`, ``:``-joined."""
+    return ":".join(
+        "" if part is None else str(part)
+        for part in (
+            key.bot_id,
+            key.chat_id,
+            key.user_id,
+            key.thread_id,
+            key.business_connection_id,
+            key.destiny,
+        )
+    )
+
+
+class SQLiteStorage(BaseStorage):
+    """aiogram :class:`BaseStorage` over ``fsm_state``. Data must be JSON-serialisable
+    (``TypeError`` otherwise); the database is closed by its owner, not by :meth:`close`."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def set_state(self, key: StorageKey, state: StateType = None) -> None:
+        value = state.state if isinstance(state, State) else state
+        row = storage_key(key)
+        async with self.db.transaction() as conn:
+            if value is None:
+                await conn.execute("UPDATE fsm_state SET state = NULL WHERE key = ?", (row,))
+                await self._drop_if_empty(conn, row)
+            else:
+                await conn.execute(
+                    "INSERT INTO fsm_state (key, state, updated_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET state = excluded.state, "
+                    "updated_at = excluded.updated_at",
+                    (row, value, utcnow_iso()),
+                )
+
+    async def get_state(self, key: StorageKey) -> str | None:
+        value = await self.db.fetchval(
+            "SELECT state FROM fsm_state WHERE key = ?", (storage_key(key),)
+        )
+        return str(value) if value is not None else None
+
+    async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
+        encoded = json.dumps(dict(data), ensure_ascii=False, separators=(",", ":"))
+        row = storage_key(key)
+        async with self.db.transaction() as conn:
+            if not data:
+                await conn.execute("UPDATE fsm_state SET data = '{}' WHERE key = ?", (row,))
+                await self._drop_if_empty(conn, row)
+            else:
+                await conn.execute(
+                    "INSERT INTO fsm_state (key, data, updated_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET data = excluded.data, "
+                    "updated_at = excluded.updated_at",
+                    (row, encoded, utcnow_iso()),
+                )
+
+    async def get_data(self, key: StorageKey) -> dict[str, Any]:
+        value = await self.db.fetchval(
+            "SELECT data FROM fsm_state WHERE key = ?", (storage_key(key),)
+        )
+        return dict(json.loads(value)) if value else {}
+
+    async def purge(self, updated_before: str) -> int:
+        """Forget conversations abandoned mid-step: rows last changed before
+        ``updated_before`` (ISO-8601 UTC, as :func:`storage.db.utcnow_iso`). Returns how
+        many were deleted."""
+        return await self.db.execute(
+            "DELETE FROM fsm_state WHERE updated_at < ?", (updated_before,)
+        )
+
+    async def close(self) -> None:
+        """Nothing to do: the :class:`Database` belongs to the shop, which closes it."""
+
+    @staticmethod
+    async def _drop_if_empty(conn: Any, row: str) -> None:
+        await conn.execute(
+            "DELETE FROM fsm_state WHERE key = ? AND state IS NULL AND data = '{}'", (row,)
+        )
