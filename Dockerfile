@@ -15,6 +15,7 @@ COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY services ./services
 COPY storage ./storage
+COPY sandboxes ./sandboxes
 RUN /venv/bin/pip install --no-deps --no-build-isolation .
 
 FROM python:3.11-slim

@@ -42,7 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 run-sandbox: $(STAMP)
-	$(BIN)/python -m services.gamesdrop.sandbox --port 8081
+	$(BIN)/python -m sandboxes.gamesdrop --port 8081
 
 clean:
 	rm -rf $(VENV) $(LOCK_VENV) .pytest_cache .ruff_cache *.egg-info

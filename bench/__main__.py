@@ -35,8 +35,8 @@ from bench.harness import (
     stop,
     stop_profiler,
 )
-from services.gamesdrop.sandbox import TEST_OFFER_ID
-from services.telegram_sandbox import FakeTelegram, FakeUser
+from sandboxes.gamesdrop import TEST_OFFER_ID
+from sandboxes.telegram import FakeTelegram, FakeUser
 from storage.catalogue import CatalogueRepository
 from storage.db import Database, utcnow_iso
 

@@ -74,7 +74,7 @@ def median(values: Sequence[float]) -> float:
 
 def _spawn_sandbox(port: int, offers: int, topup_seconds: float) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "services.gamesdrop.sandbox", "--port", str(port), "--offers", str(offers),
+        [sys.executable, "-m", "sandboxes.gamesdrop", "--port", str(port), "--offers", str(offers),
          "--token", SUPPLIER_TOKEN, "--postpaid", "--topup-seconds", str(topup_seconds)],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -11,7 +11,7 @@ import httpx
 
 from bench.harness import SUPPLIER_TOKEN
 from services.catalogue import CatalogueService
-from services.gamesdrop.client import GamesDropClient
+from services.suppliers.gamesdrop.client import GamesDropClient
 from storage.catalogue import CatalogueRepository
 from storage.db import Database
 

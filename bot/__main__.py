@@ -21,7 +21,7 @@ from bot.app import create_shop
 from bot.i18n import LocalesMissing
 from bot.logs import setup_logging
 from bot.settings import Settings
-from services.gamesdrop.sandbox import DEFAULT_TOKEN, GamesDropSandbox, SandboxConfig
+from sandboxes.gamesdrop import DEFAULT_TOKEN, GamesDropSandbox, SandboxConfig
 
 logger = logging.getLogger("bot")
 

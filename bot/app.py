@@ -36,13 +36,13 @@ from services.admin import AdminService
 from services.alerts import AlertService
 from services.catalogue import CatalogueService
 from services.flood import FloodBudget
-from services.gamesdrop.client import GamesDropClient, Timeouts
 from services.mass_sending import BroadcastService, CampaignService
 from services.orders import OrderService, OrderTimings
 from services.payments import PaymentReconciler, RefundService
 from services.pricing import PriceBook, PricingService
 from services.stars import RecipientResolver
 from services.suppliers.errors import SupplierError
+from services.suppliers.gamesdrop.client import GamesDropClient, Timeouts
 from storage.catalogue import CatalogueRepository
 from storage.db import Database
 from storage.deliveries import DeliveriesRepository

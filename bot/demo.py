@@ -18,8 +18,8 @@ from pathlib import Path
 
 from bot.logs import setup_logging
 from bot.offline import ADMIN_ID, OfflineShop
-from services.gamesdrop.sandbox import SandboxConfig
-from services.telegram_sandbox import FakeUser, TranscriptLine
+from sandboxes.gamesdrop import SandboxConfig
+from sandboxes.telegram import FakeUser, TranscriptLine
 
 GENSHIN_60 = 10_010
 PUBG_60 = 10_001

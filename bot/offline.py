@@ -24,9 +24,9 @@ from typing import Any
 
 from bot.app import Shop, create_shop
 from bot.settings import Settings
-from services.gamesdrop.sandbox import DEFAULT_TOKEN, GamesDropSandbox, SandboxConfig
+from sandboxes.gamesdrop import DEFAULT_TOKEN, GamesDropSandbox, SandboxConfig
+from sandboxes.telegram import FakeTelegram
 from services.orders import OrderTimings
-from services.telegram_sandbox import FakeTelegram
 
 logger = logging.getLogger(__name__)
 

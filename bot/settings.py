@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.gamesdrop.client import DEFAULT_BASE_URL, DEFAULT_USER_INFO_URL
+from services.suppliers.gamesdrop.client import DEFAULT_BASE_URL, DEFAULT_USER_INFO_URL
 
 
 class TelegramSettings(BaseModel):

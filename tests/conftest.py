@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from bot.offline import OfflineShop
-from services.gamesdrop.client import GamesDropClient, RetryPolicy, Timeouts
-from services.gamesdrop.sandbox import DEFAULT_TOKEN, GamesDropSandbox, SandboxConfig
+from sandboxes.gamesdrop import DEFAULT_TOKEN, GamesDropSandbox, SandboxConfig
+from services.suppliers.gamesdrop.client import GamesDropClient, RetryPolicy, Timeouts
 from storage.db import Database
 
 

@@ -17,7 +17,7 @@ from aiogram.exceptions import (
 from aiogram.methods import TelegramMethod
 from aiogram.types import LabeledPrice
 
-from services.telegram_sandbox import FakeTelegram
+from sandboxes.telegram import FakeTelegram
 
 TOKEN = "42:fake"
 

@@ -1,6 +1,6 @@
 """The supplier interface the shop is written against.
 
-GamesDrop implements it today (:class:`services.gamesdrop.client.GamesDropClient`);
+GamesDrop implements it today (:class:`services.suppliers.gamesdrop.client.GamesDropClient`);
 CodeGames (same API shape) and Gaming Goods add implementations of their own.
 Offers are identified across suppliers by :class:`~services.suppliers.models.OfferRef`.
 """

@@ -10,7 +10,7 @@ import pytest
 
 from bot.logs import LIBRARY_LOGGERS, OUR_LOGGERS, setup_logging
 from bot.offline import BOT_TOKEN, OfflineShop
-from services.gamesdrop.sandbox import DEFAULT_TOKEN, TEST_OFFER_ID
+from sandboxes.gamesdrop import DEFAULT_TOKEN, TEST_OFFER_ID
 from tests.e2e.journeys import reach_invoice
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.offline import OfflineShop
-from services.telegram_sandbox import FakeUser
+from sandboxes.telegram import FakeUser
 
 
 async def open_offer(offline: OfflineShop, user: FakeUser, offer_id: int) -> None:

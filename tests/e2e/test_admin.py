@@ -9,7 +9,7 @@ import io
 from decimal import ROUND_HALF_UP, Decimal
 
 from bot.offline import ADMIN_ID, OfflineShop
-from services.gamesdrop.sandbox import TEST_OFFER_ID
+from sandboxes.gamesdrop import TEST_OFFER_ID
 from storage.orders import OrderStatus
 from tests.e2e.journeys import open_offer, reach_invoice
 
@@ -403,7 +403,7 @@ async def test_failed_orders_alert_admins_once_per_storm(offline: OfflineShop) -
 
 
 async def test_low_balance_and_unreachable_supplier_alert_admins(tmp_path) -> None:
-    from services.gamesdrop.sandbox import SandboxConfig
+    from sandboxes.gamesdrop import SandboxConfig
 
     shop = OfflineShop(
         tmp_path / "alerts.sqlite3",

@@ -9,7 +9,7 @@ from bot.app import COMMANDS
 from bot.callbacks import BuyOffer
 from bot.handlers.groups import CUSTOMER_COMMANDS
 from bot.offline import OfflineShop
-from services.gamesdrop.sandbox import TEST_OFFER_ID
+from sandboxes.gamesdrop import TEST_OFFER_ID
 from storage.orders import OrderStatus
 from tests.e2e.journeys import reach_invoice
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from bot.offline import ADMIN_ID, OfflineShop
-from services.gamesdrop.sandbox import SandboxConfig
+from sandboxes.gamesdrop import SandboxConfig
 from services.mass_sending import parse_reward_line, split_into_packs
 
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bot.offline import ADMIN_ID, OfflineShop, fast_timings
-from services.gamesdrop.sandbox import TEST_OFFER_ID, SandboxConfig
+from sandboxes.gamesdrop import TEST_OFFER_ID, SandboxConfig
 from services.orders import parse_invoice_payload
 from storage.orders import Order, OrderStatus
 from tests.e2e.journeys import reach_invoice

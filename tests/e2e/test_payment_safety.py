@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from bot.offline import ADMIN_ID, OfflineShop
-from services.gamesdrop.sandbox import TEST_OFFER_ID, SandboxConfig
+from sandboxes.gamesdrop import TEST_OFFER_ID, SandboxConfig
+from sandboxes.telegram import FakeUser
 from services.payments import PaymentReconciler
-from services.telegram_sandbox import FakeUser
 from storage.orders import Order, OrderStatus
 from storage.settings import ShopSettingsRepository
 from tests.e2e.journeys import open_offer, reach_invoice

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.offline import OfflineShop
-from services.gamesdrop.sandbox import STARS_OFFER_IDS
+from sandboxes.gamesdrop import STARS_OFFER_IDS
 from storage.orders import OrderStatus
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.offline import ADMIN_ID, OfflineShop
-from services.telegram_sandbox import FakeTelegram
+from sandboxes.telegram import FakeTelegram
 
 ROOT = Path(__file__).resolve().parents[2]
 NEVER_STARTED = 123_456_789  # the example id from .env.example

@@ -7,7 +7,7 @@ import asyncio
 from decimal import Decimal
 
 from bot.offline import OfflineShop
-from services.gamesdrop.sandbox import TEST_OFFER_ID
+from sandboxes.gamesdrop import TEST_OFFER_ID
 from storage.orders import OrderStatus
 from tests.e2e.journeys import open_offer, reach_invoice
 
@@ -314,7 +314,7 @@ async def test_an_order_stuck_past_the_configured_time_is_flagged_to_admins_once
     from dataclasses import replace
 
     from bot.offline import ADMIN_ID, fast_timings
-    from services.gamesdrop.sandbox import SandboxConfig
+    from sandboxes.gamesdrop import SandboxConfig
 
     shop = OfflineShop(
         tmp_path / "stuck.sqlite3",

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
+from sandboxes.gamesdrop import TEST_OFFER_ID, GamesDropSandbox
 from services.catalogue import CatalogueService, HeldSyncGone
-from services.gamesdrop.client import GamesDropClient
-from services.gamesdrop.sandbox import TEST_OFFER_ID, GamesDropSandbox
+from services.suppliers.gamesdrop.client import GamesDropClient
 from storage.catalogue import CatalogueRepository
 from storage.db import Database
 

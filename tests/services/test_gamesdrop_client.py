@@ -9,9 +9,14 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from services.gamesdrop.client import CatalogueIncomplete, GamesDropClient, RetryPolicy, Timeouts
 from services.suppliers import errors
 from services.suppliers.base import Customer
+from services.suppliers.gamesdrop.client import (
+    CatalogueIncomplete,
+    GamesDropClient,
+    RetryPolicy,
+    Timeouts,
+)
 
 TOKEN = "abcdef1234567890abcdef1234567890"
 

@@ -7,8 +7,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from services.gamesdrop.client import GamesDropClient
-from services.gamesdrop.sandbox import (
+from sandboxes.gamesdrop import (
     DEFAULT_TOKEN,
     STARS_OFFER_IDS,
     TEST_OFFER_ID,
@@ -16,6 +15,7 @@ from services.gamesdrop.sandbox import (
 )
 from services.suppliers import errors
 from services.suppliers.base import Customer
+from services.suppliers.gamesdrop.client import GamesDropClient
 from services.suppliers.models import OrderStatus
 
 PUBG_60 = 10_001
@@ -71,7 +71,7 @@ async def test_test_offer_999_returns_a_key_and_costs_nothing(client: GamesDropC
 
 
 async def test_sync_iterates_a_large_catalogue_completely(http: httpx.AsyncClient) -> None:
-    from services.gamesdrop.sandbox import SandboxConfig
+    from sandboxes.gamesdrop import SandboxConfig
 
     big = GamesDropSandbox(SandboxConfig(offers=5_000))
     await big.start()

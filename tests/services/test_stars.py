@@ -1,7 +1,7 @@
 import pytest
 
-from services.gamesdrop.client import GamesDropClient
 from services.stars import RecipientInput, RecipientResolver, parse_recipient, stars_amount_allowed
+from services.suppliers.gamesdrop.client import GamesDropClient
 
 
 @pytest.mark.parametrize(

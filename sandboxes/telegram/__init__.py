@@ -1,6 +1,6 @@
 """A fake Telegram Bot API server for the offline demo and the end-to-end tests."""
 
-from services.telegram_sandbox.server import (
+from sandboxes.telegram.server import (
     ApiError,
     Charge,
     FakeTelegram,

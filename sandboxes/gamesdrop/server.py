@@ -1,6 +1,6 @@
 """A GamesDrop twin: the partner API endpoints of both guide editions on aiohttp.
 
-Run it alone with ``python -m services.gamesdrop.sandbox --port 8081`` or embed it::
+Run it alone with ``python -m sandboxes.gamesdrop --port 8081`` or embed it::
 
     sandbox = GamesDropSandbox(SandboxConfig(topup_seconds=0.2))
     base_url = await sandbox.start()          # http://127.0.0.1:<port>
@@ -29,14 +29,14 @@ from typing import Any
 
 from aiohttp import web
 
-from services import exact_json
-from services.gamesdrop.sandbox.catalogue import (
+from sandboxes.gamesdrop.catalogue import (
     CATEGORY_ALIASES,
     TEST_OFFER_ID,
     SandboxOffer,
     generate_catalogue,
     stars_price_usd,
 )
+from services import exact_json
 
 logger = logging.getLogger(__name__)
 

@@ -1,12 +1,12 @@
 """GamesDrop sandbox: a local twin of the partner API for demos, tests and benchmarks."""
 
-from services.gamesdrop.sandbox.catalogue import (
+from sandboxes.gamesdrop.catalogue import (
     STARS_OFFER_IDS,
     TEST_OFFER_ID,
     SandboxOffer,
     generate_catalogue,
 )
-from services.gamesdrop.sandbox.server import (
+from sandboxes.gamesdrop.server import (
     DEFAULT_TOKEN,
     Faults,
     GamesDropSandbox,

@@ -1,4 +1,4 @@
-"""``python -m services.gamesdrop.sandbox --port 8081 [--offers 64000] [--token T]``"""
+"""``python -m sandboxes.gamesdrop --port 8081 [--offers 64000] [--token T]``"""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import logging
 from decimal import Decimal
 
-from services.gamesdrop.sandbox.server import DEFAULT_TOKEN, GamesDropSandbox, SandboxConfig
+from sandboxes.gamesdrop.server import DEFAULT_TOKEN, GamesDropSandbox, SandboxConfig
 
 
 async def _serve(args: argparse.Namespace) -> None:
