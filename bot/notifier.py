@@ -78,9 +78,10 @@ class BotNotifier:
         self.wake_outbox()
 
     async def _send(self, order: Order, render: str, markup: bool = True) -> None:
-        """Queue the ``render`` message of an order (once per order and kind)."""
+        """Queue the ``render`` message of an order (once per order and kind) for the
+        customer's private chat (its id is the user's), wherever the order was opened."""
         await self._queue(
-            f"order:{order.id}:{render}", order.user_id, order.chat_id, render,
+            f"order:{order.id}:{render}", order.user_id, order.user_id, render,
             order_id=order.id, with_menu=markup,
         )  # fmt: skip
 
@@ -128,7 +129,7 @@ class BotNotifier:
     async def resend_completed(self, order: Order) -> None:
         """Send the delivery message of a completed order once more (an admin's order)."""
         await self._queue(
-            f"order:{order.id}:completed:resend:{time.time_ns()}", order.user_id, order.chat_id,
+            f"order:{order.id}:completed:resend:{time.time_ns()}", order.user_id, order.user_id,
             "completed", order_id=order.id, with_menu=True,
         )  # fmt: skip
 

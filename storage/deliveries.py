@@ -142,7 +142,7 @@ class DeliveriesRepository:
             cursor = await conn.execute(
                 """INSERT INTO deliveries (dedup_key, user_id, chat_id, order_id, kind,
                        with_menu, next_attempt_at_ts, created_at)
-                   SELECT 'order:' || o.id || ':' || o.status, o.user_id, o.chat_id, o.id,
+                   SELECT 'order:' || o.id || ':' || o.status, o.user_id, o.user_id, o.id,
                           o.status, 1, ?, ?
                    FROM orders o WHERE o.status IN ('completed', 'refunded')
                      AND NOT EXISTS (SELECT 1 FROM deliveries d

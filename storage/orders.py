@@ -504,13 +504,21 @@ class OrdersRepository:
 
     async def expire_unpaid(self, created_before: str) -> int:
         """Expire invoices older than ``created_before`` (ISO) that were never paid."""
-        rows = await self._db.fetchall(
-            "SELECT id FROM orders WHERE status = 'awaiting_payment' AND created_at < ?",
-            (created_before,),
-        )
-        for row in rows:
-            await self.transition(row["id"], OrderStatus.EXPIRED, "invoice not paid in time")
-        return len(rows)
+        async with self._db.transaction() as conn:
+            # one statement: an invoice paid meanwhile is simply not awaiting payment any
+            # more, and cannot make the batch fail half-way
+            await conn.execute(
+                """INSERT INTO order_events (order_id, at, from_status, to_status, detail)
+                   SELECT id, ?, 'awaiting_payment', 'expired', 'invoice not paid in time'
+                   FROM orders WHERE status = 'awaiting_payment' AND created_at < ?""",
+                (utcnow_iso(), created_before),
+            )
+            cursor = await conn.execute(
+                """UPDATE orders SET status = 'expired', updated_at = ?
+                   WHERE status = 'awaiting_payment' AND created_at < ?""",
+                (utcnow_iso(), created_before),
+            )
+            return cursor.rowcount
 
     # -- refund outbox ---------------------------------------------------------------
 

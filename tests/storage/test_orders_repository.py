@@ -181,3 +181,27 @@ async def test_a_read_does_not_wait_for_a_write_queued_behind_another_writer(
         other.close()
     await write
     assert (await repo.get(order.id)).check_attempts == 1
+
+
+async def test_an_invoice_paid_while_expiry_runs_does_not_stop_the_others(db: Database) -> None:
+    repo = OrdersRepository(db)
+    orders = [await _order(db, repo) for _ in range(3)]
+    real_transition = repo.transition
+    raced = False
+
+    async def transition_after_a_payment(order_id, to, detail=None, **changes):
+        nonlocal raced
+        if not raced:  # the customer pays order 2 just as expiry reaches it
+            raced = True
+            await _pay(repo, orders[1].id, "paid-in-time")
+        return await real_transition(order_id, to, detail, **changes)
+
+    repo.transition = transition_after_a_payment  # type: ignore[method-assign]
+
+    await repo.expire_unpaid("9999-01-01")
+
+    statuses = [(await repo.get(o.id)).status for o in orders]
+    assert statuses[0] is OrderStatus.EXPIRED and statuses[2] is OrderStatus.EXPIRED
+    assert statuses[1] in (OrderStatus.PAID, OrderStatus.EXPIRED)
+    for order, status in zip(orders, statuses, strict=True):
+        assert (await repo.events(order.id))[-1].to_status == status
