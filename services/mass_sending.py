@@ -528,7 +528,13 @@ class CampaignService:
             for reward in open_rewards:
                 if campaign_id in self._jobs.canceled:
                     break
-                await self._pay(campaign, reward, pacer, prices)
+                try:
+                    await self._pay(campaign, reward, pacer, prices)
+                except Exception:  # one reward's trouble never stops the others
+                    logger.exception(
+                        "campaign %s: reward %s failed unexpectedly; tried again next pass",
+                        campaign_id, reward.transaction_id,
+                    )  # fmt: skip
             await self._report(campaign, final=False)
         await self._notify_winners(campaign)
         if campaign_id not in self._jobs.canceled:

@@ -269,3 +269,29 @@ async def test_campaign_amount_and_list_size_are_checked_with_clear_messages(
     answer = await offline.telegram.wait_until(lambda: offline.telegram.callback_answers.get(query))
     assert "not started" in answer["text"]
     assert "Something went wrong" not in " ".join(admin.texts())
+
+
+async def test_an_unexpected_error_on_one_reward_does_not_stop_the_campaign(
+    offline: OfflineShop,
+) -> None:
+    assert offline.shop is not None
+    campaigns = offline.shop.campaigns
+    real_apply = campaigns._apply
+    broken: list[str] = []
+
+    async def apply_failing_once(reward, result):
+        if not broken:  # e.g. the database hiccups while one reward is recorded
+            broken.append(reward.transaction_id)
+            raise RuntimeError("disk I/O error")
+        return await real_apply(reward, result)
+
+    campaigns._apply = apply_failing_once  # type: ignore[method-assign]
+    await _campaign(offline, "1000011\n1000012\n1000013")
+    admin = offline.telegram.user(ADMIN_ID, "Owner")
+    await admin.press("Confirm")
+
+    done = await admin.wait_for_text("Campaign #1 Autumn contest done", timeout=30)
+
+    assert broken and "paid 3" in done["text"], done["text"]
+    orders = list(offline.sandbox.orders.values())
+    assert Counter(o.game_user_id for o in orders) == {"1000011": 1, "1000012": 1, "1000013": 1}
