@@ -18,6 +18,7 @@ from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, Teleg
 from aiogram.types import InlineKeyboardMarkup
 
 from services.flood import FloodBudget
+from services.workers import run_due_loop
 from storage.deliveries import DeliveriesRepository, Delivery
 from storage.users import UsersRepository
 
@@ -120,23 +121,13 @@ class DeliveryOutbox:
     async def run_worker(self) -> None:
         """Forever: queue what a crash left untold, then send due messages and sleep until
         the next is due or something new is queued."""
-        logger.info("delivery outbox started")
         try:
             recovered = await self._repo.recover_missing(self._clock())
             if recovered:
                 logger.warning("%d customer message(s) left untold by a crash queued", recovered)
         except Exception:
             logger.exception("could not look for untold customer messages")
-        while True:
-            self._wake.clear()
-            try:
-                await self.process_due()
-            except Exception:
-                logger.exception("delivery outbox pass failed")
-            next_ts = await self._repo.next_ts()
-            delay = self._tick * 30 if next_ts is None else max(0.0, next_ts - self._clock())
-            try:
-                async with asyncio.timeout(min(delay, self._tick * 30)):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+        await run_due_loop(
+            "delivery outbox", self.process_due, self._repo.next_ts, self._wake, self._clock,
+            idle=self._tick * 30, max_wait=self._tick * 30,
+        )  # fmt: skip

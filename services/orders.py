@@ -47,6 +47,7 @@ from services.suppliers.errors import (
 )
 from services.suppliers.models import OfferDetails, SupplierOrder
 from services.suppliers.models import OrderStatus as SupplierStatus
+from services.workers import run_due_loop
 from storage.catalogue import StoredOffer
 from storage.db import utcnow_iso
 from storage.orders import (
@@ -725,19 +726,8 @@ class OrderService:
 
     async def run_worker(self) -> None:
         """Forever: check due orders, then sleep until the next is due (at most a tick)."""
-        logger.info("order worker started")
-        while True:
-            try:
-                await self.check_due_orders()
-            except Exception:
-                logger.exception("order worker pass failed")
-            self._wake.clear()
-            next_ts = await self.orders.next_check_ts()
-            delay = self.timings.worker_tick
-            if next_ts is not None:
-                delay = min(delay, max(0.0, next_ts - self._clock()))
-            try:
-                async with asyncio.timeout(delay):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+        tick = self.timings.worker_tick
+        await run_due_loop(
+            "order worker", self.check_due_orders, self.orders.next_check_ts, self._wake,
+            self._clock, idle=tick, max_wait=tick,
+        )  # fmt: skip

@@ -18,6 +18,7 @@ from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramRet
 from aiogram.types import StarTransaction, TransactionPartnerUser
 
 from services.orders import STARS_CURRENCY, OrderNotifier, OrderService, parse_invoice_payload
+from services.workers import run_due_loop
 from storage.orders import IncomingCharge, OrdersRepository, PendingRefund
 from storage.settings import ShopSettingsRepository
 
@@ -103,24 +104,10 @@ class RefundService:
 
     async def run_worker(self) -> None:
         """Forever: drain due refunds, then wait for a wake-up or the next due time."""
-        logger.info("refund worker started")
-        while True:
-            try:
-                await self.process_due()
-            except Exception:
-                logger.exception("refund worker pass failed")
-            self._wake.clear()
-            next_ts = await self._orders.next_refund_ts()
-            delay = (
-                self._tick
-                if next_ts is None
-                else min(self._tick * 30, max(0.0, next_ts - self._clock()))
-            )
-            try:
-                async with asyncio.timeout(delay):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+        await run_due_loop(
+            "refund worker", self.process_due, self._orders.next_refund_ts, self._wake,
+            self._clock, idle=self._tick, max_wait=self._tick * 30,
+        )  # fmt: skip
 
 
 class PaymentReconciler:
