@@ -132,6 +132,19 @@ class OfflineShop:
                 self._handled.wait_for(lambda: wanted <= self.handled_updates), timeout
             )
 
+    async def settle(self, rounds: int = 2, timeout: float = 10.0) -> None:
+        """Wake the order, refund and delivery workers and wait until each has finished
+        ``rounds`` more passes: the positive signal that lets a test assert that nothing
+        more happens in the background (no second refund, no second message).
+        Raises ``TimeoutError``."""
+        assert self.shop is not None
+        workers = (self.shop.orders, self.shop.refunds, self.shop.outbox)
+        for worker in workers:
+            start = worker.passes.count
+            for n in range(1, rounds + 1):
+                worker.wake()
+                await worker.passes.wait_for(start + n, timeout)
+
     async def stop_bot(self, *, crash: bool = False) -> None:
         """Stop the bot. ``crash=True`` cancels everything mid-flight, as a killed process
         would leave it (the database keeps only what was committed)."""

@@ -18,7 +18,7 @@ from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, Teleg
 from aiogram.types import InlineKeyboardMarkup
 
 from services.flood import FloodBudget
-from services.workers import run_due_loop
+from services.workers import PassCounter, run_due_loop
 from storage.deliveries import DeliveriesRepository, Delivery
 from storage.users import UsersRepository
 
@@ -55,6 +55,7 @@ class DeliveryOutbox:
         self._tick = tick
         self._clock = clock
         self._wake = asyncio.Event()
+        self.passes = PassCounter()
 
     def wake(self) -> None:
         self._wake.set()
@@ -129,5 +130,5 @@ class DeliveryOutbox:
             logger.exception("could not look for untold customer messages")
         await run_due_loop(
             "delivery outbox", self.process_due, self._repo.next_ts, self._wake, self._clock,
-            idle=self._tick * 30, max_wait=self._tick * 30,
+            idle=self._tick * 30, max_wait=self._tick * 30, passes=self.passes,
         )  # fmt: skip

@@ -47,7 +47,7 @@ from services.suppliers.errors import (
 )
 from services.suppliers.models import OfferDetails, SupplierOrder
 from services.suppliers.models import OrderStatus as SupplierStatus
-from services.workers import run_due_loop
+from services.workers import PassCounter, run_due_loop
 from storage.catalogue import StoredOffer
 from storage.db import utcnow_iso
 from storage.orders import (
@@ -198,6 +198,7 @@ class OrderService:
         #: per-order locks, kept only while someone holds or waits for them
         self._locks: dict[int, tuple[asyncio.Lock, list[int]]] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        self.passes = PassCounter()
         self._wake = asyncio.Event()
 
     # -- checkout --------------------------------------------------------------------
@@ -729,5 +730,5 @@ class OrderService:
         tick = self.timings.worker_tick
         await run_due_loop(
             "order worker", self.check_due_orders, self.orders.next_check_ts, self._wake,
-            self._clock, idle=tick, max_wait=tick,
+            self._clock, idle=tick, max_wait=tick, passes=self.passes,
         )  # fmt: skip

@@ -18,7 +18,7 @@ from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramRet
 from aiogram.types import StarTransaction, TransactionPartnerUser
 
 from services.orders import STARS_CURRENCY, OrderNotifier, OrderService, parse_invoice_payload
-from services.workers import run_due_loop
+from services.workers import PassCounter, run_due_loop
 from storage.orders import IncomingCharge, OrdersRepository, PendingRefund
 from storage.settings import ShopSettingsRepository
 
@@ -46,6 +46,7 @@ class RefundService:
         self._tick = tick
         self._clock = clock
         self._wake = asyncio.Event()
+        self.passes = PassCounter()
 
     def wake(self) -> None:
         self._wake.set()
@@ -106,7 +107,7 @@ class RefundService:
         """Forever: drain due refunds, then wait for a wake-up or the next due time."""
         await run_due_loop(
             "refund worker", self.process_due, self._orders.next_refund_ts, self._wake,
-            self._clock, idle=self._tick, max_wait=self._tick * 30,
+            self._clock, idle=self._tick, max_wait=self._tick * 30, passes=self.passes,
         )  # fmt: skip
 
 

@@ -4,7 +4,6 @@ customer, resolved by an admin, and failed orders show a customer-safe reason.""
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from pathlib import Path
 
@@ -125,7 +124,7 @@ async def test_admin_resolve_now_completes_an_order_the_supplier_made(
     delivery = await dave.wait_for_text("Your key")
     assert made.key in delivery["text"]
     assert await _status(offline, order.id) is OrderStatus.COMPLETED
-    await asyncio.sleep(0.3)
+    await offline.settle()
     assert offline.telegram.method_calls["refundStarPayment"] == 0
     assert offline.sandbox.create_order_calls == 1
 
