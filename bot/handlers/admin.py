@@ -261,7 +261,7 @@ async def _order_text(
     if order.recipient_name:
         lines.append(_("orders.recipient").format(recipient=escape(order.recipient_name)).strip())
     if order.delivered_key:
-        lines.append(_("orders.key").format(key=escape(order.delivered_key)).strip())
+        lines.append(_("orders.key").format(key=texts.keys_html(order)).strip())
     if order.failure_reason:
         lines.append(_("orders.reason").format(reason=escape(order.failure_reason)).strip())
     if supplier_status:

@@ -50,3 +50,16 @@ def test_vendors_are_discovered_and_each_gets_a_settings_section(monkeypatch) ->
         assert isinstance(getattr(settings, spec.name), spec.settings)
     assert settings.gamesdrop.base_url == "https://gd.example"  # type: ignore[attr-defined]
     assert "gamesdrop" in settings.enabled_vendors()
+
+
+def test_every_delivered_key_gets_its_own_code_block() -> None:
+    from dataclasses import replace
+
+    from bot.texts import keys_html
+    from storage.orders import Order
+
+    order = Order.__new__(Order)
+    for name in Order.__dataclass_fields__:
+        object.__setattr__(order, name, None)
+    order = replace(order, delivered_key="AAAA<1>\nBBBB-2")
+    assert f"<code>{keys_html(order)}</code>" == "<code>AAAA&lt;1&gt;</code>\n<code>BBBB-2</code>"
