@@ -1,7 +1,8 @@
 """``python -m bot``: run the shop (long polling, or a webhook when configured).
 
-``--sandbox`` starts the embedded GamesDrop sandbox instead of the real supplier and
-marks every message and invoice as test mode.
+``--sandbox`` starts the embedded sandbox of every supplier whose settings section is
+enabled (every discovered supplier when none is; ``--vendors a,b`` chooses) instead of the
+real suppliers, and marks every message and invoice as test mode.
 """
 
 from __future__ import annotations
@@ -12,16 +13,17 @@ import contextlib
 import logging
 import signal
 import sys
+from typing import Any
 
 from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
 from aiogram.utils.token import TokenValidationError, validate_token
-from pydantic import SecretStr
 
 from bot.app import create_shop
 from bot.i18n import LocalesMissing
 from bot.logs import setup_logging
+from bot.offline import create_vendor_sandbox
 from bot.settings import Settings
-from sandboxes.gamesdrop import DEFAULT_TOKEN, GamesDropSandbox, SandboxConfig
+from services.suppliers.registry import discover_vendors
 
 logger = logging.getLogger("bot")
 
@@ -45,23 +47,42 @@ def _stop_on_signals() -> None:
             loop.add_signal_handler(signum, task.cancel)  # type: ignore[union-attr]
 
 
-async def run(settings: Settings, webhook: bool) -> None:
+def sandbox_vendors(settings: Settings, chosen: str | None) -> list[str]:
+    """The vendors whose sandboxes ``--sandbox`` runs: ``chosen`` (``a,b``), else those
+    whose section is enabled, else every discovered vendor. Raises ``StartupError`` for a
+    name no supplier package has."""
+    known = [spec.name for spec in discover_vendors()]
+    if chosen:
+        names = [name.strip() for name in chosen.split(",") if name.strip()]
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise StartupError(f"--vendors: unknown {unknown}; known: {known}")
+        return names
+    return settings.enabled_vendors() or known
+
+
+async def run(settings: Settings, webhook: bool, vendors: str | None = None) -> None:
     if webhook:
         _stop_on_signals()
-    sandbox: GamesDropSandbox | None = None
+    sandboxes: list[Any] = []
     if settings.sandbox:
-        token = settings.gamesdrop.token.get_secret_value() or DEFAULT_TOKEN
-        sandbox = GamesDropSandbox(SandboxConfig(tokens={token}))
-        base_url = await sandbox.start()
-        gamesdrop = settings.gamesdrop.model_copy(
-            update={
-                "base_url": base_url,
-                "user_info_url": sandbox.user_info_url,
-                "token": SecretStr(token),
-            }
-        )
-        settings = settings.model_copy(update={"gamesdrop": gamesdrop})
-        logger.warning("SANDBOX MODE: orders go to the embedded GamesDrop sandbox at %s", base_url)
+        sections = settings.vendor_sections()
+        update: dict[str, Any] = {}
+        for name in sandbox_vendors(settings, vendors):
+            sandbox = create_vendor_sandbox(name)
+            base_url = await sandbox.start()
+            sandboxes.append(sandbox)
+            section = sections[name]
+            update[name] = type(section).model_validate(
+                {**section.model_dump(), **sandbox.supplier_settings()}
+            )
+            logger.warning(
+                "SANDBOX MODE: %s orders go to its embedded sandbox at %s", name, base_url
+            )
+        for name, section in sections.items():
+            if name not in update and section.enabled():
+                update[name] = type(section)()  # never a real supplier in sandbox mode
+        settings = settings.model_copy(update=update)
     try:
         shop = await create_shop(settings)
     except LocalesMissing as exc:
@@ -84,13 +105,18 @@ async def run(settings: Settings, webhook: bool) -> None:
             await shop.run_polling(handle_signals=True)
     finally:
         await shop.close()
-        if sandbox is not None:
+        for sandbox in sandboxes:
             await sandbox.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bot", description="Run the game shop bot.")
-    parser.add_argument("--sandbox", action="store_true", help="use the embedded GamesDrop sandbox")
+    parser.add_argument(
+        "--sandbox", action="store_true", help="use the embedded supplier sandboxes"
+    )
+    parser.add_argument(
+        "--vendors", default=None, help="with --sandbox: the suppliers to run (a,b)"
+    )
     parser.add_argument(
         "--webhook", action="store_true", help="webhook mode (needs TELEGRAM__WEBHOOK_URL)"
     )
@@ -109,14 +135,18 @@ def main() -> None:
         validate_token(token)
     except TokenValidationError:
         sys.exit("TELEGRAM__TOKEN is not a bot token (<digits>:<secret>): copy it from @BotFather")
-    if not settings.sandbox and not settings.gamesdrop.token.get_secret_value():
-        sys.exit("GAMESDROP__TOKEN is not set: put the shop token in .env, or run with --sandbox")
+    if not settings.sandbox and not settings.enabled_vendors():
+        sections = ", ".join(f"{name.upper()}__..." for name in settings.vendor_sections())
+        sys.exit(
+            f"no supplier is enabled: set one supplier's section in .env ({sections}), "
+            "or run with --sandbox"
+        )
     webhook = args.webhook or bool(settings.telegram.webhook_url)
     if webhook and not settings.telegram.webhook_url:
         sys.exit("--webhook needs TELEGRAM__WEBHOOK_URL")
     try:
         with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
-            asyncio.run(run(settings, webhook))
+            asyncio.run(run(settings, webhook, args.vendors))
     except StartupError as exc:
         sys.exit(f"cannot start: {exc}")
     logger.info("stopped")

@@ -12,7 +12,9 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 from aiogram import Bot, Dispatcher
@@ -41,8 +43,9 @@ from services.orders import OrderService, OrderTimings
 from services.payments import PaymentReconciler, RefundService
 from services.pricing import PriceBook, PricingService
 from services.stars import RecipientResolver
+from services.suppliers.base import Capability, build_supplier
 from services.suppliers.errors import SupplierError
-from services.suppliers.gamesdrop.client import GamesDropClient, Timeouts
+from services.suppliers.registry import Suppliers, discover_vendors
 from storage.catalogue import CatalogueRepository
 from storage.db import Database
 from storage.deliveries import DeliveriesRepository
@@ -110,7 +113,29 @@ def order_timings(settings: Settings) -> OrderTimings:
         max_check=settings.orders.max_check_seconds,
         stuck_after=settings.orders.stuck_after_minutes * 60,
         absent_for=settings.orders.unknown_absent_minutes * 60,
-        payment_grace=settings.gamesdrop.create_order_timeout + 15,
+        payment_grace=max(
+            [
+                float(getattr(s, "create_order_timeout", 25.0))
+                for s in settings.vendor_sections().values()
+            ]
+            or [25.0]
+        )
+        + 15,
+    )
+
+
+def section_value(settings: Settings, vendor: str, field_name: str, default: Any) -> Any:
+    """A field of a vendor's settings section, or ``default`` when the vendor has none."""
+    return getattr(settings.vendor_sections().get(vendor), field_name, default)
+
+
+def build_suppliers(settings: Settings, http: httpx.AsyncClient) -> Suppliers:
+    """A client for every discovered vendor whose settings section is enabled."""
+    sections = settings.vendor_sections()
+    return Suppliers(
+        build_supplier(spec, sections[spec.name], http)
+        for spec in discover_vendors()
+        if spec.name in sections and sections[spec.name].enabled()
     )
 
 
@@ -123,7 +148,7 @@ class Shop:
     dispatcher: Dispatcher
     db: Database
     http: httpx.AsyncClient
-    supplier: GamesDropClient
+    suppliers: Suppliers
     catalogue: CatalogueService
     orders: OrderService
     refunds: RefundService
@@ -180,42 +205,49 @@ class Shop:
         """Sync the catalogue once (unless told not to), then start the workers."""
         if initial_sync:
             try:
-                await self.catalogue.sync()
+                await self.catalogue.sync_all()
             except Exception:
                 logger.exception("initial catalogue sync failed; serving the stored catalogue")
         self._spawn(self.outbox.run_worker(), "delivery outbox")
         self._spawn(self.orders.run_worker(), "order worker")
         self._spawn(self.refunds.run_worker(), "refund worker")
         self._spawn(self._expire_invoices(), "invoice expiry")
-        if self.settings.gamesdrop.sync_interval_minutes > 0:
-            self._spawn(self._scheduled_sync(), "catalogue sync")
+        for supplier in self.suppliers:
+            if self._sync_minutes(supplier.name) > 0:
+                self._spawn(self._scheduled_sync(supplier.name), f"catalogue sync {supplier.name}")
         self._spawn(self._heartbeat(), "heartbeat")
         self._spawn(self._reconcile_payments(), "payment reconciliation")
         await self.broadcasts.resume_all()
         await self.campaigns.resume_all()
         if self.settings.admin_ids:
-            self._spawn(self._watch_supplier(), "supplier watch")
+            for supplier in self.suppliers.having(Capability.BALANCE):
+                self._spawn(self._watch_supplier(supplier.name), f"supplier watch {supplier.name}")
 
-    async def _watch_supplier(self) -> None:
+    def _sync_minutes(self, name: str) -> float:
+        return float(section_value(self.settings, name, "sync_interval_minutes", 60))
+
+    async def _watch_supplier(self, name: str) -> None:
         """Every few minutes: alert admins when a prepaid balance runs low or the supplier
         has not answered for a while."""
         alerts = self.settings.alerts
         down_since: float | None = None
+        supplier = self.suppliers.get(name)
         while True:
             try:
-                info = await self.supplier.get_balance()
+                info = await supplier.get_balance()
                 down_since = None
                 if not info.is_postpaid and info.balance < alerts.balance_threshold_usd:
                     await self.notifier.alert(
                         "balance_low",
-                        f"💸 Supplier balance is {info.balance} {info.currency}, under "
+                        f"💸 Supplier balance is {info.balance} {info.currency} ({name}), under "
                         f"{alerts.balance_threshold_usd}. Top it up before orders start failing.",
                     )
             except SupplierError as exc:
                 down_since = down_since or time.monotonic()
                 if time.monotonic() - down_since >= alerts.unreachable_minutes * 60:
                     await self.notifier.alert(
-                        "supplier_down", f"🔌 The supplier has not answered for a while: {exc}"
+                        "supplier_down",
+                        f"🔌 The supplier has not answered for a while ({name}): {exc}",
                     )
             except Exception:
                 logger.exception("supplier watch failed")
@@ -264,14 +296,14 @@ class Shop:
         if not task.cancelled() and task.exception() is not None:
             logger.error("background task %s died", task.get_name(), exc_info=task.exception())
 
-    async def _scheduled_sync(self) -> None:
-        interval = self.settings.gamesdrop.sync_interval_minutes * 60
+    async def _scheduled_sync(self, name: str) -> None:
+        interval = self._sync_minutes(name) * 60
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.catalogue.sync()
+                await self.catalogue.sync(name)
             except Exception:
-                logger.exception("scheduled catalogue sync failed")
+                logger.exception("scheduled catalogue sync of %s failed", name)
 
     async def _expire_invoices(self) -> None:
         """Every minute: expire unpaid invoices, and forget conversations abandoned
@@ -354,15 +386,9 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
     i18n = create_i18n(settings.default_language)  # raises LocalesMissing before opening anything
     db = await Database.open(settings.database_path)
     http = httpx.AsyncClient(limits=httpx.Limits(max_connections=20, max_keepalive_connections=10))
-    gamesdrop = settings.gamesdrop
-    supplier = GamesDropClient(
-        http,
-        gamesdrop.token,
-        base_url=gamesdrop.base_url,
-        user_info_url=gamesdrop.user_info_url,
-        timeouts=Timeouts(read=gamesdrop.read_timeout, create_order=gamesdrop.create_order_timeout),
-        sync_concurrency=gamesdrop.sync_concurrency,
-    )
+    suppliers = build_suppliers(settings, http)
+    if not len(suppliers):
+        logger.warning("no supplier section is enabled: the shop has nothing to sell")
     bot = Bot(
         token=settings.telegram.token.get_secret_value(),
         session=AiohttpSession(api=telegram_server(settings)),
@@ -378,9 +404,12 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
         ShopSettingsRepository(db),
     )
     await pricing.load()
+    names = suppliers.names
     catalogue = CatalogueService(
-        supplier, CatalogueRepository(db), page_size=gamesdrop.sync_page_size,
-        max_shrink=gamesdrop.sync_max_shrink,
+        suppliers, CatalogueRepository(db),
+        page_size={n: int(section_value(settings, n, "sync_page_size", 1000)) for n in names},
+        max_shrink={n: Decimal(str(section_value(settings, n, "sync_max_shrink", "0.2"))) for n in names},
+        offer_ids={n: [str(i) for i in section_value(settings, n, "offer_ids", [])] for n in names},
     )  # fmt: skip
     orders_repo = OrdersRepository(db, settings.orders.transaction_prefix)
     deliveries = DeliveriesRepository(db)
@@ -394,16 +423,17 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
     catalogue.alert = notifier.alert
     refunds = RefundService(bot, orders_repo, notifier)
     order_service = OrderService(
-        supplier, orders_repo, catalogue, pricing, notifier,
+        suppliers, orders_repo, catalogue, pricing, notifier,
         timings=timings or order_timings(settings), on_refund_queued=refunds.wake,
     )  # fmt: skip
     mass_repo = MassSendingRepository(db)
     broadcasts = BroadcastService(
         bot, mass_repo, users, notifier, rate=settings.broadcast_rate, flood=flood
     )
-    resolver = RecipientResolver(supplier)
+    lookups = suppliers.having(Capability.TELEGRAM_USERS)
+    resolver = RecipientResolver(lookups[0] if lookups else None)
     campaigns = CampaignService(
-        supplier, mass_repo, catalogue.repo, pricing, resolver, notifier,
+        suppliers, mass_repo, catalogue.repo, pricing, resolver, notifier,
         transaction_prefix=settings.orders.transaction_prefix, supplier_rate=settings.supplier_rate,
     )  # fmt: skip
     user_middleware = UserMiddleware(users, i18n)
@@ -429,7 +459,7 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
     UserLocaleMiddleware(i18n).setup(dispatcher)
     dispatcher.include_routers(*get_routers())
     return Shop(
-        settings=settings, bot=bot, dispatcher=dispatcher, db=db, http=http, supplier=supplier,
+        settings=settings, bot=bot, dispatcher=dispatcher, db=db, http=http, suppliers=suppliers,
         catalogue=catalogue, orders=order_service, refunds=refunds, outbox=outbox, notifier=notifier, users=users, i18n=i18n,
         broadcasts=broadcasts, campaigns=campaigns,
     )  # fmt: skip

@@ -15,6 +15,10 @@ from services.parsing import SQLITE_INT_MAX
 
 Id = Annotated[int, Field(ge=0, le=SQLITE_INT_MAX)]
 Page = Annotated[int, Field(ge=0, le=100_000)]
+#: a supplier's short code (``VendorSpec.short``)
+Short = Annotated[str, Field(min_length=1, max_length=3, pattern=r"^[a-z0-9]+$")]
+#: a vendor's offer or product id as text (numbers, UUIDs, slugs); no ``:`` (the separator)
+TextId = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.\-]+$")]
 
 
 class Nav(CallbackData, prefix="nav"):
@@ -31,18 +35,25 @@ class CategoryPage(CallbackData, prefix="cat"):
 
 
 class ProductView(CallbackData, prefix="prd"):
-    product_id: Id
+    """A product of supplier ``s`` (short code): packed ``prd:<s>:<product id>:<page>``."""
+
+    s: Short
+    product_id: TextId
     back_page: Page = 0
 
 
 class OfferView(CallbackData, prefix="ofr"):
-    offer_id: Id
+    """An offer by its compact reference ``<short>:<offer id>`` (``ofr:g:999``)."""
+
+    s: Short
+    offer_id: TextId
 
 
 class BuyOffer(CallbackData, prefix="buy"):
     """``stars``: the price the button showed (0: not known), to tell a change."""
 
-    offer_id: Id
+    s: Short
+    offer_id: TextId
     stars: Id = 0
 
 
@@ -74,7 +85,8 @@ class SetLanguage(CallbackData, prefix="lang"):
 class StarsPack(CallbackData, prefix="stp"):
     """A Telegram Stars pack chosen for gifting."""
 
-    offer_id: Id
+    s: Short
+    offer_id: TextId
 
 
 class StarsRecipient(CallbackData, prefix="str"):

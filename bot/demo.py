@@ -187,7 +187,7 @@ async def _summary(offline: OfflineShop) -> None:
     refunded = await db.fetchval(
         "SELECT coalesce(sum(stars), 0) FROM refunds WHERE status = 'done'"
     )
-    balance = await offline.shop.supplier.get_balance()
+    balance = await next(iter(offline.shop.suppliers)).get_balance()
     print(
         f"\nStars taken: {taken}   refunded: {refunded}   kept: {taken - refunded}   "
         f"supplier balance: {balance.balance} {balance.currency}"

@@ -30,6 +30,7 @@ from bot.callbacks import (
 )
 from bot.i18n import LANGUAGES
 from services.catalogue import CATEGORY_GIFT_CARDS, CATEGORY_STARS, CATEGORY_TOP_UP
+from services.suppliers.registry import short_code
 from storage.catalogue import Product
 from storage.orders import Order
 
@@ -138,7 +139,7 @@ def _products(
     items: tuple[Product, ...], code: str, page: int, total: int, locale: str
 ) -> InlineKeyboardMarkup:
     keyboard = rows(
-        [button(p.name, ProductView(product_id=p.product_id, back_page=page)) for p in items], 2
+        [button(p.name, product_view(p.supplier, p.product_id, page)) for p in items], 2
     )
     pager = _pager(page, _pages(total), CategoryPage, code=code)
     if pager:
@@ -148,14 +149,22 @@ def _products(
 
 
 def search_results(items: Sequence[Product]) -> InlineKeyboardMarkup:
-    keyboard = [[button(p.name, ProductView(product_id=p.product_id))] for p in items]
+    keyboard = [[button(p.name, product_view(p.supplier, p.product_id))] for p in items]
     keyboard.append([button(_("menu.search"), Nav(to="search")), _home_button()])
     return InlineKeyboardMarkup(inline_keyboard=keyboard)
 
 
-def offers(items: Sequence[tuple[int, str]], back: InlineKeyboardButton) -> InlineKeyboardMarkup:
-    """``items``: (offer id, button text) pairs, already priced and translated."""
-    keyboard = [[button(text, OfferView(offer_id=offer_id))] for offer_id, text in items]
+def product_view(supplier: str, product_id: str, page: int = 0) -> ProductView:
+    """The button data of a product: ``prd:<short>:<product id>:<page>``."""
+    return ProductView(s=short_code(supplier), product_id=product_id, back_page=page)
+
+
+def offers(
+    supplier: str, items: Sequence[tuple[str, str]], back: InlineKeyboardButton
+) -> InlineKeyboardMarkup:
+    """``items``: (offer id, button text) pairs of ``supplier``, priced and translated."""
+    short = short_code(supplier)
+    keyboard = [[button(text, OfferView(s=short, offer_id=offer_id))] for offer_id, text in items]
     keyboard.append([back, _home_button()])
     return InlineKeyboardMarkup(inline_keyboard=keyboard)
 
@@ -167,17 +176,18 @@ def back_to_category(category: str, page: int) -> InlineKeyboardButton:
 
 
 def offer_card(
-    offer_id: int, product_id: int, stars: int | None, is_stars_pack: bool = False
+    supplier: str, offer_id: str, product_id: str, stars: int | None, is_stars_pack: bool = False
 ) -> InlineKeyboardMarkup:
+    short = short_code(supplier)
     keyboard = []
     if stars is not None:
         buy = (
-            StarsPack(offer_id=offer_id)
+            StarsPack(s=short, offer_id=offer_id)
             if is_stars_pack
-            else BuyOffer(offer_id=offer_id, stars=stars)
+            else BuyOffer(s=short, offer_id=offer_id, stars=stars)
         )
         keyboard.append([button(_("offer.buy").format(stars=stars), buy)])
-    keyboard.append([button(_("common.back"), ProductView(product_id=product_id)), _home_button()])
+    keyboard.append([button(_("common.back"), product_view(supplier, product_id)), _home_button()])
     return InlineKeyboardMarkup(inline_keyboard=keyboard)
 
 

@@ -1,4 +1,4 @@
-"""The whole shop offline: GamesDrop sandbox + fake Telegram Bot API + the real bot.
+"""The whole shop offline: supplier sandboxes + fake Telegram Bot API + the real bot.
 
 Used by the demo (``python -m bot.demo``), the end-to-end tests and the benchmarks::
 
@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 from pathlib import Path
 from typing import Any
 
 from bot.app import Shop, create_shop
 from bot.settings import Settings
-from sandboxes.gamesdrop import DEFAULT_TOKEN, GamesDropSandbox, SandboxConfig
+from sandboxes import SupplierSandbox
 from sandboxes.telegram import FakeTelegram
 from services.orders import OrderTimings
+from services.suppliers.registry import vendor
 
 logger = logging.getLogger(__name__)
 
@@ -42,21 +44,46 @@ def fast_timings() -> OrderTimings:
     )  # fmt: skip
 
 
+def create_vendor_sandbox(name: str, **options: Any) -> SupplierSandbox:
+    """The sandbox of vendor ``name``: ``create_sandbox(**options)`` of the package its
+    ``VendorSpec.sandbox`` names (imported only here, in sandbox mode)."""
+    package = importlib.import_module(vendor(name).sandbox)
+    sandbox: SupplierSandbox = package.create_sandbox(**options)
+    return sandbox
+
+
 class OfflineShop:
-    """Starts and stops the three parts; ``settings_overrides`` go into :class:`Settings`."""
+    """Starts and stops the parts; ``settings_overrides`` go into :class:`Settings`.
+
+    ``vendors``: the suppliers whose sandboxes are hosted (each started through its
+    ``VendorSpec.sandbox`` package's ``create_sandbox``), ``sandbox_options[name]`` their
+    options; ``sandbox_config`` is the first vendor's whole config (its sandbox's own
+    config class). ``sandboxes[name]`` is each sandbox; ``sandbox`` the first one's.
+    """
 
     def __init__(
         self,
         database_path: Path | str,
         *,
-        sandbox_config: SandboxConfig | None = None,
+        vendors: tuple[str, ...] = ("gamesdrop",),
+        sandbox_options: dict[str, dict[str, Any]] | None = None,
+        sandbox_config: Any = None,
         timings: OrderTimings | None = None,
         settings_overrides: dict[str, Any] | None = None,
         telegram_options: dict[str, Any] | None = None,
         initial_sync: bool = True,
     ) -> None:
         self.database_path = database_path
-        self.sandbox = GamesDropSandbox(sandbox_config or SandboxConfig(topup_seconds=1.0))
+        self.vendors = tuple(vendors)
+        self.sandboxes: dict[str, SupplierSandbox] = {}
+        for index, name in enumerate(self.vendors):
+            options = dict((sandbox_options or {}).get(name, {}))
+            if index == 0 and sandbox_config is not None:
+                options["config"] = sandbox_config
+            elif not options:
+                options = {"topup_seconds": 1.0}
+            self.sandboxes[name] = create_vendor_sandbox(name, **options)
+        self.sandbox: Any = self.sandboxes[self.vendors[0]] if self.vendors else None
         self.telegram = FakeTelegram(BOT_TOKEN, **(telegram_options or {}))
         self.timings = timings or fast_timings()
         self.settings_overrides = settings_overrides or {}
@@ -70,13 +97,14 @@ class OfflineShop:
     def settings(self) -> Settings:
         values: dict[str, Any] = {
             "telegram": {"token": BOT_TOKEN, "api_base": self.telegram.base_url},
-            "gamesdrop": {
-                "token": DEFAULT_TOKEN,
-                "base_url": self.sandbox.base_url,
-                "user_info_url": self.sandbox.user_info_url,
-                "sync_interval_minutes": 0,
-                "read_timeout": 3.0,
-                "create_order_timeout": 3.0,
+            **{
+                name: {
+                    **sandbox.supplier_settings(),
+                    "sync_interval_minutes": 0,
+                    "read_timeout": 3.0,
+                    "create_order_timeout": 3.0,
+                }
+                for name, sandbox in self.sandboxes.items()
             },
             "database_path": self.database_path,
             "sandbox": True,
@@ -92,7 +120,8 @@ class OfflineShop:
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
     async def start(self) -> None:
-        await self.sandbox.start()
+        for sandbox in self.sandboxes.values():
+            await sandbox.start()
         await self.telegram.start()
         self.telegram.user(ADMIN_ID, "Owner")  # the admin has opened a chat with the bot
         await self.start_bot()
@@ -177,4 +206,5 @@ class OfflineShop:
     async def stop(self) -> None:
         await self.stop_bot()
         await self.telegram.stop()
-        await self.sandbox.stop()
+        for sandbox in self.sandboxes.values():
+            await sandbox.stop()

@@ -1,18 +1,21 @@
 """Settings from the environment and ``.env`` (see ``.env.example``).
 
-Nested sections use ``__``: ``TELEGRAM__TOKEN``, ``GAMESDROP__TOKEN``,
-``PRICING__MARKUP``. Lists and maps are JSON: ``ADMIN_IDS=[123, 456]``.
+Nested sections use ``__``: ``TELEGRAM__TOKEN``, ``PRICING__MARKUP``, and one section per
+supplier package found under ``services/suppliers/`` (``<VENDOR>__TOKEN``...). Lists and
+maps are JSON: ``ADMIN_IDS=[123, 456]``.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, create_model
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.suppliers.gamesdrop.client import DEFAULT_BASE_URL, DEFAULT_USER_INFO_URL
+from services.suppliers.base import VendorSettings, VendorSpec
+from services.suppliers.registry import discover_vendors
 
 
 class TelegramSettings(BaseModel):
@@ -27,21 +30,6 @@ class TelegramSettings(BaseModel):
     webhook_host: str = "0.0.0.0"
     webhook_port: int = 8080
     webhook_path: str = "/telegram"
-
-
-class GamesDropSettings(BaseModel):
-    token: SecretStr = SecretStr("")
-    base_url: str = DEFAULT_BASE_URL
-    user_info_url: str = DEFAULT_USER_INFO_URL
-    read_timeout: float = 8.0
-    create_order_timeout: float = 25.0
-    sync_page_size: int = 1000
-    sync_concurrency: int = 4
-    #: Minutes between scheduled catalogue syncs (0: only at start).
-    sync_interval_minutes: int = 60
-    #: A sync that would shrink the catalogue by more than this share (0.2 = 20 %) is held
-    #: until an admin confirms it (the stored catalogue keeps selling meanwhile).
-    sync_max_shrink: Decimal = Field(default=Decimal("0.2"), ge=0, le=1)
 
 
 class PricingSettings(BaseModel):
@@ -88,21 +76,20 @@ class AlertSettings(BaseModel):
     min_interval_minutes: float = 10.0
 
 
-class Settings(BaseSettings):
-    """Everything the bot reads at start."""
+class ShopSettings(BaseSettings):
+    """Everything the bot reads at start but the supplier sections (see :data:`Settings`)."""
 
     model_config = SettingsConfigDict(
         env_file=".env", env_nested_delimiter="__", extra="ignore", env_file_encoding="utf-8"
     )
 
     telegram: TelegramSettings = TelegramSettings()
-    gamesdrop: GamesDropSettings = GamesDropSettings()
     pricing: PricingSettings = PricingSettings()
     orders: OrderSettings = OrderSettings()
     alerts: AlertSettings = AlertSettings()
     admin_ids: list[int] = Field(default_factory=list)
     database_path: Path = Path("data/shop.sqlite3")
-    #: Run against the embedded GamesDrop sandbox; every message and invoice says "test".
+    #: Run against the embedded supplier sandboxes; every message and invoice says "test".
     sandbox: bool = False
     shop_name: str = "Game Shop"
     support_contact: str = "@support"
@@ -112,10 +99,38 @@ class Settings(BaseSettings):
     throttle_burst: int = 10
     #: Broadcast messages per second in all (Telegram allows about 30).
     broadcast_rate: float = 25.0
-    #: Supplier calls per second during campaigns (GamesDrop documents 30).
+    #: Supplier calls per second during campaigns (the supplier's documented limit or less).
     supplier_rate: float = 25.0
     #: Level of the shop's own loggers (bot, services, storage).
     log_level: str = "INFO"
     #: Level of every other library's loggers (aiosqlite, aiogram, aiohttp, httpx...). Below
     #: WARNING they log SQL values and updates: keys, charge ids, player ids.
     log_level_libraries: str = "WARNING"
+
+    def vendor_sections(self) -> dict[str, VendorSettings]:
+        """Every supplier section by vendor name, enabled or not."""
+        return {
+            name: section
+            for name in type(self).model_fields
+            if isinstance(section := getattr(self, name), VendorSettings)
+        }
+
+    def enabled_vendors(self) -> list[str]:
+        """Names of the vendors whose section is enabled (credentials set), in order."""
+        return [name for name, section in self.vendor_sections().items() if section.enabled()]
+
+
+def settings_class(vendors: tuple[VendorSpec, ...]) -> type[ShopSettings]:
+    """:class:`ShopSettings` with one section per vendor: ``<name>: <spec.settings>``, so
+    ``<NAME>__TOKEN`` and the rest of a vendor's fields are read from the environment."""
+    sections: dict[str, Any] = {spec.name: (spec.settings, spec.settings()) for spec in vendors}
+    model: type[ShopSettings] = create_model(  # type: ignore[call-overload]
+        "Settings", __base__=ShopSettings, __module__=__name__, **sections
+    )
+    model.__doc__ = "Everything the bot reads at start, with a section per discovered supplier."
+    return model
+
+
+#: The settings class of this installation: the common sections plus one per supplier
+#: package discovered under ``services/suppliers/``.
+Settings = settings_class(discover_vendors())

@@ -69,7 +69,7 @@ def delivery_text(order: Order) -> str:
         )
     if order.delivered_key:
         return _("delivery.key").format(
-            order=order.id, product=product, offer=offer, key=escape(order.delivered_key),
+            order=order.id, product=product, offer=offer, key=keys_html(order),
             redeem=_("delivery.redeem").format(product=product),
         )  # fmt: skip
     server = ""
@@ -82,10 +82,16 @@ def delivery_text(order: Order) -> str:
     )  # fmt: skip
 
 
+def keys_html(order: Order) -> str:
+    """The delivered keys for a ``<code>{key}</code>`` template, escaped: several keys
+    close and reopen the block, so each one sits in its own ``<code>`` (tap to copy)."""
+    return "</code>\n<code>".join(escape(key) for key in order.delivered_keys)
+
+
 def order_detail(order: Order) -> str:
     extra = ""
     if order.status is OrderStatus.COMPLETED and order.delivered_key:
-        extra += _("orders.key").format(key=escape(order.delivered_key))
+        extra += _("orders.key").format(key=keys_html(order))
     extra += player_line(order)
     if order.kind == "stars_gift" and order.recipient_name:
         extra += _("orders.recipient").format(recipient=escape(order.recipient_name))

@@ -38,7 +38,7 @@ from services.flood import FloodBudget
 from services.parsing import BadNumber, parse_int
 from services.pricing import PricingService
 from services.stars import STARS_MAX, RecipientResolver, parse_recipient
-from services.suppliers.base import Customer, Supplier
+from services.suppliers.base import Capability, Customer, Supplier
 from services.suppliers.errors import (
     OrderOutcomeUnknown,
     RetryLaterError,
@@ -48,8 +48,9 @@ from services.suppliers.errors import (
     TransactionDuplicate,
     WrongPrice,
 )
-from services.suppliers.models import OfferDetails, SupplierOrder
+from services.suppliers.models import OfferDetails, OfferRef, SupplierOrder
 from services.suppliers.models import OrderStatus as SupplierStatus
+from services.suppliers.registry import Suppliers, UnknownSupplier
 from storage.catalogue import CatalogueRepository
 from storage.mass_sending import Broadcast, Campaign, MassSendingRepository, Reward
 from storage.users import UsersRepository
@@ -363,7 +364,7 @@ class CampaignService:
 
     def __init__(
         self,
-        supplier: Supplier,
+        suppliers: Suppliers | Supplier,
         repo: MassSendingRepository,
         catalogue: CatalogueRepository,
         pricing: PricingService,
@@ -375,7 +376,7 @@ class CampaignService:
         settle_attempts: int = 20,
         settle_delay: float = 3.0,
     ) -> None:
-        self._supplier = supplier
+        self._suppliers = suppliers if isinstance(suppliers, Suppliers) else Suppliers([suppliers])
         self._repo = repo
         self._catalogue = catalogue
         self._pricing = pricing
@@ -387,13 +388,14 @@ class CampaignService:
         self._settle_delay = settle_delay
         self._jobs = BackgroundJobs("campaign")
 
-    async def _packs(self) -> dict[int, int]:
-        """Stars amount -> offer id of the supplier's Stars packs in the catalogue."""
-        return {
-            o.stars_amount: o.offer_id
-            for o in await self._catalogue.stars_offers()
-            if o.stars_amount and o.in_stock
-        }
+    async def _packs(self) -> dict[int, OfferRef]:
+        """Stars amount -> the Stars pack offer in the catalogue (of a supplier this shop
+        runs; the first one listed when several sell the same amount)."""
+        packs: dict[int, OfferRef] = {}
+        for o in await self._catalogue.stars_offers():
+            if o.stars_amount and o.in_stock and o.supplier in self._suppliers:
+                packs.setdefault(o.stars_amount, OfferRef(o.supplier, o.offer_id))
+        return packs
 
     async def prepare(
         self, admin_id: int, name: str, promo_text: str, default_stars: int, lines: list[str]
@@ -415,7 +417,18 @@ class CampaignService:
             if problem is not None or user_id is None or amounts is None:
                 unresolved.append((line_no, line.strip()[:64], problem or "unresolved"))
                 rows.append(
-                    (line_no, 0, line.strip()[:200], None, None, 0, None, "unresolved", problem)
+                    (
+                        line_no,
+                        0,
+                        line.strip()[:200],
+                        None,
+                        None,
+                        0,
+                        None,
+                        None,
+                        "unresolved",
+                        problem,
+                    )
                 )
                 continue
             seen.add(user_id)
@@ -428,7 +441,8 @@ class CampaignService:
                         user_id,
                         display,
                         amount,
-                        packs[amount],
+                        packs[amount].supplier,
+                        packs[amount].offer_id,
                         "pending",
                         None,
                     )
@@ -437,7 +451,7 @@ class CampaignService:
         return await self.preview(campaign.id, unresolved)
 
     async def _resolve_line(
-        self, line: str, default_stars: int, packs: dict[int, int], pacer: Pacer
+        self, line: str, default_stars: int, packs: dict[int, OfferRef], pacer: Pacer
     ) -> tuple[str | None, int | None, str | None, list[int] | None]:
         parsed = parse_reward_line(line, default_stars)
         recipient = parse_recipient(parsed[0]) if parsed else None
@@ -458,7 +472,8 @@ class CampaignService:
         except SupplierError as exc:
             return f"lookup failed: {exc}", None, None, None
         if resolved.user_id is None:
-            return "no Telegram id yet (must start @gamesdrop_api_bot)", None, None, None
+            helper = self._resolver.helper_bot or "the supplier's helper bot"
+            return f"no Telegram id yet (must start {helper})", None, None, None
         return None, resolved.user_id, resolved.display, amounts
 
     async def preview(
@@ -473,19 +488,33 @@ class CampaignService:
             unresolved = [
                 (r.line_no, r.raw[:64], r.reason or "") for r in rewards if r.status == "unresolved"
             ]
-        prices: dict[int, OfferDetails] = {}
+        prices: dict[OfferRef, OfferDetails] = {}
         cost = Decimal(0)
         for reward in sendable:
-            assert reward.offer_id is not None
-            if reward.offer_id not in prices:
-                prices[reward.offer_id] = await self._supplier.find_offer(reward.offer_id)
-            details = prices[reward.offer_id]
+            ref = self._ref(reward)
+            if ref not in prices:
+                prices[ref] = await self._suppliers.get(ref.supplier).find_offer(ref.offer_id)
+            details = prices[ref]
             cost += self._pricing.book.usd(details.price, details.currency)
-        balance = await self._supplier.get_balance()
+        balance_usd: Decimal | None = Decimal(0)
+        postpaid = True
+        for name in sorted({self._ref(r).supplier for r in sendable}):
+            supplier = self._suppliers.get(name)
+            if Capability.BALANCE not in supplier.capabilities:
+                continue  # no balance to check: the orders themselves will tell
+            balance = await supplier.get_balance()
+            if not balance.is_postpaid:
+                postpaid = False
+                balance_usd = (balance_usd or Decimal(0)) + balance.balance
         return CampaignPreview(
             campaign, len({r.line_no for r in sendable}), unresolved, sum(r.stars for r in sendable),
-            cost.quantize(Decimal("0.01")), balance.balance, balance.is_postpaid,
+            cost.quantize(Decimal("0.01")), balance_usd, postpaid,
         )  # fmt: skip
+
+    @staticmethod
+    def _ref(reward: Reward) -> OfferRef:
+        assert reward.supplier is not None and reward.offer_id is not None
+        return OfferRef(reward.supplier, reward.offer_id)
 
     async def start(self, campaign_id: int) -> bool:
         """Start a draft campaign; ``False`` if it is not a draft or does not fit the balance."""
@@ -518,7 +547,7 @@ class CampaignService:
         if campaign is None or campaign.status != "running":
             return
         pacer = Pacer(self._rate)
-        prices: dict[int, OfferDetails] = {}
+        prices: dict[OfferRef, OfferDetails] = {}
         for attempt in range(self._settle_attempts):
             open_rewards = await self._repo.rewards(campaign_id, ("pending", "sending"))
             if not open_rewards or campaign_id in self._jobs.canceled:
@@ -544,19 +573,23 @@ class CampaignService:
         await self._report(final, final=True)
 
     async def _pay(
-        self, campaign: Campaign, reward: Reward, pacer: Pacer, prices: dict[int, OfferDetails]
+        self, campaign: Campaign, reward: Reward, pacer: Pacer, prices: dict[OfferRef, OfferDetails]
     ) -> None:
         assert reward.offer_id is not None and reward.user_id is not None
         customer = Customer(game_user_id=str(reward.user_id))
+        ref = self._ref(reward)
+        try:
+            supplier = self._suppliers.get(ref.supplier)
+        except UnknownSupplier as exc:
+            await self._repo.mark_reward(reward, "failed", reason=str(exc))
+            return
         try:
             await pacer.wait()
-            details = prices.get(reward.offer_id) or await self._supplier.find_offer(
-                reward.offer_id
-            )
-            prices[reward.offer_id] = details
+            details = prices.get(ref) or await supplier.find_offer(reward.offer_id)
+            prices[ref] = details
             await pacer.wait()
             if reward.status == "sending":  # interrupted earlier: the order may exist
-                result = await self._supplier.resolve_order(
+                result = await supplier.resolve_order(
                     reward.offer_id, details.price, reward.transaction_id, customer
                 )
             else:
@@ -578,20 +611,22 @@ class CampaignService:
         details: OfferDetails,
         customer: Customer,
         pacer: Pacer,
-        prices: dict[int, OfferDetails],
+        prices: dict[OfferRef, OfferDetails],
     ) -> SupplierOrder:
         assert reward.offer_id is not None
+        ref = self._ref(reward)
+        supplier = self._suppliers.get(ref.supplier)
         try:
-            return await self._supplier.create_order(
+            return await supplier.create_order(
                 reward.offer_id, details.price, reward.transaction_id, customer
             )
         except TransactionDuplicate:
-            return await self._supplier.get_order(transaction_id=reward.transaction_id)
+            return await supplier.get_order(transaction_id=reward.transaction_id)
         except WrongPrice:  # refused, so nothing was ordered: once more at the new price
             await pacer.wait()
-            details = prices[reward.offer_id] = await self._supplier.find_offer(reward.offer_id)
+            details = prices[ref] = await supplier.find_offer(reward.offer_id)
             await pacer.wait()
-            return await self._supplier.create_order(
+            return await supplier.create_order(
                 reward.offer_id, details.price, reward.transaction_id, customer
             )
 

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from services.catalogue import CatalogueService
 from services.pricing import PricingService, UnknownCurrency
-from services.suppliers.base import Customer, Supplier
+from services.suppliers.base import Capability, Customer, OrderAttempt, Supplier
 from services.suppliers.errors import (
     FixRequestError,
     MoneyError,
@@ -47,6 +47,7 @@ from services.suppliers.errors import (
 )
 from services.suppliers.models import OfferDetails, SupplierOrder
 from services.suppliers.models import OrderStatus as SupplierStatus
+from services.suppliers.registry import Suppliers
 from services.workers import PassCounter, run_due_loop
 from storage.catalogue import StoredOffer
 from storage.db import utcnow_iso
@@ -177,7 +178,7 @@ class OrderService:
 
     def __init__(
         self,
-        supplier: Supplier,
+        suppliers: Suppliers | Supplier,
         orders: OrdersRepository,
         catalogue: CatalogueService,
         pricing: PricingService,
@@ -187,7 +188,7 @@ class OrderService:
         clock: Callable[[], float] = time.time,
         on_refund_queued: Callable[[], None] | None = None,
     ) -> None:
-        self.supplier = supplier
+        self.suppliers = suppliers if isinstance(suppliers, Suppliers) else Suppliers([suppliers])
         self.orders = orders
         self.catalogue = catalogue
         self.pricing = pricing
@@ -203,10 +204,15 @@ class OrderService:
 
     # -- checkout --------------------------------------------------------------------
 
-    async def quote(self, offer_id: int) -> Quote:
-        """Fresh find-one price in Stars. Raises ``OfferNotFound``, ``LookupError``,
-        ``UnknownCurrency`` or any supplier error."""
-        offer, details = await self.catalogue.quote(offer_id)
+    def supplier_of(self, order: Order) -> Supplier:
+        """The supplier an order (or offer) is bought from; ``UnknownSupplier`` (a
+        ``LookupError``) when the shop no longer runs it."""
+        return self.suppliers.get(order.supplier)
+
+    async def quote(self, supplier: str, offer_id: str) -> Quote:
+        """Fresh find-one price in Stars of ``supplier``'s offer. Raises ``OfferNotFound``,
+        ``LookupError``, ``UnknownCurrency`` or any supplier error."""
+        offer, details = await self.catalogue.quote(supplier, offer_id)
         book = self.pricing.book
         return Quote(
             offer, details, book.stars(details.price, details.currency, offer.stars_amount),
@@ -274,11 +280,17 @@ class OrderService:
             return PreCheckoutRefusal.ALREADY_PAID
         if currency != STARS_CURRENCY or total_amount != order.stars:
             return PreCheckoutRefusal.AMOUNT_MISMATCH
+        supplier = self.suppliers.get(order.supplier) if order.supplier in self.suppliers else None
+        if supplier is None:
+            return PreCheckoutRefusal.OFFER_GONE
         try:
             async with asyncio.timeout(self.timings.precheck_budget):
-                details, balance = await asyncio.gather(
-                    self.supplier.find_offer(order.offer_id), self.supplier.get_balance()
-                )
+                if Capability.BALANCE in supplier.capabilities:
+                    details, balance = await asyncio.gather(
+                        supplier.find_offer(order.offer_id), supplier.get_balance()
+                    )
+                else:
+                    details, balance = await supplier.find_offer(order.offer_id), None
         except OfferNotFound:
             self._write_later(
                 self.catalogue.repo.deactivate(order.supplier, order.offer_id),
@@ -301,7 +313,7 @@ class OrderService:
             return PreCheckoutRefusal.OFFER_GONE
         if stars_now > order.stars:
             return PreCheckoutRefusal.PRICE_ROSE
-        if not balance.is_postpaid and balance.balance < cost_now:
+        if balance is not None and not balance.is_postpaid and balance.balance < cost_now:
             logger.error(
                 "supplier balance %s %s cannot pay order %s (%s USD)",
                 balance.balance, balance.currency, order_id, cost_now,
@@ -408,7 +420,7 @@ class OrderService:
     async def _create(self, order: Order) -> SupplierOrder:
         """create-order with the order's own ``transactionId`` (never another one)."""
         try:
-            return await self.supplier.create_order(
+            return await self.supplier_of(order).create_order(
                 order.offer_id,
                 order.supplier_price,
                 order.transaction_id,
@@ -419,7 +431,9 @@ class OrderService:
         except TransactionDuplicate as duplicate:
             # an order with our transactionId exists already: read it, never order again
             try:
-                return await self.supplier.get_order(transaction_id=order.transaction_id)
+                return await self.supplier_of(order).get_order(
+                    transaction_id=order.transaction_id, attempt=self._attempt(order)
+                )
             except OrderNotFound as exc:
                 # the supplier says it exists: a lagging order-status proves nothing
                 raise OrderOutcomeUnknown(
@@ -447,7 +461,7 @@ class OrderService:
         Stars paid, order once more at it (same transactionId: the first was refused);
         otherwise raise the refusal."""
         try:
-            details = await self.supplier.find_offer(order.offer_id)
+            details = await self.supplier_of(order).find_offer(order.offer_id)
             stars_now = self.pricing.book.stars(
                 details.price, details.currency, await self._stars_delivered(order)
             )
@@ -463,8 +477,20 @@ class OrderService:
             order.id, supplier_price=details.price, supplier_currency=details.currency,
             cost_usd=self.pricing.book.usd(details.price, details.currency),
         )  # fmt: skip
-        return await self.supplier.create_order(
+        return await self.supplier_of(order).create_order(
             order.offer_id, details.price, order.transaction_id, self._customer(order)
+        )
+
+    @staticmethod
+    def _attempt(order: Order) -> OrderAttempt:
+        """What create-order sent for ``order`` (for vendors that find orders by what they
+        were): its offer, price and currency, placed after the payment (or the order's
+        creation when not paid yet)."""
+        return OrderAttempt(
+            offer_id=order.offer_id,
+            price=order.supplier_price,
+            currency=order.supplier_currency,
+            placed_after=datetime.fromisoformat(order.paid_at or order.created_at),
         )
 
     async def _stars_delivered(self, order: Order) -> int | None:
@@ -514,12 +540,15 @@ class OrderService:
                   "supplier_status": result.status.value}  # fmt: skip
         if result.fulfillment_data is not None:
             common["fulfillment"] = result.fulfillment_data
-        if result.status is SupplierStatus.COMPLETED and not (
-            order.returns_key and order.kind == "goods" and not result.key
-        ):
+        keys = result.all_keys
+        wants_key = order.returns_key and order.kind == "goods"
+        if result.status is SupplierStatus.COMPLETED and wants_key and not keys:
+            keys = await self._fetch_keys(order, result)
+        if result.status is SupplierStatus.COMPLETED and not (wants_key and not keys):
             order = await self.orders.transition(
                 order.id, OrderStatus.COMPLETED, f"supplier order {result.order_id} completed",
-                delivered_key=result.key, finished_at=utcnow_iso(), next_check_at_ts=None, **common,
+                delivered_key="\n".join(keys) or None, finished_at=utcnow_iso(),
+                next_check_at_ts=None, **common,
             )  # fmt: skip
             await self._notify(self.notifier.order_completed, order)
         elif result.status.is_failure:
@@ -537,6 +566,19 @@ class OrderService:
             if first_time:
                 await self._notify(self.notifier.order_processing, order)
             self._wake.set()
+
+    async def _fetch_keys(self, order: Order, result: SupplierOrder) -> list[str]:
+        """Keys of a completed key order that came without them, from a supplier with
+        ``KEYS_SEPARATE``; ``[]`` (checked again later) when it has none to give yet, cannot
+        fetch them, or does not answer."""
+        supplier = self.supplier_of(order)
+        if Capability.KEYS_SEPARATE not in supplier.capabilities:
+            return []
+        try:
+            return [key for key in await supplier.fetch_keys(result, order.transaction_id) if key]
+        except SupplierError as exc:
+            logger.warning("order %s: keys of a completed order not fetched: %s", order.id, exc)
+            return []
 
     async def refund_by_admin(self, order: Order, reason: str) -> Order:
         """Refund a delivered order on an admin's word: the refund goes to the outbox and
@@ -595,7 +637,9 @@ class OrderService:
         refunded. An unanswered or refused status check proves nothing: asked again later.
         Caller holds the order lock."""
         try:
-            found = await self.supplier.get_order(transaction_id=order.transaction_id)
+            found = await self.supplier_of(order).get_order(
+                transaction_id=order.transaction_id, attempt=self._attempt(order)
+            )
         except OrderNotFound:
             found = None
         except SupplierError as exc:
@@ -641,10 +685,13 @@ class OrderService:
             if order is None or not order.status.is_open:
                 return order, ResolveOutcome.NOT_OPEN
             try:
+                supplier = self.supplier_of(order)
                 if order.supplier_order_id is not None:
-                    found = await self.supplier.get_order(order_id=order.supplier_order_id)
+                    found = await supplier.get_order(order_id=order.supplier_order_id)
                 else:
-                    found = await self.supplier.get_order(transaction_id=order.transaction_id)
+                    found = await supplier.get_order(
+                        transaction_id=order.transaction_id, attempt=self._attempt(order)
+                    )
             except OrderNotFound:
                 if order.supplier_order_id is not None:
                     logger.error(
@@ -672,7 +719,9 @@ class OrderService:
                 return
             if order.status is OrderStatus.PROCESSING and order.supplier_order_id:
                 try:
-                    result = await self.supplier.get_order(order_id=order.supplier_order_id)
+                    result = await self.supplier_of(order).get_order(
+                        order_id=order.supplier_order_id
+                    )
                 except SupplierError as exc:
                     # unanswered or refused: the order exists at the supplier; ask again later
                     logger.warning("order %s: status check failed: %s", order.id, exc)

@@ -1,7 +1,7 @@
 """Telegram Stars gifting: parse who the recipient is and resolve a @username to the
 numeric Telegram user id the supplier needs (``gameUserId`` of a Stars order).
 
-GamesDrop sells 1 to 2,500 Stars per transaction.
+Suppliers sell 1 to 2,500 Stars per transaction.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.suppliers.base import Supplier
+from services.suppliers.errors import SupplierError
 
 STARS_MIN, STARS_MAX = 1, 2500
-GAMESDROP_HELPER_BOT = "@gamesdrop_api_bot"
 
 _USERNAME = r"[A-Za-z][A-Za-z0-9_]{3,31}"
 _LINK = re.compile(
@@ -69,15 +69,17 @@ class Recipient:
 
 
 class RecipientResolver:
-    """Resolves usernames through the supplier's Telegram user-info endpoint.
+    """Resolves usernames through a supplier's Telegram user-info endpoint (one with
+    ``TELEGRAM_USERS``; ``None``: no supplier can, every lookup raises ``SupplierError``).
 
     Answers with an id are cached for ``ttl_seconds`` (never longer); answers without an
-    id are not cached, so a recipient who just started @gamesdrop_api_bot is found at once.
+    id are not cached, so a recipient who just started the supplier's helper bot
+    (:attr:`helper_bot`) is found at once.
     """
 
     def __init__(
         self,
-        supplier: Supplier,
+        supplier: Supplier | None,
         ttl_seconds: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -85,6 +87,12 @@ class RecipientResolver:
         self._ttl = ttl_seconds
         self._clock = clock
         self._cache: dict[str, tuple[float, Recipient]] = {}
+
+    @property
+    def helper_bot(self) -> str:
+        """The bot a recipient must have started before the supplier can find them
+        (the supplier's ``helper_bot``), or ``""`` when it names none."""
+        return str(getattr(self._supplier, "helper_bot", "") or "")
 
     async def resolve(self, username: str) -> Recipient:
         """Raises supplier errors as they come (the caller tells the customer to retry)."""
@@ -94,6 +102,8 @@ class RecipientResolver:
         if cached and cached[0] > now:
             return cached[1]
         self._cache.pop(key, None)
+        if self._supplier is None:
+            raise SupplierError("no supplier of this shop resolves Telegram usernames")
         info = await self._supplier.get_telegram_user(f"@{key}")
         user = info.user_info
         recipient = Recipient(

@@ -19,8 +19,8 @@ class StoredOffer:
     """An offer as last synced. ``price`` is the supplier's Decimal in ``currency``."""
 
     supplier: str
-    offer_id: int
-    product_id: int
+    offer_id: str
+    product_id: str
     product_name: str
     offer_name: str
     category: str
@@ -32,12 +32,14 @@ class StoredOffer:
     returns_key: bool | None
     stars_amount: int | None
     active: bool
+    #: a picture of the product (https URL) when the supplier gives one
+    image_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Product:
     supplier: str
-    product_id: int
+    product_id: str
     name: str
     category: str
     offer_count: int
@@ -59,11 +61,26 @@ class SyncRun:
 
 
 OfferRow = tuple[
-    str, int, int, str, str, str, str, str, int, int, int, int | None, int | None, str, int
+    str,
+    str,
+    str,
+    str,
+    str,
+    str,
+    str,
+    str,
+    int,
+    int,
+    int,
+    int | None,
+    int | None,
+    str,
+    int,
+    str | None,
 ]
 """Row tuple for :meth:`CatalogueRepository.upsert_offers`: supplier, offer_id, product_id,
 product_name, offer_name, category, price text, currency, in_stock, needs_player,
-needs_server, returns_key, stars_amount, synced_at, active."""
+needs_server, returns_key, stars_amount, synced_at, active, image_url."""
 
 
 def _offer(row: aiosqlite.Row) -> StoredOffer:
@@ -82,6 +99,7 @@ def _offer(row: aiosqlite.Row) -> StoredOffer:
         returns_key=None if row["returns_key"] is None else bool(row["returns_key"]),
         stars_amount=row["stars_amount"],
         active=bool(row["active"]),
+        image_url=row["image_url"],
     )
 
 
@@ -102,8 +120,8 @@ class CatalogueRepository:
             await conn.executemany(
                 """INSERT INTO offers (supplier, offer_id, product_id, product_name, offer_name,
                        category, price, currency, in_stock, needs_player, needs_server,
-                       returns_key, stars_amount, synced_at, active)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                       returns_key, stars_amount, synced_at, active, image_url)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (supplier, offer_id) DO UPDATE SET
                        product_id = excluded.product_id, product_name = excluded.product_name,
                        offer_name = excluded.offer_name, category = excluded.category,
@@ -112,7 +130,8 @@ class CatalogueRepository:
                        needs_server = excluded.needs_server,
                        returns_key = coalesce(excluded.returns_key, offers.returns_key),
                        stars_amount = excluded.stars_amount, synced_at = excluded.synced_at,
-                       active = excluded.active""",
+                       active = excluded.active,
+                       image_url = coalesce(excluded.image_url, offers.image_url)""",
                 rows,
             )
 
@@ -149,7 +168,7 @@ class CatalogueRepository:
     async def set_offer_details(
         self,
         supplier: str,
-        offer_id: int,
+        offer_id: str,
         price: Decimal,
         currency: str,
         returns_key: bool,
@@ -172,12 +191,43 @@ class CatalogueRepository:
             ),
         )
 
-    async def deactivate(self, supplier: str, offer_id: int) -> None:
+    async def touch_offers(self, supplier: str, offer_ids: Sequence[str], synced_at: str) -> None:
+        """Mark stored offers as seen at ``synced_at`` (kept by the next ``finish_sync``)."""
+        if not offer_ids:
+            return
+        async with self._db.transaction() as conn:
+            await conn.executemany(
+                "UPDATE offers SET synced_at = ? WHERE supplier = ? AND offer_id = ?",
+                [(synced_at, supplier, offer_id) for offer_id in offer_ids],
+            )
+
+    async def listed_offer_ids(self, supplier: str) -> list[str]:
+        """Offer ids admins listed for a supplier without a catalogue feed, oldest first."""
+        rows = await self._db.fetchall(
+            "SELECT offer_id FROM listed_offers WHERE supplier = ? ORDER BY added_at, offer_id",
+            (supplier,),
+        )
+        return [row["offer_id"] for row in rows]
+
+    async def add_listed_offers(
+        self, supplier: str, offer_ids: Sequence[str], admin_id: int | None
+    ) -> int:
+        """List offer ids for a supplier without a feed; returns how many were new."""
+        async with self._db.transaction() as conn:
+            before = conn.total_changes
+            await conn.executemany(
+                """INSERT OR IGNORE INTO listed_offers (supplier, offer_id, added_by, added_at)
+                   VALUES (?, ?, ?, ?)""",
+                [(supplier, offer_id, admin_id, utcnow_iso()) for offer_id in offer_ids],
+            )
+            return conn.total_changes - before
+
+    async def deactivate(self, supplier: str, offer_id: str) -> None:
         await self._db.execute(
             "UPDATE offers SET active = 0 WHERE supplier = ? AND offer_id = ?", (supplier, offer_id)
         )
 
-    async def get(self, supplier: str, offer_id: int) -> StoredOffer | None:
+    async def get(self, supplier: str, offer_id: str) -> StoredOffer | None:
         row = await self._db.fetchone(
             "SELECT * FROM offers WHERE supplier = ? AND offer_id = ?", (supplier, offer_id)
         )
@@ -207,7 +257,7 @@ class CatalogueRepository:
             for r in rows
         ], int(total)
 
-    async def product(self, supplier: str, product_id: int) -> Product | None:
+    async def product(self, supplier: str, product_id: str) -> Product | None:
         r = await self._db.fetchone(
             "SELECT * FROM products WHERE supplier = ? AND product_id = ?", (supplier, product_id)
         )
@@ -217,7 +267,7 @@ class CatalogueRepository:
             else None
         )
 
-    async def offers_of(self, supplier: str, product_id: int) -> list[StoredOffer]:
+    async def offers_of(self, supplier: str, product_id: str) -> list[StoredOffer]:
         """A product's active offers, cheapest first (prices compared within one currency)."""
         rows = await self._db.fetchall(
             """SELECT * FROM offers WHERE supplier = ? AND product_id = ? AND active = 1
@@ -309,6 +359,16 @@ class CatalogueRepository:
             "SELECT finished_at, offers FROM sync_runs WHERE status = 'ok' ORDER BY id DESC LIMIT 1"
         )
         return (row["finished_at"], row["offers"]) if row else None
+
+    async def run(self, run_id: int) -> SyncRun | None:
+        """Sync run ``run_id`` whatever its status."""
+        row = await self._db.fetchone("SELECT * FROM sync_runs WHERE id = ?", (run_id,))
+        if row is None:
+            return None
+        return SyncRun(
+            row["id"], row["supplier"], row["started_at"], row["finished_at"], row["status"],
+            row["offers"], row["error"],
+        )  # fmt: skip
 
     async def latest_run(self, supplier: str | None = None) -> SyncRun | None:
         """The last sync run that finished with a result (``ok`` or ``held``); running and

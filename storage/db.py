@@ -108,9 +108,22 @@ class Database:
                 continue
             logger.info("applying migration %s", name)
             async with self._write_lock:
-                await self._conn.executescript(
-                    f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;"
-                )
+                # Foreign keys are off while a migration rebuilds a table others refer to
+                # (the SQLite "12-step" table change); checked before the commit.
+                await self._conn.execute("PRAGMA foreign_keys = OFF")
+                try:
+                    await self._conn.executescript(
+                        f"BEGIN;\n{script}\nPRAGMA user_version = {number};"
+                    )
+                    async with self._conn.execute("PRAGMA foreign_key_check") as cursor:
+                        broken = await cursor.fetchall()
+                    if broken:
+                        raise RuntimeError(f"migration {name} breaks foreign keys: {broken[:5]}")
+                    await self._conn.commit()
+                finally:
+                    if self._conn.in_transaction:
+                        await self._conn.rollback()
+                    await self._conn.execute("PRAGMA foreign_keys = ON")
             version = number
         return version
 

@@ -33,10 +33,11 @@ class Reward:
     user_id: int | None
     display: str | None
     stars: int
-    offer_id: int | None
+    supplier: str | None
+    offer_id: str | None
     transaction_id: str
     status: str
-    supplier_order_id: int | None
+    supplier_order_id: str | None
     reason: str | None
     notified: bool
 
@@ -168,7 +169,7 @@ class MassSendingRepository:
         transaction_prefix: str,  # type: ignore[type-arg]
     ) -> Campaign:
         """A draft campaign with its reward rows ``(line_no, part, raw, user_id, display,
-        stars, offer_id, status, reason)``, in one transaction. Each part's supplier
+        stars, supplier, offer_id, status, reason)``, in one transaction. Each part's supplier
         ``transactionId`` is ``<prefix>-c<campaign>-l<line>-p<part>``: a rerun can never
         pay one winner twice."""
         async with self._db.transaction() as conn:
@@ -179,7 +180,8 @@ class MassSendingRepository:
             campaign_id = int(cursor.lastrowid or 0)
             await conn.executemany(
                 """INSERT INTO campaign_rewards (campaign_id, line_no, part, raw, user_id, display, stars,
-                       offer_id, status, reason, transaction_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       supplier, offer_id, status, reason, transaction_id)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [
                     (
                         campaign_id,
@@ -248,7 +250,7 @@ class MassSendingRepository:
         reward: Reward,
         status: str,
         *,
-        supplier_order_id: int | None = None,
+        supplier_order_id: str | None = None,
         reason: str | None = None,
     ) -> None:
         await self._db.execute(

@@ -66,8 +66,8 @@ class NewOrder:
     user_id: int
     chat_id: int
     supplier: str
-    offer_id: int
-    product_id: int
+    offer_id: str
+    product_id: str
     product_name: str
     offer_name: str
     returns_key: bool
@@ -91,8 +91,8 @@ class Order:
     chat_id: int
     kind: str
     supplier: str
-    offer_id: int
-    product_id: int
+    offer_id: str
+    product_id: str
     product_name: str
     offer_name: str
     returns_key: bool
@@ -108,7 +108,7 @@ class Order:
     status: OrderStatus
     transaction_id: str
     charge_id: str | None
-    supplier_order_id: int | None
+    supplier_order_id: str | None
     supplier_status: str | None
     delivered_key: str | None
     fulfillment: dict[str, Any] | None
@@ -124,6 +124,11 @@ class Order:
     stuck_flagged: bool
     #: when order-status first said the supplier has no such order (Unix seconds)
     supplier_absent_since_ts: float | None = None
+
+    @property
+    def delivered_keys(self) -> list[str]:
+        """Every key delivered (``delivered_key`` holds them one per line)."""
+        return [key for key in (self.delivered_key or "").splitlines() if key]
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ from services.catalogue import HeldSyncGone
 from services.orders import OrderService
 from services.parsing import SQLITE_INT_MAX, BadNumber, parse_decimal, parse_int
 from services.pricing import PLACES, RANGES, PricedOffer, PriceSetting
+from services.suppliers.base import Capability
 from services.suppliers.errors import SupplierError
 from storage.orders import Order, OrderStatus
 from storage.users import User as StoredUser
@@ -142,17 +143,22 @@ async def admin_menu(callback: CallbackQuery, state: FSMContext) -> None:
 
 @router.callback_query(Admin.filter(F.action == "bal"))
 async def balance(callback: CallbackQuery, order_service: OrderService) -> None:
-    try:
-        info = await order_service.supplier.get_balance()
-    except SupplierError as exc:
-        await show(callback, _("admin.supplier_error").format(error=escape(str(exc))), _back())
-        return
-    text = _("admin.balance_text").format(
-        balance=info.balance, draft=info.draft_balance, currency=info.currency,
-        profile=info.balance_profile or "-", postpaid=_("admin.yes") if info.is_postpaid else _("admin.no"),
-        partner=info.partner_id or "-",
-    )  # fmt: skip
-    await show(callback, text, _back())
+    """The balance of every supplier that has one (``BALANCE``), each under its name."""
+    parts = []
+    for supplier in order_service.suppliers.having(Capability.BALANCE):
+        try:
+            info = await supplier.get_balance()
+        except SupplierError as exc:
+            parts.append(_("admin.supplier_error").format(error=escape(str(exc))))
+            continue
+        parts.append(_("admin.balance_text").format(
+            balance=info.balance, draft=info.draft_balance, currency=info.currency,
+            profile=info.balance_profile or "-", postpaid=_("admin.yes") if info.is_postpaid else _("admin.no"),
+            partner=info.partner_id or "-",
+        ))  # fmt: skip
+        if len(order_service.suppliers) > 1:
+            parts[-1] = f"<b>{escape(supplier.name)}</b>\n{parts[-1]}"
+    await show(callback, "\n\n".join(parts) or "-", _back())
 
 
 @router.callback_query(Admin.filter(F.action == "tx"))
@@ -164,7 +170,11 @@ async def transactions(
     except BadNumber:
         page = 1
     try:
-        history = await order_service.supplier.list_transactions(page=page, limit=10)
+        suppliers = order_service.suppliers.having(Capability.TRANSACTIONS)
+        if not suppliers:
+            await show(callback, "-", _back())
+            return
+        history = await suppliers[0].list_transactions(page=page, limit=10)
     except SupplierError as exc:
         await show(callback, _("admin.supplier_error").format(error=escape(str(exc))), _back())
         return
@@ -251,7 +261,7 @@ async def _order_text(
     if order.recipient_name:
         lines.append(_("orders.recipient").format(recipient=escape(order.recipient_name)).strip())
     if order.delivered_key:
-        lines.append(_("orders.key").format(key=escape(order.delivered_key)).strip())
+        lines.append(_("orders.key").format(key=texts.keys_html(order)).strip())
     if order.failure_reason:
         lines.append(_("orders.reason").format(reason=escape(order.failure_reason)).strip())
     if supplier_status:
@@ -335,10 +345,11 @@ async def order_refresh(
     try:
         if order.status.is_open:
             await order_service.check_order(order)
+        supplier = order_service.supplier_of(order)
         if order.supplier_order_id:
-            current = await order_service.supplier.get_order(order_id=order.supplier_order_id)
+            current = await supplier.get_order(order_id=order.supplier_order_id)
         else:
-            current = await order_service.supplier.get_order(transaction_id=order.transaction_id)
+            current = await supplier.get_order(transaction_id=order.transaction_id)
         supplier_status = current.status.value + (
             f" ({current.message})" if current.message else ""
         )
@@ -592,23 +603,27 @@ async def _run_sync(
     progress = await bot.send_message(chat_id, _("admin.sync_started"))
     await admin_service.audit(admin_id, "sync", "started")
     try:
-        report = await catalogue.sync()
+        reports = await catalogue.sync_all()
     except Exception as exc:
         logger.exception("catalogue sync asked by admin %s failed", admin_id)
         await progress.edit_text(
             _("admin.sync_failed").format(error=escape(f"{type(exc).__name__}: {exc}"))
         )
         return
-    if report.held:
-        await progress.edit_text(
-            _("admin.sync_held").format(
-                run=report.run_id, listed=report.listed, previous=report.previous
-            ),
-            reply_markup=_apply_held_markup(report.run_id),
-        )
-        return
+    for report in reports:
+        if report.held:
+            await progress.edit_text(
+                _("admin.sync_held").format(
+                    run=report.run_id, listed=report.listed, previous=report.previous
+                ),
+                reply_markup=_apply_held_markup(report.run_id),
+            )
+            return
     await progress.edit_text(
-        _("admin.sync_done").format(offers=report.offers, seconds=f"{report.seconds:.1f}")
+        _("admin.sync_done").format(
+            offers=sum(r.offers for r in reports),
+            seconds=f"{sum(r.seconds for r in reports):.1f}",
+        )
     )
 
 

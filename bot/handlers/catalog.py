@@ -26,6 +26,7 @@ from bot.ui import show
 from services.catalogue import CATEGORY_STARS
 from services.orders import OrderService
 from services.pricing import UnknownCurrency
+from services.suppliers.registry import UnknownSupplier, short_code
 from storage.catalogue import StoredOffer
 
 logger = logging.getLogger(__name__)
@@ -59,11 +60,24 @@ def _needs_line(offer: StoredOffer) -> str:
     return _("offer.needs_nothing")
 
 
+async def lookup_offer(
+    order_service: OrderService, short: str, offer_id: str
+) -> StoredOffer | None:
+    """The stored offer a compact reference ``<short>:<offer id>`` names, or ``None`` for
+    an unknown short code (a supplier this shop does not run) or offer."""
+    try:
+        ref = order_service.suppliers.resolve(short, offer_id)
+    except UnknownSupplier:
+        logger.info("offer reference %s:%s names no supplier of this shop", short, offer_id)
+        return None
+    return await order_service.catalogue.repo.get(ref.supplier, ref.offer_id)
+
+
 async def send_offer_card(
-    target: Message | CallbackQuery, offer_id: int, order_service: OrderService
+    target: Message | CallbackQuery, short: str, offer_id: str, order_service: OrderService
 ) -> None:
     """The offer card: what the customer gets, what it needs, the price, a Buy button."""
-    offer = await order_service.catalogue.repo.get(order_service.supplier.name, offer_id)
+    offer = await lookup_offer(order_service, short, offer_id)
     if offer is None or not offer.active:
         await show(target, _("offer.unavailable"), keyboards.home_only())
         return
@@ -82,7 +96,7 @@ async def send_offer_card(
         target,
         text,
         keyboards.offer_card(
-            offer.offer_id, offer.product_id, stars, offer.stars_amount is not None
+            offer.supplier, offer.offer_id, offer.product_id, stars, offer.stars_amount is not None
         ),
     )
 
@@ -134,7 +148,11 @@ async def product_offers(
     callback: CallbackQuery, callback_data: ProductView, order_service: OrderService
 ) -> None:
     repo = order_service.catalogue.repo
-    supplier = order_service.supplier.name
+    try:
+        supplier = order_service.suppliers.by_short(callback_data.s).name
+    except UnknownSupplier:
+        await show(callback, _("offer.unavailable"), keyboards.home_only())
+        return
     product = await repo.product(supplier, callback_data.product_id)
     offers = await repo.offers_of(supplier, callback_data.product_id)
     if product is None or not offers:
@@ -152,14 +170,14 @@ async def product_offers(
         rows.append((offer.offer_id, label))
     back = keyboards.back_to_category(product.category, callback_data.back_page)
     text = _("catalogue.offers").format(product=escape(product.name))
-    await show(callback, text, keyboards.offers(rows, back))
+    await show(callback, text, keyboards.offers(supplier, rows, back))
 
 
 @router.callback_query(OfferView.filter())
 async def offer_card(
     callback: CallbackQuery, callback_data: OfferView, order_service: OrderService
 ) -> None:
-    await send_offer_card(callback, callback_data.offer_id, order_service)
+    await send_offer_card(callback, callback_data.s, callback_data.offer_id, order_service)
 
 
 # -- search ----------------------------------------------------------------------------
@@ -228,11 +246,12 @@ async def inline_search(inline_query: InlineQuery, bot: Bot, order_service: Orde
         stars = offer_stars(order_service, offer)
         if stars is None:
             continue
-        link = f"https://t.me/{me.username}?start=offer_{offer.offer_id}"
+        short = short_code(offer.supplier)
+        link = f"https://t.me/{me.username}?start=offer_{short}_{offer.offer_id}"
         title = f"{offer.product_name} — {offer.offer_name}"
         results.append(
             InlineQueryResultArticle(
-                id=str(offer.offer_id),
+                id=f"{short}:{offer.offer_id}"[:64],
                 title=title,
                 description=_("inline.description").format(stars=stars),
                 input_message_content=InputTextMessageContent(

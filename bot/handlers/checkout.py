@@ -27,7 +27,10 @@ from services.orders import (
     parse_invoice_payload,
 )
 from services.pricing import UnknownCurrency
+from services.suppliers.base import Capability
 from services.suppliers.errors import OfferNotFound, RefreshPriceError, SupplierError
+from services.suppliers.models import PlayerCheck
+from services.suppliers.registry import UnknownSupplier
 from storage.orders import ChargeRejection, IncomingCharge, Order
 from storage.users import User as StoredUser
 
@@ -66,11 +69,12 @@ async def send_invoice(bot: Bot, order: Order, settings: Settings) -> None:
 
 
 async def fresh_quote(
-    target: Message | CallbackQuery, offer_id: int, order_service: OrderService
+    target: Message | CallbackQuery, supplier: str, offer_id: str, order_service: OrderService
 ) -> Quote | None:
-    """A fresh supplier price, or None after telling the customer why not."""
+    """A fresh price of ``supplier``'s offer, or None after telling the customer why not
+    (an unknown supplier is an unavailable offer)."""
     try:
-        return await order_service.quote(offer_id)
+        return await order_service.quote(supplier, offer_id)
     except (OfferNotFound, LookupError, RefreshPriceError):
         text = _("offer.unavailable")
     except UnknownCurrency:
@@ -118,7 +122,12 @@ async def buy(
     order_service: OrderService,
     settings: Settings,
 ) -> None:
-    quote = await fresh_quote(callback, callback_data.offer_id, order_service)
+    try:
+        ref = order_service.suppliers.resolve(callback_data.s, callback_data.offer_id)
+    except UnknownSupplier:
+        await callback.answer(_("offer.unavailable"), show_alert=True)
+        return
+    quote = await fresh_quote(callback, ref.supplier, ref.offer_id, order_service)
     if quote is None or callback.message is None:
         return
     offer = quote.offer
@@ -126,7 +135,10 @@ async def buy(
     if offer.needs_player:
         await state.set_state(Checkout.player_id)
         await state.update_data(
-            offer_id=offer.offer_id, product=offer.product_name, needs_server=offer.needs_server
+            supplier=offer.supplier,
+            offer_id=offer.offer_id,
+            product=offer.product_name,
+            needs_server=offer.needs_server,
         )
         await callback.answer()
         await bot.send_message(
@@ -152,9 +164,10 @@ async def player_id_entered(
         return
     data = await state.get_data()
     await state.update_data(player_id=player_id)
-    if data.get("needs_server"):
+    supplier = order_service.suppliers.get(data["supplier"])
+    if data.get("needs_server") and Capability.SERVERS in supplier.capabilities:
         try:
-            servers = await order_service.supplier.get_servers(data["offer_id"])
+            servers = await supplier.get_servers(data["offer_id"])
         except SupplierError as exc:
             logger.warning("servers of offer %s: %s", data["offer_id"], exc)
             await message.answer(_("player.check_unavailable"))
@@ -204,9 +217,14 @@ async def _check_player(
     message: Message, state: FSMContext, order_service: OrderService, server: tuple[str, str] | None
 ) -> None:
     data = await state.get_data()
+    supplier = order_service.suppliers.get(data["supplier"])
     try:
-        check = await order_service.supplier.check_player(
-            data["offer_id"], data["player_id"], server[1] if server else None
+        check = (
+            await supplier.check_player(
+                data["offer_id"], data["player_id"], server[1] if server else None
+            )
+            if Capability.PLAYER_CHECK in supplier.capabilities
+            else PlayerCheck(status="VALID")  # cannot be checked: the order itself will tell
         )
     except SupplierError as exc:
         logger.warning("check-game-data for offer %s failed: %s", data["offer_id"], exc)
@@ -225,7 +243,7 @@ async def _check_player(
     login = check.game_user_login or data["player_id"]
     await state.update_data(login=login)
     await state.set_state(Checkout.confirm)
-    offer = await order_service.catalogue.repo.get(order_service.supplier.name, data["offer_id"])
+    offer = await order_service.catalogue.repo.get(data["supplier"], data["offer_id"])
     if offer is None:
         await state.clear()
         await message.answer(_("offer.unavailable"), reply_markup=keyboards.home_only())
@@ -269,7 +287,7 @@ async def confirm_pay(
     data = await state.get_data()
     if callback.message is None:
         return
-    quote = await fresh_quote(callback, data["offer_id"], order_service)
+    quote = await fresh_quote(callback, data["supplier"], data["offer_id"], order_service)
     if quote is None:
         await state.clear()
         return

@@ -29,13 +29,13 @@ from bot.states import GiftStars
 from bot.ui import show
 from services.orders import OrderService
 from services.stars import (
-    GAMESDROP_HELPER_BOT,
     Recipient,
     RecipientResolver,
     parse_recipient,
     stars_amount_allowed,
 )
 from services.suppliers.errors import SupplierError
+from services.suppliers.registry import UnknownSupplier, short_code
 
 logger = logging.getLogger(__name__)
 router = Router(name=__name__)
@@ -51,7 +51,7 @@ async def _packs_view(order_service: OrderService) -> tuple[str, keyboards.Inlin
             continue
         builder.button(
             text=_("stars.pack_button").format(amount=offer.stars_amount, stars=stars),
-            callback_data=StarsPack(offer_id=offer.offer_id),
+            callback_data=StarsPack(s=short_code(offer.supplier), offer_id=offer.offer_id),
         )
     builder.adjust(2)
     builder.row(
@@ -109,9 +109,12 @@ async def pack_chosen(
     bot: Bot,
     order_service: OrderService,
 ) -> None:
-    offer = await order_service.catalogue.repo.get(
-        order_service.supplier.name, callback_data.offer_id
-    )
+    try:
+        ref = order_service.suppliers.resolve(callback_data.s, callback_data.offer_id)
+    except UnknownSupplier:
+        await callback.answer(_("offer.unavailable"), show_alert=True)
+        return
+    offer = await order_service.catalogue.repo.get(ref.supplier, ref.offer_id)
     if offer is None or offer.stars_amount is None or not offer.active:
         await callback.answer(_("offer.unavailable"), show_alert=True)
         return
@@ -120,7 +123,9 @@ async def pack_chosen(
         return
     await callback.answer()
     await state.set_state(GiftStars.recipient)
-    await state.update_data(offer_id=offer.offer_id, amount=offer.stars_amount)
+    await state.update_data(
+        supplier=offer.supplier, offer_id=offer.offer_id, amount=offer.stars_amount
+    )
     if callback.message is not None:
         await bot.send_message(
             callback.message.chat.id,
@@ -133,7 +138,7 @@ async def _confirm(
     message: Message, state: FSMContext, recipient: Recipient, order_service: OrderService
 ) -> None:
     data = await state.get_data()
-    offer = await order_service.catalogue.repo.get(order_service.supplier.name, data["offer_id"])
+    offer = await order_service.catalogue.repo.get(data["supplier"], data["offer_id"])
     stars = offer_stars(order_service, offer) if offer else None
     if offer is None or stars is None:
         await state.clear()
@@ -219,7 +224,9 @@ async def recipient_typed(
         return
     if recipient.user_id is None:
         await message.answer(
-            _("stars.no_id").format(username=escape(parsed.username), helper=GAMESDROP_HELPER_BOT),
+            _("stars.no_id").format(
+                username=escape(parsed.username), helper=escape(recipient_resolver.helper_bot)
+            ),
             reply_markup=_recipient_keyboard(),
         )
         return
@@ -256,7 +263,7 @@ async def confirm_gift(
     data = await state.get_data()
     if callback.message is None:
         return
-    quote = await fresh_quote(callback, data["offer_id"], order_service)
+    quote = await fresh_quote(callback, data["supplier"], data["offer_id"], order_service)
     if quote is None:  # the customer was told why; they may press Pay again
         return
     await state.clear()

@@ -25,7 +25,18 @@ from storage.users import UsersRepository
 
 router = Router(name=__name__)
 
-_OFFER_LINK = re.compile(r"^offer_(\d{1,12})$")
+#: ``offer_<short>_<offer id>`` (Telegram allows [A-Za-z0-9_-], 64 characters)
+_OFFER_LINK = re.compile(r"^offer_([a-z0-9]{1,3})_([A-Za-z0-9-]{1,40})$")
+#: ``offer_<number>``: links shared before offers named their supplier
+_LEGACY_OFFER_LINK = re.compile(r"^offer_(\d{1,18})$")
+
+
+async def _legacy_link_short(order_service: OrderService, offer_id: str) -> str | None:
+    """The short code of the first supplier of this shop that has offer ``offer_id``."""
+    for supplier in order_service.suppliers:
+        if await order_service.catalogue.repo.get(supplier.name, offer_id) is not None:
+            return supplier.short
+    return None
 
 
 def welcome_text(name: str, settings: Settings) -> str:
@@ -46,7 +57,12 @@ async def start(
     await state.clear()
     link = _OFFER_LINK.match(command.args or "")
     if link:
-        await send_offer_card(message, int(link.group(1)), order_service)
+        await send_offer_card(message, link.group(1), link.group(2), order_service)
+        return
+    legacy = _LEGACY_OFFER_LINK.match(command.args or "")
+    if legacy:
+        short = await _legacy_link_short(order_service, legacy.group(1))
+        await send_offer_card(message, short or "-", legacy.group(1), order_service)
         return
     name = message.from_user.first_name if message.from_user else ""
     await message.answer(welcome_text(name, settings), reply_markup=keyboards.main_menu())

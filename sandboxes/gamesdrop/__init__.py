@@ -6,6 +6,7 @@ from sandboxes.gamesdrop.catalogue import (
     SandboxOffer,
     generate_catalogue,
 )
+from sandboxes.gamesdrop.hosting import HostedGamesDropSandbox, create_sandbox
 from sandboxes.gamesdrop.server import (
     DEFAULT_TOKEN,
     Faults,
@@ -20,8 +21,10 @@ __all__ = [
     "TEST_OFFER_ID",
     "Faults",
     "GamesDropSandbox",
+    "HostedGamesDropSandbox",
     "SandboxConfig",
     "SandboxOffer",
     "TelegramAccount",
+    "create_sandbox",
     "generate_catalogue",
 ]

@@ -29,16 +29,24 @@ SupplierTime = Annotated[datetime, BeforeValidator(parse_supplier_time)]
 
 
 class SupplierModel(BaseModel):
+    """Ids are text whatever the vendor sends (GamesDrop numbers, Gaming Goods UUIDs):
+    numbers are turned into their decimal text."""
+
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        frozen=True,
+        coerce_numbers_to_str=True,
     )
 
 
 class OfferRef(NamedTuple):
-    """An offer's identity across suppliers: ``("gamesdrop", 999)``."""
+    """An offer's identity across suppliers: ``("gamesdrop", "999")``. ``supplier`` is the
+    supplier's ``name``; ``offer_id`` is the vendor's own id as text."""
 
     supplier: str
-    offer_id: int
+    offer_id: str
 
 
 class OrderStatus(StrEnum):
@@ -128,7 +136,7 @@ class TransactionPage(SupplierModel):
 class OfferDetails(_Requirements):
     """``POST /api/v1/offers/find-one``: the current purchase price of one offer."""
 
-    offer_id: int
+    offer_id: str
     product_name: str
     offer_name: str
     count: int = 1
@@ -139,18 +147,25 @@ class OfferDetails(_Requirements):
     balance_profile: str | None = None
     is_price_fresh: bool | None = None
     quote_expires_at: SupplierTime | None = None
+    in_stock: bool = True
+    #: a picture of the product (https URL) where the vendor gives one
+    image_url: str | None = None
 
 
 class CatalogueRow(_Requirements):
     """One row of ``POST /api/v1/offers/sync``; ``offer_group_id`` is the orderable offer id."""
 
-    product_id: int
+    product_id: str
     product_name: str
-    offer_group_id: int
+    offer_group_id: str
     offer_group_name: str
     price: Decimal
     currency: str
     in_stock: bool = True
+    #: a picture of the product (https URL) where the vendor gives one
+    image_url: str | None = None
+    #: whether the offer returns a key, when the catalogue says (``None``: find-one tells)
+    returns_key: bool | None = None
 
 
 class SyncPage(SupplierModel):
@@ -161,24 +176,33 @@ class SyncPage(SupplierModel):
 class SupplierOrder(SupplierModel):
     """create-order / order-status answer.
 
-    ``key`` is present only for key products once COMPLETED; ``message`` explains
-    CANCELED/FAILED; ``fulfillment_data`` comes with Telegram Stars orders.
-    CodeGames may answer order-status with only ``status``.
+    ``key`` is present only for key products once COMPLETED (``keys`` holds every code
+    when a vendor delivers several: deliver them all; see :attr:`all_keys`); ``message``
+    explains CANCELED/FAILED; ``fulfillment_data`` comes with Telegram Stars orders.
+    CodeGames may answer order-status with only ``status``. Ids are text.
     """
 
-    order_id: int | None = None
+    order_id: str | None = None
     status: OrderStatus
     count: int = 1
     price: Decimal | None = None
     currency: str | None = None
-    offer_id: int | None = None
+    offer_id: str | None = None
     product_name: str | None = None
     offer_name: str | None = None
     is_return_data_for_customer: bool | None = None
     key: str | None = None
+    keys: list[str] = Field(default_factory=list)
     message: str | None = None
     fulfillment_data: dict[str, Any] | None = None
     created_at: SupplierTime | None = None
+
+    @property
+    def all_keys(self) -> list[str]:
+        """Every code delivered: ``keys``, else ``[key]``, else ``[]``."""
+        if self.keys:
+            return list(self.keys)
+        return [self.key] if self.key else []
 
 
 class PlayerCheck(SupplierModel):

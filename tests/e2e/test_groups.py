@@ -74,7 +74,7 @@ async def test_a_buy_button_pressed_in_a_group_opens_the_private_chat_not_an_inv
                 "from": yan.record,
                 "message": group_message,
                 "chat_instance": "ci-group",
-                "data": BuyOffer(offer_id=TEST_OFFER_ID).pack(),
+                "data": BuyOffer(s="g", offer_id=str(TEST_OFFER_ID)).pack(),
             }
         }
     )

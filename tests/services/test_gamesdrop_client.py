@@ -10,13 +10,14 @@ import httpx
 import pytest
 
 from services.suppliers import errors
-from services.suppliers.base import Customer
+from services.suppliers.base import Capability, Customer
 from services.suppliers.gamesdrop.client import (
     CatalogueIncomplete,
     GamesDropClient,
     RetryPolicy,
     Timeouts,
 )
+from services.suppliers.models import SupplierOrder
 
 TOKEN = "abcdef1234567890abcdef1234567890"
 
@@ -59,7 +60,7 @@ ENVELOPES = [
 async def test_every_error_envelope_in_the_field_notes_gives_the_same_typed_error(envelope) -> None:
     client, _ = make_client(lambda r: answer(400, envelope))
     with pytest.raises(errors.WrongPrice) as raised:
-        await client.find_offer(1)
+        await client.find_offer("1")
     assert raised.value.code == "WRONG_PRICE"
     assert raised.value.http_status == 400
     assert raised.value.raw_body == json.dumps(envelope)
@@ -97,7 +98,7 @@ async def test_an_unknown_code_still_raises_a_clear_error() -> None:
         lambda r: answer(418, {"error": {"code": "TEAPOT_MODE", "message": "no"}})
     )
     with pytest.raises(errors.UnknownSupplierError, match="TEAPOT_MODE"):
-        await client.find_offer(1)
+        await client.find_offer("1")
 
 
 async def test_the_token_is_sent_bare_and_never_in_an_exception() -> None:
@@ -119,7 +120,7 @@ async def test_reads_retry_5xx_and_429_then_succeed() -> None:
         ]
     )
     client, seen = make_client(lambda r: next(answers))
-    check = await client.check_player(5, "123")
+    check = await client.check_player("5", "123")
     assert check.is_valid and check.game_user_login == "Zed"
     assert len(seen) == 3
 
@@ -129,7 +130,7 @@ async def test_reads_do_not_retry_4xx() -> None:
         lambda r: answer(404, {"error": {"code": "OFFER_NOT_FOUND", "message": "x"}})
     )
     with pytest.raises(errors.OfferNotFound):
-        await client.find_offer(1)
+        await client.find_offer("1")
     assert len(seen) == 1
 
 
@@ -138,7 +139,7 @@ async def test_reads_give_up_after_the_retry_budget() -> None:
         lambda r: answer(503, {"error": {"code": "SERVICE_UNAVAILABLE", "message": "busy"}})
     )
     with pytest.raises(errors.ServiceUnavailable):
-        await client.find_offer(1)
+        await client.find_offer("1")
     assert len(seen) == 3
 
 
@@ -158,7 +159,7 @@ async def test_create_order_timeout_is_outcome_unknown_and_never_retried() -> No
 
     client, seen = make_client(hang)
     with pytest.raises(errors.OrderOutcomeUnknown) as raised:
-        await client.create_order(999, Decimal("23.09"), "shop-1", Customer())
+        await client.create_order("999", Decimal("23.09"), "shop-1", Customer())
     assert raised.value.transaction_id == "shop-1"
     assert len(seen) == 1
 
@@ -167,7 +168,7 @@ async def test_create_order_timeout_is_outcome_unknown_and_never_retried() -> No
 async def test_create_order_answer_that_cannot_be_read_is_outcome_unknown(response) -> None:
     client, seen = make_client(lambda r: response)
     with pytest.raises(errors.OrderOutcomeUnknown):
-        await client.create_order(999, Decimal("23.09"), "shop-2", Customer())
+        await client.create_order("999", Decimal("23.09"), "shop-2", Customer())
     assert len(seen) == 1
 
 
@@ -189,11 +190,11 @@ async def test_create_order_sends_the_price_with_the_exact_digits_received() -> 
     }
     answers = iter([httpx.Response(200, text=raw), answer(200, created)])
     client, seen = make_client(lambda r: next(answers))
-    offer = await client.find_offer(1001)
+    offer = await client.find_offer("1001")
     assert offer.price == Decimal("560.10") and str(offer.price) == "560.10"
 
     order = await client.create_order(
-        1001, offer.price, "shop-3", Customer(game_user_id="52357322414")
+        "1001", offer.price, "shop-3", Customer(game_user_id="52357322414")
     )
 
     sent = seen[1].content.decode()
@@ -206,7 +207,7 @@ async def test_create_order_sends_the_price_with_the_exact_digits_received() -> 
 async def test_create_order_refuses_a_float_price() -> None:
     client, seen = make_client(lambda r: answer(200, {}))
     with pytest.raises(TypeError):
-        await client.create_order(1, 0.77, "shop-4", Customer())  # type: ignore[arg-type]
+        await client.create_order("1", 0.77, "shop-4", Customer())  # type: ignore[arg-type]
     assert not seen
 
 
@@ -226,7 +227,7 @@ async def test_codegames_required_list_is_understood() -> None:
     body = {"offerId": 2061, "productName": "PUBG", "offerName": "60 UC", "price": 674.47,
             "currency": "KZT", "isReturnDataForCustomer": False, "required": ["gameUserId"]}  # fmt: skip
     client, _ = make_client(lambda r: answer(200, body))
-    offer = await client.find_offer(2061)
+    offer = await client.find_offer("2061")
     assert offer.requires_game_user_id and not offer.requires_game_server_id
 
 
@@ -268,7 +269,7 @@ async def test_servers_fall_back_to_the_partner_path() -> None:
         return answer(200, {"Europe": "os_euro", "America": "os_usa"})
 
     client, _ = make_client(route)
-    servers = await client.get_servers(1001)
+    servers = await client.get_servers("1001")
     assert [(s.label, s.server_id) for s in servers] == [
         ("Europe", "os_euro"),
         ("America", "os_usa"),
@@ -293,7 +294,7 @@ def _pages_asked(seen: list[httpx.Request]) -> list[int]:
 async def test_sync_iterates_every_page_and_drops_duplicate_offer_groups() -> None:
     client, seen = make_client(_sync_pages(5, {1: [1, 2], 2: [3, 2], 3: [4, 5]}))
     rows = [row.offer_group_id async for row in client.iter_catalogue(page_size=2)]
-    assert rows == [1, 2, 3, 4, 5]
+    assert rows == ["1", "2", "3", "4", "5"]  # ids are text
     assert _pages_asked(seen) == [1, 2, 3, 4]  # page 3 was full: page 4 proves the end
 
 
@@ -301,7 +302,7 @@ async def test_a_row_repeated_across_pages_does_not_hide_the_last_offer() -> Non
     # the supplier repeats offer 2 at the top of page 2: offer 6 spills onto a 4th page
     client, seen = make_client(_sync_pages(6, {1: [1, 2], 2: [2, 3], 3: [4, 5], 4: [6]}))
     rows = [row.offer_group_id async for row in client.iter_catalogue(page_size=2)]
-    assert rows == [1, 2, 3, 4, 5, 6]
+    assert rows == ["1", "2", "3", "4", "5", "6"]
     assert _pages_asked(seen) == [1, 2, 3, 4]
 
 
@@ -323,7 +324,7 @@ async def test_sync_that_does_not_add_up_to_count_raises() -> None:
 async def test_a_full_last_page_is_followed_until_an_empty_page() -> None:
     client, seen = make_client(_sync_pages(4, {1: [1, 2], 2: [3, 4]}))
     rows = [row.offer_group_id async for row in client.iter_catalogue(page_size=2)]
-    assert rows == [1, 2, 3, 4]
+    assert rows == ["1", "2", "3", "4"]
     assert _pages_asked(seen) == [1, 2, 3]
 
 
@@ -359,7 +360,7 @@ async def test_sync_keeps_at_most_sync_concurrency_pages_in_flight() -> None:
     http = httpx.AsyncClient(transport=httpx.MockTransport(route))
     client = GamesDropClient(http, TOKEN, base_url="https://gd.test", sync_concurrency=3)
     rows = [row.offer_group_id async for row in client.iter_catalogue(page_size=10)]
-    assert rows == list(range(1, 96))
+    assert rows == [str(n) for n in range(1, 96)]
     assert 1 < peak <= 3
 
 
@@ -387,8 +388,8 @@ async def test_resolve_order_treats_transaction_duplicate_as_the_first_order_exi
         return answer(200, {"orderId": 9, "status": "COMPLETED", "key": "KEY"})
 
     client, _ = make_client(route)
-    order = await client.resolve_order(999, Decimal("23.09"), "shop-9", Customer())
-    assert order.order_id == 9
+    order = await client.resolve_order("999", Decimal("23.09"), "shop-9", Customer())
+    assert order.order_id == "9"
     assert calls == [
         "/api/v1/offers/order-status",
         "/api/v1/offers/create-order",
@@ -434,7 +435,7 @@ def make_sleepy_client(handler) -> tuple[GamesDropClient, list[httpx.Request], l
 async def test_create_order_429_with_an_error_code_is_retry_later_with_its_retry_after() -> None:
     client, seen = make_client(lambda r: answer_with(429, TOO_MANY, **{"Retry-After": "7"}))
     with pytest.raises(errors.RetryLaterError) as raised:
-        await client.create_order(999, Decimal("23.09"), "shop-11", Customer())
+        await client.create_order("999", Decimal("23.09"), "shop-11", Customer())
     assert raised.value.retry_after == 7
     assert raised.value.http_status == 429
     assert raised.value.code == "TOO_MANY_REQUESTS"
@@ -446,7 +447,7 @@ async def test_create_order_5xx_with_service_unavailable_is_outcome_unknown(stat
     body = {"error": {"code": "SERVICE_UNAVAILABLE", "message": "busy"}}
     client, seen = make_client(lambda r: answer_with(status, body, **{"Retry-After": "30"}))
     with pytest.raises(errors.OrderOutcomeUnknown) as raised:
-        await client.create_order(999, Decimal("23.09"), "shop-12", Customer())
+        await client.create_order("999", Decimal("23.09"), "shop-12", Customer())
     assert raised.value.transaction_id == "shop-12"
     assert raised.value.retry_after == 30
     assert len(seen) == 1
@@ -456,19 +457,19 @@ async def test_create_order_5xx_with_a_refusal_code_is_still_outcome_unknown() -
     body = {"error": {"code": "OUT_OF_STOCK", "message": "gateway confused"}}
     client, _ = make_client(lambda r: answer_with(502, body))
     with pytest.raises(errors.OrderOutcomeUnknown):
-        await client.create_order(999, Decimal("23.09"), "shop-13", Customer())
+        await client.create_order("999", Decimal("23.09"), "shop-13", Customer())
 
 
 async def test_field_validation_500_is_a_request_error_not_repeated() -> None:
     client, seen = make_client(lambda r: answer_with(500, FIELD_VALIDATION))
     with pytest.raises(errors.FixRequestError) as raised:
-        await client.create_order(10001, Decimal("1.00"), "shop-14", Customer())
+        await client.create_order("10001", Decimal("1.00"), "shop-14", Customer())
     assert "GameUserID" in str(raised.value)
     assert "SERVICE_UNAVAILABLE" in raised.value.raw_body
     assert len(seen) == 1
 
     with pytest.raises(errors.FixRequestError):
-        await client.check_player(10001, "")
+        await client.check_player("10001", "")
     assert len(seen) == 2  # a read is not retried either
 
 
@@ -481,7 +482,7 @@ async def test_reads_wait_the_retry_after_of_a_429_with_an_error_code() -> None:
         ]
     )
     client, seen, slept = make_sleepy_client(lambda r: next(answers))
-    check = await client.check_player(5, "123")
+    check = await client.check_player("5", "123")
     assert check.is_valid
     assert slept == [3, 2]
     assert len(seen) == 3
@@ -492,6 +493,35 @@ async def test_reads_give_up_at_once_when_retry_after_is_longer_than_they_may_wa
         lambda r: answer_with(429, TOO_MANY, **{"Retry-After": "120"})
     )
     with pytest.raises(errors.RateLimited) as raised:
-        await client.find_offer(1)
+        await client.find_offer("1")
     assert raised.value.retry_after == 120
     assert (len(seen), slept) == (1, [])
+
+
+async def test_text_offer_ids_go_out_as_the_numbers_gamesdrop_expects() -> None:
+    client, seen = make_client(
+        lambda r: answer(
+            200,
+            {"offerId": 999, "productName": "Steam US", "offerName": "Steam US 5",
+             "price": "23.090", "currency": "KZT"},
+        )
+    )  # fmt: skip
+    offer = await client.find_offer("999")
+    assert json.loads(seen[0].content) == {"offerId": 999}
+    assert offer.offer_id == "999" and str(offer.price) == "23.090"
+
+
+async def test_an_id_that_is_not_a_gamesdrop_number_is_refused_without_a_request() -> None:
+    client, seen = make_client(lambda r: answer(200, {}))
+    with pytest.raises(errors.OfferNotFound):
+        await client.find_offer("3f2c1a9e-0000-4000-8000-000000000000")
+    assert seen == []
+
+
+async def test_gamesdrop_declares_its_capabilities_and_has_no_separate_keys() -> None:
+    client, _ = make_client(lambda r: answer(200, {}))
+    assert (client.name, client.short) == ("gamesdrop", "g")
+    assert Capability.CATALOGUE_SYNC in client.capabilities
+    assert Capability.KEYS_SEPARATE not in client.capabilities
+    with pytest.raises(NotImplementedError):
+        await client.fetch_keys(SupplierOrder(status="COMPLETED"), "shop-1")

@@ -11,6 +11,7 @@ from typing import Any
 
 from services.orders import OrderService, OrderTimings, ResolveOutcome
 from services.suppliers import errors
+from services.suppliers.base import Capability, OrderAttempt
 from services.suppliers.models import OrderStatus as SupplierStatus
 from services.suppliers.models import SupplierOrder
 from storage.db import Database
@@ -33,11 +34,15 @@ class ScriptedSupplier:
     is recorded as ``(method, transaction_id or order id)``."""
 
     name = "gamesdrop"
+    short = "g"
+    capabilities = frozenset({Capability.IDEMPOTENT_CREATE})
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
         self.create: Callable[[], SupplierOrder] = self._raise(unavailable)
         self.status: Callable[[], SupplierOrder] = self._raise(not_found)
+        self.attempts: list[OrderAttempt | None] = []
+        self.keys: list[str] = []
 
     @staticmethod
     def _raise(factory: Callable[[], Exception]) -> Callable[[], SupplierOrder]:
@@ -50,9 +55,14 @@ class ScriptedSupplier:
         self.calls.append(("create", transaction_id))
         return self.create()
 
-    async def get_order(self, *, order_id=None, transaction_id=None) -> SupplierOrder:
+    async def get_order(self, *, order_id=None, transaction_id=None, attempt=None) -> SupplierOrder:
         self.calls.append(("status", transaction_id or order_id))
+        self.attempts.append(attempt)
         return self.status()
+
+    async def fetch_keys(self, order: SupplierOrder, transaction_id: str) -> list[str]:
+        self.calls.append(("keys", transaction_id))
+        return list(self.keys)
 
     async def resolve_order(self, offer_id, price, transaction_id, customer) -> SupplierOrder:
         """As GamesDropClient.resolve_order: status by id, re-sent with the same id."""
@@ -84,7 +94,7 @@ class Clock:
 async def _paid_order(db: Database, repo: OrdersRepository) -> Order:
     await UsersRepository(db).touch(7, "u", "U", "en")
     order = await repo.create(
-        NewOrder(user_id=7, chat_id=7, supplier="gamesdrop", offer_id=999, product_id=999,
+        NewOrder(user_id=7, chat_id=7, supplier="gamesdrop", offer_id="999", product_id="999",
                  product_name="Steam US", offer_name="TEST OFFER GROUP", returns_key=True,
                  supplier_price=Decimal("23.09"), supplier_currency="KZT",
                  cost_usd=Decimal("0.05"), stars=5)
@@ -148,9 +158,46 @@ async def test_order_the_supplier_has_is_applied_never_refunded(db: Database) ->
 
     done = await repo.get(order.id)
     assert (done.status, done.delivered_key, done.supplier_order_id) == (
-        OrderStatus.COMPLETED, "K-1", 77,
+        OrderStatus.COMPLETED, "K-1", "77",
     )  # fmt: skip
     assert await _refunds(db) == 0
+    # order-status by transactionId is given what create-order sent
+    attempt = supplier.attempts[-1]
+    assert attempt is not None
+    assert (attempt.offer_id, attempt.price, attempt.currency) == ("999", Decimal("23.09"), "KZT")
+
+
+async def test_a_completed_key_order_without_keys_fetches_them_when_the_supplier_can(
+    db: Database,
+) -> None:
+    supplier, clock = ScriptedSupplier(), Clock()
+    supplier.capabilities = frozenset({Capability.KEYS_SEPARATE})  # type: ignore[misc]
+    supplier.keys = ["AAAA-1111", "BBBB-2222"]
+    supplier.create = lambda: SupplierOrder(order_id="x-1", status=SupplierStatus.COMPLETED)
+    service, repo, notifier = _service(db, supplier, clock)
+    order = await _paid_order(db, repo)
+
+    await service._place(order)
+
+    done = await repo.get(order.id)
+    assert done.status is OrderStatus.COMPLETED
+    assert done.delivered_keys == ["AAAA-1111", "BBBB-2222"]
+    assert ("keys", order.transaction_id) in supplier.calls
+    assert ("order_completed", order.id) in notifier.sent
+
+
+async def test_a_completed_key_order_without_keys_waits_when_keys_cannot_be_fetched(
+    db: Database,
+) -> None:
+    supplier, clock = ScriptedSupplier(), Clock()  # no KEYS_SEPARATE
+    supplier.create = lambda: SupplierOrder(order_id="x-2", status=SupplierStatus.COMPLETED)
+    service, repo, _ = _service(db, supplier, clock)
+    order = await _paid_order(db, repo)
+
+    await service._place(order)
+
+    assert (await repo.get(order.id)).status is OrderStatus.PROCESSING
+    assert not any(call[0] == "keys" for call in supplier.calls)
 
 
 async def test_unreachable_supplier_never_counts_as_absent(db: Database) -> None:

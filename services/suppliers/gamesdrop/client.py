@@ -26,12 +26,13 @@ import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from services import exact_json
-from services.suppliers.base import Customer
+from services.suppliers.base import Capability, Customer, OrderAttempt
 from services.suppliers.errors import (
     ERROR_BY_CODE,
     FieldValidationFailed,
     FixRequestError,
     InvalidToken,
+    OfferNotFound,
     OrderNotFound,
     OrderOutcomeUnknown,
     RateLimited,
@@ -146,6 +147,21 @@ def read_error_envelope(body: Any) -> tuple[str | None, str | None]:
     return code, message
 
 
+def wire_offer_id(offer_id: str | int) -> int:
+    """GamesDrop's ``offerId`` is a JSON number: the shop's text id as an int. Raises
+    :class:`OfferNotFound` for text that is not a GamesDrop id (no request is sent)."""
+    text = str(offer_id).strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        raise OfferNotFound(None, 404, "", f"{offer_id!r} is not a GamesDrop offer id")
+    return int(text)
+
+
+def _wire_order_id(order_id: str | int) -> int | str:
+    """GamesDrop order ids are numbers on the wire; text that is not one is sent as is."""
+    text = str(order_id).strip()
+    return int(text) if text.isascii() and text.isdigit() else text
+
+
 def _has_error_envelope(body: Any) -> bool:
     return isinstance(body, dict) and bool(body.get("error"))
 
@@ -214,6 +230,20 @@ class GamesDropClient:
     """
 
     name = "gamesdrop"
+    short = "g"
+    capabilities = frozenset(
+        {
+            Capability.CATALOGUE_SYNC,
+            Capability.PLAYER_CHECK,
+            Capability.SERVERS,
+            Capability.BALANCE,
+            Capability.TRANSACTIONS,
+            Capability.TELEGRAM_USERS,
+            Capability.IDEMPOTENT_CREATE,
+        }
+    )
+    #: the Telegram bot a Stars recipient must have started before user-info finds them
+    helper_bot = "@gamesdrop_api_bot"
 
     def __init__(
         self,
@@ -358,14 +388,16 @@ class GamesDropClient:
 
     # -- catalogue -------------------------------------------------------------------
 
-    async def find_offer(self, offer_id: int) -> OfferDetails:
+    async def find_offer(self, offer_id: str) -> OfferDetails:
         """``POST /api/v1/offers/find-one``: the latest purchase price of ``offer_id``.
 
         Raises ``OfferNotFound`` when the offer is gone or hidden from this account.
         """
         path = "/api/v1/offers/find-one"
         return self._model(
-            OfferDetails, await self._read("POST", path, {"offerId": offer_id}), path
+            OfferDetails,
+            await self._read("POST", path, {"offerId": wire_offer_id(offer_id)}),
+            path,
         )
 
     async def sync_page(
@@ -450,7 +482,7 @@ class GamesDropClient:
         if runaway or len(seen) != first.count:
             raise CatalogueIncomplete(first.count, len(seen))
 
-    async def get_servers(self, offer_id: int) -> list[GameServer]:
+    async def get_servers(self, offer_id: str) -> list[GameServer]:
         """``POST /api/v1/offers/servers`` (or ``/api/v1/partner/product-offer/servers``
         where the short path answers 404): ``{label: serverId}`` as a list, in order."""
         paths = (
@@ -463,7 +495,7 @@ class GamesDropClient:
         )
         for index, path in enumerate(paths):
             try:
-                body = await self._read("POST", path, {"offerId": offer_id})
+                body = await self._read("POST", path, {"offerId": wire_offer_id(offer_id)})
             except SupplierAPIError as exc:
                 if exc.http_status == 404 and exc.code is None and index + 1 < len(paths):
                     continue
@@ -475,7 +507,7 @@ class GamesDropClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def check_player(
-        self, offer_id: int, game_user_id: str, game_server_id: str | None = None
+        self, offer_id: str, game_user_id: str, game_server_id: str | None = None
     ) -> PlayerCheck:
         """``POST /api/v1/offers/check-game-data``: ``VALID`` with the player's login or
         ``INVALID`` (with a message, possibly Russian). Sends the fields both flat (current
@@ -484,7 +516,7 @@ class GamesDropClient:
         customer: dict[str, Any] = {"gameUserId": game_user_id}
         if game_server_id:
             customer["gameServerId"] = game_server_id
-        body = {"offerId": offer_id, **customer, "customer": customer}
+        body = {"offerId": wire_offer_id(offer_id), **customer, "customer": customer}
         return self._model(PlayerCheck, await self._read("POST", path, body), path)
 
     async def get_telegram_user(self, username_or_id: str) -> TelegramUserInfo:
@@ -497,7 +529,7 @@ class GamesDropClient:
     # -- orders ----------------------------------------------------------------------
 
     async def create_order(
-        self, offer_id: int, price: Decimal, transaction_id: str, customer: Customer
+        self, offer_id: str, price: Decimal, transaction_id: str, customer: Customer
     ) -> SupplierOrder:
         """``POST /api/v1/offers/create-order``. Never retried.
 
@@ -515,7 +547,7 @@ class GamesDropClient:
         if not isinstance(price, Decimal):
             raise TypeError("price must be the Decimal received from the supplier")
         body: dict[str, Any] = {
-            "offerId": int(offer_id),
+            "offerId": wire_offer_id(offer_id),
             "price": price,
             "transactionId": transaction_id,
         }
@@ -562,9 +594,15 @@ class GamesDropClient:
             raise OrderOutcomeUnknown(transaction_id, f"unexpected answer shape: {exc}") from exc
 
     async def get_order(
-        self, *, order_id: int | None = None, transaction_id: str | None = None
+        self,
+        *,
+        order_id: str | None = None,
+        transaction_id: str | None = None,
+        attempt: OrderAttempt | None = None,
     ) -> SupplierOrder:
-        """``POST /api/v1/offers/order-status`` by ``orderId`` or by ``transactionId``.
+        """``POST /api/v1/offers/order-status`` by ``orderId`` (sent as the JSON number
+        GamesDrop gave) or by ``transactionId``. ``attempt`` is not needed (GamesDrop finds
+        orders by ``transactionId``) and is ignored.
 
         Raises ``OrderNotFound`` when the supplier has no such order.
         """
@@ -572,12 +610,19 @@ class GamesDropClient:
             raise ValueError("order_id or transaction_id is required")
         path = "/api/v1/offers/order-status"
         body: dict[str, Any] = (
-            {"orderId": order_id} if order_id is not None else {"transactionId": transaction_id}
+            {"orderId": _wire_order_id(order_id)}
+            if order_id is not None
+            else {"transactionId": transaction_id}
         )
         return self._model(SupplierOrder, await self._read("POST", path, body), path)
 
+    async def fetch_keys(self, order: SupplierOrder, transaction_id: str) -> list[str]:
+        """GamesDrop returns a key order's key with the order itself: no
+        ``KEYS_SEPARATE`` capability."""
+        raise NotImplementedError("GamesDrop delivers keys with the order")
+
     async def resolve_order(
-        self, offer_id: int, price: Decimal, transaction_id: str, customer: Customer
+        self, offer_id: str, price: Decimal, transaction_id: str, customer: Customer
     ) -> SupplierOrder:
         """Settle an order whose create-order outcome is unknown, without ever ordering twice.
 
