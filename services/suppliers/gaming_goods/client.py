@@ -877,7 +877,10 @@ class GamingGoodsClient:
                 break
         candidates.sort(key=lambda r: (r.total != most, r.created_at or since))
         for row in candidates:
-            detail = await self.partner_order(row.id)
+            try:
+                detail = await self.partner_order(row.id)
+            except OrderNotFound:
+                continue  # listed but gone: not ours either way
             if any(item.product_id == attempt.offer_id for item in detail.items):
                 logger.info(
                     "Gaming Goods order %s found in the order list for %s", row.id, transaction_id
