@@ -1,0 +1,44 @@
+"""Gaming Goods sandbox: a local twin of the Catalog and Partner buyer APIs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sandboxes.gaming_goods.catalogue import (
+    FAILING_PRODUCT_ID,
+    GIFT_CARD_PRODUCT_ID,
+    SOLD_OUT_PRODUCT_ID,
+    TWO_KEY_PRODUCT_ID,
+    SandboxProduct,
+    generate_catalogue,
+)
+from sandboxes.gaming_goods.server import (
+    DEFAULT_API_KEY,
+    DEFAULT_JWT,
+    Faults,
+    GamingGoodsSandbox,
+    SandboxConfig,
+)
+
+
+def create_sandbox(**options: Any) -> GamingGoodsSandbox:
+    """A :class:`GamingGoodsSandbox` (``vendor = "gaming_goods"``); ``options`` are
+    :class:`SandboxConfig` fields, e.g. ``offers=5000``, ``order_api="catalog"``,
+    ``rate_limit=5``, ``fulfil_seconds=0.5``."""
+    return GamingGoodsSandbox(SandboxConfig(**options))
+
+
+__all__ = [
+    "DEFAULT_API_KEY",
+    "DEFAULT_JWT",
+    "FAILING_PRODUCT_ID",
+    "GIFT_CARD_PRODUCT_ID",
+    "SOLD_OUT_PRODUCT_ID",
+    "TWO_KEY_PRODUCT_ID",
+    "Faults",
+    "GamingGoodsSandbox",
+    "SandboxConfig",
+    "SandboxProduct",
+    "create_sandbox",
+    "generate_catalogue",
+]

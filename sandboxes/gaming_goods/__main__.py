@@ -1,0 +1,56 @@
+"""``python -m sandboxes.gaming_goods --port 8083 [--offers N] [--order-api catalog]``"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from sandboxes.gaming_goods.server import (
+    DEFAULT_API_KEY,
+    DEFAULT_JWT,
+    GamingGoodsSandbox,
+    SandboxConfig,
+)
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    sandbox = GamingGoodsSandbox(
+        SandboxConfig(
+            offers=args.offers, jwts={args.jwt}, api_keys={args.api_key},
+            order_api=args.order_api, fulfil_seconds=args.fulfil_seconds,
+            rate_limit=args.rate_limit,
+        )
+    )  # fmt: skip
+    url = await sandbox.start(args.host, args.port)
+    print(f"Gaming Goods sandbox on {url} with {len(sandbox.products)} products")
+    print(f"Catalog API {sandbox.catalog_url} (Bearer {args.jwt!r})")
+    print(f"Partner API {sandbox.partner_url} (X-API-Key {args.api_key!r})")
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await sandbox.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the Gaming Goods sandbox server.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8083)
+    parser.add_argument("--offers", type=int, default=60, help="catalogue size")
+    parser.add_argument("--jwt", default=DEFAULT_JWT, help="Bearer token for /api/v1/orders")
+    parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="partner X-API-Key")
+    parser.add_argument("--order-api", choices=["partner", "catalog"], default="partner")
+    parser.add_argument("--fulfil-seconds", type=float, default=2.0, help="time to completed")
+    parser.add_argument("--rate-limit", type=int, default=100, help="requests per minute per IP")
+    args = parser.parse_args()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        asyncio.run(_serve(args))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
