@@ -33,6 +33,7 @@ from services.suppliers.models import OrderStatus, SupplierOrder
 
 KEYS_PATH = "/api/v1/offers/keys"
 PLAYER = Customer(game_user_id="52357322414")
+NO_CUSTOMER = Customer()
 
 
 class Clock:
@@ -75,7 +76,7 @@ async def cg_client(cg_sandbox: CodeGamesSandbox, sleeps: Sleeps) -> AsyncIterat
         )  # fmt: skip
 
 
-async def _buy(client: CodeGamesClient, offer_id: str, tx: str, customer: Customer = Customer()):
+async def _buy(client: CodeGamesClient, offer_id: str, tx: str, customer: Customer = NO_CUSTOMER):
     offer = await client.find_offer(offer_id)
     return await client.create_order(offer_id, offer.price, tx, customer)
 
