@@ -1,4 +1,5 @@
-"""``python -m sandboxes.gamesdrop --port 8081 [--offers 64000] [--token T]``"""
+"""``python -m sandboxes.gamesdrop --port 8081 [--offers 64000] [--token T]
+[--balance-profile USDT] [--exact-price]``"""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import logging
 from decimal import Decimal
 
+from sandboxes.gamesdrop.catalogue import COMPATIBLE_METHODS
 from sandboxes.gamesdrop.server import DEFAULT_TOKEN, GamesDropSandbox, SandboxConfig
 
 
@@ -17,6 +19,8 @@ async def _serve(args: argparse.Namespace) -> None:
         topup_seconds=args.topup_seconds,
         balance=Decimal(args.balance),
         postpaid=args.postpaid,
+        balance_profile=args.balance_profile,
+        exact_price=args.exact_price,
     )
     sandbox = GamesDropSandbox(config)
     url = await sandbox.start(args.host, args.port)
@@ -39,6 +43,17 @@ def main() -> None:
     parser.add_argument("--balance", default="500.00", help="opening USD balance")
     parser.add_argument(
         "--postpaid", action="store_true", help="postpaid account (no balance check)"
+    )
+    parser.add_argument(
+        "--balance-profile",
+        choices=sorted(COMPATIBLE_METHODS),
+        default="MIXED",
+        help="account balance profile: FIAT or USDT accounts see fewer offers",
+    )
+    parser.add_argument(
+        "--exact-price",
+        action="store_true",
+        help="create-order wants the exact current price (default: one that covers it)",
     )
     parser.add_argument("--topup-seconds", type=float, default=6.0, help="time a top-up takes")
     args = parser.parse_args()

@@ -5,6 +5,11 @@ The default catalogue holds a few hundred offers across "Top Up", "Gift Cards" a
 key), key products, direct top-ups that need a player ID, top-ups that also need a
 server, and Telegram Stars packs priced from a TON rate. ``generate_catalogue(64_000)``
 makes the benchmark catalogue.
+
+Every offer has a settlement method (guide, "Supplier Settlement Compatibility"): most
+are MIXED (test offer 999, the Stars packs, the products the shop's tests buy), a few
+named products and every tenth synthetic product settle FIAT or USDT only, so a FIAT or
+USDT account sees a smaller catalogue than a MIXED one.
 """
 
 from __future__ import annotations
@@ -23,6 +28,22 @@ CATEGORY_GIFT_CARDS = "Gift Cards"
 CATEGORY_STARS = "Telegram Stars"
 CATEGORY_ALIASES = {"TOP_UP": CATEGORY_TOP_UP, "GIFT_CARD": CATEGORY_GIFT_CARDS}
 
+#: partner balance profile -> the offer settlement methods it may see and buy (guide,
+#: "Compatibility rules"); the keys are also the valid balance profiles.
+COMPATIBLE_METHODS: dict[str, frozenset[str]] = {
+    "FIAT": frozenset({"FIAT", "MIXED"}),
+    "USDT": frozenset({"USDT", "MIXED"}),
+    "MIXED": frozenset({"FIAT", "USDT", "MIXED"}),
+}
+#: named products settled through one rail only; every other named product is MIXED.
+_SETTLEMENT_BY_PRODUCT = {
+    "Free Fire": "USDT",
+    "Razer Gold": "USDT",
+    "Mobile Legends": "FIAT",
+    "PlayStation Store": "FIAT",
+    "Spotify Premium": "FIAT",
+}
+
 
 @dataclass(slots=True)
 class SandboxOffer:
@@ -40,6 +61,7 @@ class SandboxOffer:
     servers: dict[str, str] = field(default_factory=dict)
     in_stock: bool = True
     stars_amount: int | None = None
+    #: FIAT, USDT or MIXED: which partner balance profiles may see and buy it
     settlement_method: str = "MIXED"
 
     @property
@@ -126,6 +148,12 @@ def stars_price_usd(stars: int, ton_usd: Decimal) -> Decimal:
     return (Decimal(stars) / 100 * TON_PER_100_STARS * ton_usd).quantize(_CENT, ROUND_HALF_UP)
 
 
+def _synthetic_settlement(product_id: int) -> str:
+    """Every tenth synthetic product FIAT, every tenth USDT, the rest MIXED (no randomness,
+    so prices and ids stay those of earlier catalogues)."""
+    return {3: "FIAT", 7: "USDT"}.get(product_id % 10, "MIXED")
+
+
 def _denomination_units(label: str) -> Decimal:
     return Decimal(label.split()[0])
 
@@ -184,6 +212,7 @@ def generate_catalogue(
                     returns_key=False,
                     needs_player=needs_player,
                     servers=dict(servers),
+                    settlement_method=_SETTLEMENT_BY_PRODUCT.get(name, "MIXED"),
                 )
             )
             next_offer_id += 1
@@ -202,6 +231,7 @@ def generate_catalogue(
                     currency=currency,
                     returns_key=True,
                     in_stock=rng.random() > 0.05,
+                    settlement_method=_SETTLEMENT_BY_PRODUCT.get(name, "MIXED"),
                 )
             )
             next_offer_id += 1
@@ -238,6 +268,7 @@ def generate_catalogue(
                     needs_player=is_top_up,
                     servers={"Global": "global", "Asia": "asia"} if with_servers else {},
                     in_stock=rng.random() > 0.02,
+                    settlement_method=_synthetic_settlement(next_product_id),
                 )
             )
             next_offer_id += 1

@@ -8,11 +8,20 @@ Run it alone with ``python -m sandboxes.gamesdrop --port 8081`` or embed it::
     await sandbox.stop()
 
 It follows the merchant guide field by field: the shop token in ``Authorization``, the
-``{"error": {"code", "message"}}`` envelope, numeric ``offerId`` only, exact price
-confirmation, ``TRANSACTION_DUPLICATE`` on a reused ``transactionId``, a balance that
-purchases debit and failures credit back, keys that complete at once and top-ups that go
-SUBMITTED -> PROCESSING -> COMPLETED (or CANCELED/FAILED for configured players),
+``{"error": {"code", "message"}}`` envelope, numeric ``offerId`` only, the balance-profile
+filter (offers whose settlement method the account's ``balanceProfile`` may not use are
+missing from sync, find-one and servers, and create-order answers ``OFFER_NOT_FOUND``),
+price confirmation (a confirmed price that covers the current one is accepted and the
+order is charged the current price; test offer 999 wants its exact value),
+``TRANSACTION_DUPLICATE`` on a reused ``transactionId``, a balance that purchases debit and
+failures and refunds credit back, keys that complete at once and top-ups that go
+SUBMITTED -> PROCESSING -> COMPLETED (or CANCELED/FAILED/REFUND for configured players),
 Telegram Stars orders with ``fulfillmentData``. Faults can be injected for tests.
+
+Neither guide edition names a request that answers ORDER_NOT_PROCESSING,
+ORDER_NOT_COMPLETED, ORDER_ALREADY_CANCELED or ORDER_ALREADY_REFUNDED (they are listed
+under "Possible Errors" only; there is no cancel or refund request), so the sandbox
+emits none of them.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from aiohttp import web
 
 from sandboxes.gamesdrop.catalogue import (
     CATEGORY_ALIASES,
+    COMPATIBLE_METHODS,
     TEST_OFFER_ID,
     SandboxOffer,
     generate_catalogue,
@@ -84,6 +94,7 @@ class SandboxConfig:
     ton_usd: Decimal = Decimal("2.57")
     balance: Decimal = Decimal("500.00")
     postpaid: bool = False
+    #: FIAT, USDT or MIXED: which offer settlement methods this account sees and buys
     balance_profile: str = "MIXED"
     partner_id: int = 4242
     #: which balance paths answer; an account may answer only one of them.
@@ -102,6 +113,11 @@ class SandboxConfig:
     failed_players: dict[str, str] = field(
         default_factory=lambda: {"77777777": "Provider internal error"}
     )
+    #: player ids whose top-ups end REFUND (the money comes back, no message)
+    refunded_players: set[str] = field(default_factory=lambda: {"88888888"})
+    #: price confirmation as older accounts did it: only the exact current price is
+    #: accepted (by default a confirmed price that covers the current one is)
+    exact_price: bool = False
     telegram_accounts: list[TelegramAccount] = field(default_factory=_default_accounts)
     #: Telegram user ids whose Stars deliveries fail, with the documented reason.
     stars_failures: dict[int, str] = field(
@@ -112,6 +128,10 @@ class SandboxConfig:
         }
     )
     clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        if self.balance_profile not in COMPATIBLE_METHODS:
+            raise ValueError(f"balance_profile is one of {sorted(COMPATIBLE_METHODS)}")
 
 
 @dataclass
@@ -196,6 +216,7 @@ class GamesDropSandbox:
             )
         }
         self._offer_list = list(self.offers.values())
+        self._visible_lists: dict[str, list[SandboxOffer]] = {}
         self._row_cache: dict[int, str] = {}
         self.balance = self.config.balance
         self.transactions: list[dict[str, Any]] = [
@@ -256,7 +277,20 @@ class GamesDropSandbox:
         """Make an offer disappear (find-one and create-order answer OFFER_NOT_FOUND)."""
         self.offers.pop(offer_id, None)
         self._offer_list = list(self.offers.values())
+        self._visible_lists.clear()
         self._row_cache.pop(offer_id, None)
+
+    def refund_order(self, order_id: int) -> None:
+        """GamesDrop refunds an order it made (as its support does): order-status answers
+        REFUND from then on (a top-up still under way gets there when it would have
+        finished), without ``key``, and the cost comes back to the balance once.
+        Raises ``KeyError`` for an unknown order, ``ValueError`` for a CANCELED or FAILED
+        one (already credited back)."""
+        order = self.orders[order_id]
+        if order.final_status in {"CANCELED", "FAILED"}:
+            raise ValueError(f"order {order_id} is {order.final_status}: nothing to refund")
+        order.final_status = "REFUND"
+        order.message = None
 
     # -- app -------------------------------------------------------------------------
 
@@ -333,10 +367,33 @@ class GamesDropSandbox:
             raise SandboxError("INVALID_REQUEST_BODY", 400, "offerId must be a number")
         return offer_id
 
+    def _visible(self, offer: SandboxOffer) -> bool:
+        """Whether the account's balance profile may see and buy ``offer``."""
+        return offer.settlement_method in COMPATIBLE_METHODS[self.config.balance_profile]
+
+    def _visible_list(self) -> list[SandboxOffer]:
+        """The catalogue as this account sees it, in catalogue order."""
+        profile = self.config.balance_profile
+        visible = self._visible_lists.get(profile)
+        if visible is None:
+            visible = self._visible_lists[profile] = [
+                o for o in self._offer_list if self._visible(o)
+            ]
+        return visible
+
     def _offer(self, offer_id: int) -> SandboxOffer:
+        """The offer, or OFFER_NOT_FOUND when it is absent or hidden by the balance profile
+        ("Product not found or no access")."""
         offer = self.offers.get(offer_id)
         if offer is None:
             raise SandboxError("OFFER_NOT_FOUND", 404)
+        if not self._visible(offer):
+            raise SandboxError(
+                "OFFER_NOT_FOUND",
+                404,
+                f"OFFER_NOT_FOUND (status=404): not available to the "
+                f"{self.config.balance_profile} balance profile",
+            )
         return offer
 
     # -- balance ---------------------------------------------------------------------
@@ -451,7 +508,7 @@ class GamesDropSandbox:
             raise SandboxError("INVALID_REQUEST_BODY", 400, "limit and page must be numbers")
         if not 1 <= limit <= 5000 or page < 1:
             raise SandboxError("INVALID_REQUEST_BODY", 400, "limit is 1..5000, page from 1")
-        matches = self._offer_list
+        matches = self._visible_list()
         if self.faults.sync_offers is not None:
             matches = matches[: self.faults.sync_offers]
         category = body.get("category")
@@ -500,7 +557,7 @@ class GamesDropSandbox:
             )
         offer_id = body.get("offerId")
         offer = self.offers.get(offer_id) if isinstance(offer_id, int) else None
-        if offer is None:
+        if offer is None or not self._visible(offer):
             return _json({"status": "INVALID", "message": "Offer not found"})
         try:
             login = self._player_login(offer, str(user_id), str(server_id) if server_id else None)
@@ -561,7 +618,7 @@ class GamesDropSandbox:
             if elapsed < self.config.topup_seconds:
                 return "PROCESSING"
             status = order.final_status
-        if status in {"CANCELED", "FAILED"} and not order.settled:
+        if status in {"CANCELED", "FAILED", "REFUND"} and not order.settled:
             order.settled = True
             if order.offer.offer_id != TEST_OFFER_ID:
                 self._book(order.cost_usd, "REFUND", f"Refund for order {order.order_id}")
@@ -625,7 +682,13 @@ class GamesDropSandbox:
             raise SandboxError("TRANSACTION_DUPLICATE", 409)
         if not offer.in_stock or offer_id in self.faults.out_of_stock:
             raise SandboxError("OUT_OF_STOCK", 409)
-        if Decimal(price) != offer.price:
+        # "The order will only be accepted if the confirmed price still covers the required
+        # GamesDrop purchase price"; the test product wants "exact value".
+        if self.config.exact_price or offer_id == TEST_OFFER_ID:
+            refused = Decimal(price) != offer.price
+        else:
+            refused = Decimal(price) < offer.price
+        if refused:
             raise SandboxError("WRONG_PRICE", 409, f"WRONG_PRICE: current price is {offer.price}")
         user_id = customer.get("gameUserId")
         server_id = customer.get("gameServerId")
@@ -637,11 +700,11 @@ class GamesDropSandbox:
             raise SandboxError(
                 "INVALID_REQUEST_BODY", 400, "gameUserId must be a numeric Telegram user id"
             )
-        cost = _money(Decimal(price) * SANDBOX_USD_RATES.get(offer.currency, Decimal(1)))
+        cost = _money(offer.price * SANDBOX_USD_RATES.get(offer.currency, Decimal(1)))
         is_test = offer_id == TEST_OFFER_ID
         if not is_test and not self.config.postpaid and self.balance < cost:
             raise SandboxError("INSUFFICIENT_BALANCE", 402)
-        order = self._make_order(offer, Decimal(price), cost, transaction_id, user_id, server_id)
+        order = self._make_order(offer, offer.price, cost, transaction_id, user_id, server_id)
         if not is_test:
             self._book(-cost, "PURCHASE", f"API Purchase - {offer.product_name} {offer.offer_name}")
         if self.faults.create_latency:
@@ -703,6 +766,8 @@ class GamesDropSandbox:
         elif order.game_user_id in self.config.failed_players:
             order.final_status = "FAILED"
             order.message = self.config.failed_players[order.game_user_id]
+        elif order.game_user_id in self.config.refunded_players:
+            order.final_status = "REFUND"
         self.orders[order.order_id] = order
         self.orders_by_transaction[transaction_id] = order
         return order
