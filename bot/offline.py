@@ -80,8 +80,6 @@ class OfflineShop:
             options = dict((sandbox_options or {}).get(name, {}))
             if index == 0 and sandbox_config is not None:
                 options["config"] = sandbox_config
-            elif not options:
-                options = {"topup_seconds": 1.0}
             self.sandboxes[name] = create_vendor_sandbox(name, **options)
         self.sandbox: Any = self.sandboxes[self.vendors[0]] if self.vendors else None
         self.telegram = FakeTelegram(BOT_TOKEN, **(telegram_options or {}))

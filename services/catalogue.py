@@ -8,6 +8,7 @@ Sync rows do not say their category nor whether a key is returned, so both are i
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 import time
@@ -34,6 +35,14 @@ _FIRST_NUMBER = re.compile(r"\d+")
 _BATCH = 5000
 ALERT_HELD = "catalogue_held"
 DEFAULT_MAX_SHRINK = Decimal("0.2")
+
+
+def product_id_of(product_name: str, category: str) -> str:
+    """A product id for a vendor whose find-one names the product but gives no id: a
+    short stable digest of name and category (offers of one product in one category
+    group together, and the id fits callback data)."""
+    key = f"{category}\n{product_name.strip().casefold()}"
+    return "n" + hashlib.blake2s(key.encode(), digest_size=6).hexdigest()
 
 
 def stars_amount_of(product_name: str, offer_name: str) -> int | None:
@@ -191,7 +200,9 @@ class CatalogueService:
     @staticmethod
     def _details_row(name: str, offer_id: str, details: OfferDetails, synced_at: str) -> OfferRow:
         return (
-            name, offer_id, details.product_name, details.product_name, details.offer_name,
+            name, offer_id, product_id_of(details.product_name, category_of(details)),
+            details.product_name,
+            details.offer_name,
             category_of(details), str(details.price), details.currency, int(details.in_stock),
             int(details.requires_game_user_id), int(details.requires_game_server_id),
             int(details.is_return_data_for_customer),

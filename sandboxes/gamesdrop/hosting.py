@@ -25,10 +25,11 @@ class HostedGamesDropSandbox(GamesDropSandbox):
 def create_sandbox(**options: Any) -> HostedGamesDropSandbox:
     """A GamesDrop sandbox (not started). ``config``: a whole :class:`SandboxConfig`;
     otherwise any :class:`SandboxConfig` field by name (``offers=300``, ``token="t"``
-    for ``tokens={"t"}``, ``topup_seconds=1.0``...). Raises ``TypeError`` on an unknown
+    for ``tokens={"t"}``, ``topup_seconds`` (default 1 s here)...). Raises ``TypeError`` on an unknown
     option."""
     config = options.pop("config", None)
     if config is None:
+        options.setdefault("topup_seconds", 1.0)  # hosted for a demo: a top-up takes a second
         known = {f.name for f in fields(SandboxConfig)}
         if "token" in options:
             options["tokens"] = {options.pop("token")}

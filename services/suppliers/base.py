@@ -1,8 +1,9 @@
 """The supplier interface the shop is written against.
 
-GamesDrop implements it today (:class:`services.suppliers.gamesdrop.client.GamesDropClient`);
-CodeGames (same API shape) and Gaming Goods add implementations of their own.
-Offers are identified across suppliers by :class:`~services.suppliers.models.OfferRef`.
+Each vendor implements it in a package of its own under ``services/suppliers/`` that
+exports ``VENDOR`` (:class:`VendorSpec`); the shop finds them through
+:mod:`services.suppliers.registry` and never names one. Offers are identified across
+suppliers by :class:`~services.suppliers.models.OfferRef` (supplier code, id as text).
 """
 
 from __future__ import annotations

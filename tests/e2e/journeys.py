@@ -31,3 +31,10 @@ async def reach_invoice(
     return await offline.telegram.wait_until(  # type: ignore[no-any-return]
         lambda: next((m for m in user.messages[mark:] if "invoice" in m), None)
     )
+
+
+async def open_offer_ref(offline: OfflineShop, user: FakeUser, short: str, offer_id: str) -> None:
+    """``/start offer_<short>_<id>`` (any vendor's offer) and wait for the offer card."""
+    mark = user.mark()
+    await user.send(f"/start offer_{short}_{offer_id}")
+    await user.wait_for_text("⭐", since=mark)
