@@ -506,10 +506,22 @@ class OrderService:
         self, order: Order, reason: str, retry_after: float | None = None
     ) -> None:
         """No answer to act on: ask again later (not before the supplier's ``retry_after``
-        seconds). The customer hears once that the order is paid and being worked on."""
+        seconds; on the vendor's own schedule where it has one, see :meth:`_recheck`).
+        The customer hears once that the order is paid and being worked on."""
         attempts = order.check_attempts + 1
         schedule = {"check_attempts": attempts,
                     "next_check_at_ts": self._next_check(attempts, retry_after)}  # fmt: skip
+        interval, limit = self._recheck(order)
+        if interval is not None:
+            schedule["next_check_at_ts"] = self._clock() + max(interval, retry_after or 0.0)
+        if limit is not None and attempts >= limit and not order.stuck_flagged:
+            # the vendor's checks are used up: a person takes it from here (checks go on)
+            await self.orders.update(order.id, stuck_flagged=True)
+            logger.error(
+                "order %s: no answer after %d checks; handed to admins", order.id, attempts
+            )
+            await self._notify(self.notifier.order_stuck, order)
+            await self._notify(self.notifier.order_delayed, order)
         if order.status is OrderStatus.PROCESSING:
             # the supplier has the order; only this check went unanswered
             await self.orders.update(order.id, **schedule)
@@ -523,6 +535,13 @@ class OrderService:
         if first_time:
             await self._notify(self.notifier.order_unknown, order)
         self._wake.set()
+
+    def _recheck(self, order: Order) -> tuple[float | None, int | None]:
+        """The vendor's own re-check schedule after an unknown outcome, where it has one:
+        ``recheck_interval`` seconds apart, ``recheck_limit`` checks before admins are
+        told (CodeGames: 120 s, 100 checks). ``(None, None)`` otherwise."""
+        supplier = self.suppliers.get(order.supplier) if order.supplier in self.suppliers else None
+        return getattr(supplier, "recheck_interval", None), getattr(supplier, "recheck_limit", None)
 
     def _next_check(self, attempts: int, retry_after: float | None = None) -> float:
         t = self.timings

@@ -74,6 +74,10 @@ class Supplier(Protocol):
     order ids are text. Every method may raise
     :class:`~services.suppliers.errors.SupplierError` subclasses; a method whose
     capability is missing raises ``NotImplementedError``.
+
+    Optional attributes: ``recheck_interval`` (seconds) and ``recheck_limit`` (checks),
+    a vendor's own schedule for re-checking an order whose outcome is unknown; after the
+    last check the order is handed to the admins (checks go on).
     """
 
     name: str

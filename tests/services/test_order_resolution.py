@@ -374,3 +374,28 @@ async def test_processing_order_is_never_counted_absent(db: Database) -> None:
 
     assert (await repo.get(order.id)).status is OrderStatus.PROCESSING
     assert await _refunds(db) == 0
+
+
+async def test_a_vendor_schedule_sets_the_rechecks_and_its_limit_hands_the_order_to_admins(
+    db: Database,
+) -> None:
+    """CodeGames asks merchants to re-check up to 100 times, 2 minutes apart, after a 5xx
+    or a read timeout: the shop follows a supplier's own schedule when it has one."""
+    supplier, clock = ScriptedSupplier(), Clock()
+    supplier.recheck_interval = 120.0  # type: ignore[attr-defined]
+    supplier.recheck_limit = 3  # type: ignore[attr-defined]
+    supplier.status = supplier._raise(unavailable)  # no answer, ever
+    service, repo, notifier = _service(db, supplier, clock, first_check=7, max_check=300)
+    order = await _paid_order(db, repo)
+
+    await service._place(order)  # create-order: 503
+    for _ in range(4):
+        current = await repo.get(order.id)
+        assert current.status is OrderStatus.UNKNOWN
+        assert current.next_check_at_ts == clock.now + 120.0
+        clock.now += 120.0
+        await service.check_order(current)
+
+    assert notifier.sent.count(("order_stuck", order.id)) == 1  # handed over once
+    assert (await repo.get(order.id)).stuck_flagged
+    assert await _refunds(db) == 0  # nothing refunded on silence
