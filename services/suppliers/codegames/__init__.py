@@ -1,7 +1,7 @@
 """CodeGames (``codegames-api.txt``): find-one, create-order, order-status and keys.
 
 The vendor has no catalogue sync: the shop sells the offers listed in
-``CODEGAMES__OFFER_IDS`` and refreshes each by find-one every ``refresh_minutes``.
+``CODEGAMES__OFFER_IDS`` and refreshes each by find-one every ``sync_interval_minutes``.
 Enabled by ``CODEGAMES__TOKEN``.
 """
 
@@ -30,7 +30,7 @@ class CodeGamesSettings(VendorSettings):
     ``token``: the shop token (``Authorization``); ``base_url``: the API host;
     ``read_timeout`` / ``create_order_timeout``: seconds; ``offer_ids``: the catalogue
     the owner sells, CodeGames offer ids as decimal text (JSON list, e.g.
-    ``CODEGAMES__OFFER_IDS='["2061", "2062"]'``, or ``2061,2062``); ``refresh_minutes``:
+    ``CODEGAMES__OFFER_IDS='["2061", "2062"]'``, or ``2061,2062``); ``sync_interval_minutes``:
     minutes between find-one refreshes of those offers.
     """
 
@@ -39,7 +39,7 @@ class CodeGamesSettings(VendorSettings):
     read_timeout: float = Field(default=8.0, gt=0)
     create_order_timeout: float = Field(default=25.0, gt=0)
     offer_ids: list[str] = Field(default_factory=list)
-    refresh_minutes: float = Field(default=30.0, ge=0)
+    sync_interval_minutes: float = Field(default=30.0, ge=0)
 
     @field_validator("offer_ids", mode="before")
     @classmethod
