@@ -58,7 +58,8 @@ from storage.users import UsersRepository
 logger = logging.getLogger(__name__)
 
 ADMIN_COMMANDS = (
-    "admin", "order", "refund", "user", "markup", "starvalue", "export", "sync", "broadcast", "campaign",
+    "admin", "order", "refund", "user", "markup", "starvalue", "export", "sync", "offers", "broadcast",
+    "campaign",
 )  # fmt: skip
 #: A conversation step untouched this long is forgotten (the customer starts again).
 CONVERSATION_TTL = timedelta(days=7)

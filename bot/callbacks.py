@@ -18,7 +18,8 @@ Page = Annotated[int, Field(ge=0, le=100_000)]
 #: a supplier's short code (``VendorSpec.short``)
 Short = Annotated[str, Field(min_length=1, max_length=3, pattern=r"^[a-z0-9]+$")]
 #: a vendor's offer or product id as text (numbers, UUIDs, slugs); no ``:`` (the separator)
-TextId = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.\-]+$")]
+TEXT_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,40}$"
+TextId = Annotated[str, Field(pattern=TEXT_ID_PATTERN)]
 
 
 class Nav(CallbackData, prefix="nav"):

@@ -5,6 +5,7 @@ the customer routers, which ignore admin commands and admin callback data."""
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from html import escape
@@ -27,7 +28,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot import texts
-from bot.callbacks import Admin
+from bot.callbacks import TEXT_ID_PATTERN, Admin
 from bot.middlewares import UserMiddleware
 from bot.notifier import BotNotifier
 from bot.settings import Settings
@@ -686,6 +687,55 @@ async def sync_apply_button(
     run_id = int(callback_data.arg) if callback_data.arg.isdigit() else 0
     await _apply_held(
         bot, callback.message.chat.id, order_service, admin_service, callback.from_user.id, run_id
+    )
+
+
+MAX_LISTED_AT_ONCE = 200  # offer ids one /offers command may list
+
+
+@router.message(Command("offers"))
+async def offers_command(
+    message: Message,
+    command: CommandObject,
+    order_service: OrderService,
+    admin_service: AdminService,
+) -> None:
+    """``/offers <supplier> <id> [<id> ...]``: list more offers of a supplier that has no
+    catalogue feed (each then refreshed by find-one), and refresh them at once."""
+    assert message.from_user is not None
+    suppliers = order_service.suppliers
+    without_feed = [s.name for s in suppliers if Capability.CATALOGUE_SYNC not in s.capabilities]
+    name, *ids = (command.args or "").split() or [""]
+    usage = _("admin.offers_usage").format(suppliers=", ".join(without_feed) or "—")
+    if not name or not ids:
+        await message.answer(usage)
+        return
+    if name not in suppliers:
+        await message.answer(usage)
+        return
+    if name not in without_feed:
+        await message.answer(_("admin.offers_has_feed").format(supplier=escape(name)))
+        return
+    bad = [offer_id for offer_id in ids if not re.fullmatch(TEXT_ID_PATTERN, offer_id)]
+    if bad or len(ids) > MAX_LISTED_AT_ONCE:
+        await message.answer(
+            _("admin.offers_bad_id").format(ids=escape(" ".join(bad[:5])), most=MAX_LISTED_AT_ONCE)
+        )
+        return
+    added = await order_service.catalogue.repo.add_listed_offers(
+        name, list(dict.fromkeys(ids)), message.from_user.id
+    )
+    await admin_service.audit(message.from_user.id, "offers", f"{name}: {' '.join(ids)}")
+    try:
+        report = await order_service.catalogue.refresh_listed(name)
+    except Exception as exc:
+        logger.exception("refreshing the listed offers of %s failed", name)
+        await message.answer(
+            _("admin.sync_failed").format(error=escape(f"{type(exc).__name__}: {exc}"))
+        )
+        return
+    await message.answer(
+        _("admin.offers_added").format(supplier=escape(name), new=added, active=report.offers)
     )
 
 

@@ -136,3 +136,42 @@ async def test_all_three_vendors_sell_side_by_side(tmp_path: Path) -> None:
             assert order.supplier == vendor and order.status is OrderStatus.COMPLETED
     finally:
         await shop.stop()
+
+
+async def test_admins_list_more_offers_of_a_vendor_without_a_catalogue_feed(
+    tmp_path: Path,
+) -> None:
+    from bot.offline import ADMIN_ID
+
+    shop = await _shop(
+        tmp_path,
+        ("gamesdrop", "codegames"),
+        settings_overrides={"codegames": {"offer_ids": ["2061"]}},
+    )
+    try:
+        admin = shop.telegram.user(ADMIN_ID, "Owner")
+        assert shop.shop is not None
+        repo = shop.shop.catalogue.repo
+        assert await repo.get("codegames", "2062") is None
+
+        await admin.send("/offers")
+        await admin.wait_for_text("without a catalogue feed (codegames)")
+        await admin.send("/offers codegames 2062 2071 bad/id")
+        await admin.wait_for_text("not an offer id")
+        assert await repo.get("codegames", "2062") is None  # bad input changes nothing
+
+        await admin.send("/offers gamesdrop 999")
+        await admin.wait_for_text("has a catalogue feed")
+
+        mark = admin.mark()
+        await admin.send("/offers codegames 2062 2071 999999")
+        done = await admin.wait_for_text("listed", since=mark, timeout=15)
+
+        assert "2 new" in done["text"] or "3 new" in done["text"], done["text"]
+        offer = await repo.get("codegames", "2062")
+        assert offer is not None and offer.active
+        assert (await repo.get("codegames", "2071")).active
+        user = await _buy(shop, 7401, "c", "2062")
+        await user.wait_for_text("Your key", timeout=15)
+    finally:
+        await shop.stop()
