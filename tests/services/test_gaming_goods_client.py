@@ -50,7 +50,8 @@ def make(handler, order_api: str = "partner", sleeps: list[float] | None = None,
         jwt="jwt-secret", api_key="pk-secret", order_api=order_api,
         catalog_url="https://gg.test/api/v1", partner_url="https://gg.test/api/partner/v1",
         timeouts=Timeouts(read=1, create_order=1),
-        retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.01), sleep=sleep,
+        retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.01, max_retry_after=65.0),
+        sleep=sleep,
         now=lambda: NOW, **kw,
     )  # fmt: skip
     return client, seen

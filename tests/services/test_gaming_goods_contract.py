@@ -57,7 +57,8 @@ def make(
         http, jwt=section.jwt, api_key=section.api_key, order_api=section.order_api,
         catalog_url=section.catalog_url, partner_url=section.partner_url,
         timeouts=Timeouts(read=2.0, create_order=0.5),
-        retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02), sleep=_no_sleep,
+        retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02, max_retry_after=65.0),
+        sleep=_no_sleep,
     )  # fmt: skip
 
 

@@ -26,13 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
-from email.utils import parsedate_to_datetime
 from typing import Any, NoReturn
 
 import httpx
@@ -54,7 +51,6 @@ from services.suppliers.errors import (
     RetryLaterError,
     SupplierAPIError,
     SupplierConnectionError,
-    SupplierTimeout,
     TransactionDuplicate,
     UnknownSupplierError,
 )
@@ -69,6 +65,7 @@ from services.suppliers.models import (
     TelegramUserInfo,
     TransactionPage,
 )
+from services.suppliers.retry import RetryPolicy, parse_retry_after, read_with_retries
 
 logger = logging.getLogger(__name__)
 
@@ -111,44 +108,6 @@ class Timeouts:
     connect: float = 5.0
     read: float = 8.0
     create_order: float = 25.0
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Read retries: ``attempts`` in all, delays ``base_delay * 2**n`` capped at
-    ``max_delay`` s with jitter. A ``Retry-After`` is waited in full when it is at most
-    ``max_retry_after`` s; a longer one makes the read give up at once (never sooner)."""
-
-    attempts: int = 3
-    base_delay: float = 0.5
-    max_delay: float = 8.0
-    max_retry_after: float = 10.0
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds before retry ``attempt`` (0-based): ``retry_after`` when given, else
-        capped exponential backoff with up to 25 % jitter."""
-        if retry_after is not None:
-            return max(retry_after, 0.0)
-        backoff = min(self.max_delay, self.base_delay * 2**attempt)
-        return backoff + random.uniform(0, backoff / 4)
-
-
-def parse_retry_after(headers: httpx.Headers | None) -> float | None:
-    """``Retry-After`` in seconds (delta-seconds or an HTTP date), or ``None``."""
-    value = (headers or {}).get("retry-after", "").strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
 def _parse_json(text: str) -> Any:
@@ -340,39 +299,13 @@ class CodeGamesClient:
         """A safe-to-repeat ``POST``: retried on connection errors, 429 and 5xx (waiting
         the ``Retry-After`` given; raised at once when it is over ``max_retry_after``).
         Returns the answer's fields (:func:`unwrap`); raises the typed error otherwise."""
-        attempts = max(1, self._retry.attempts)
-        for attempt in range(attempts):
-            last = attempt == attempts - 1
-            try:
-                response = await self._send(path, body, self._timeouts.read)
-            except httpx.TimeoutException as exc:
-                if last:
-                    raise SupplierTimeout(
-                        f"{path} did not answer within {self._timeouts.read}s"
-                    ) from exc
-                logger.warning("CodeGames %s timed out, retry %d", path, attempt + 1)
-                await self._sleep(self._retry.delay(attempt))
-                continue
-            except httpx.TransportError as exc:
-                if last:
-                    raise SupplierConnectionError(f"{path}: {type(exc).__name__}: {exc}") from exc
-                logger.warning("CodeGames %s connection error %s, retry", path, type(exc).__name__)
-                await self._sleep(self._retry.delay(attempt))
-                continue
-            if response.status_code == 429 or response.status_code >= 500:
-                error = error_from_response(
-                    response.status_code, response.text, path, response.headers
-                )
-                if not isinstance(error, RetryLaterError):
-                    raise error  # a request error: repeating cannot help
-                retry_after = error.retry_after
-                if last or (retry_after is not None and retry_after > self._retry.max_retry_after):
-                    raise error
-                logger.warning("CodeGames %s answered %s, retry", path, error)
-                await self._sleep(self._retry.delay(attempt, retry_after))
-                continue
-            return self._body_or_error(response, path)
-        raise AssertionError("unreachable")  # pragma: no cover
+        response = await read_with_retries(
+            lambda: self._send(path, body, self._timeouts.read),
+            lambda r: error_from_response(r.status_code, r.text, path, r.headers),
+            what=f"CodeGames {path}", timeout=self._timeouts.read, retry=self._retry,
+            sleep=self._sleep,
+        )  # fmt: skip
+        return self._body_or_error(response, path)
 
     @staticmethod
     def _body_or_error(response: httpx.Response, path: str) -> Any:

@@ -24,14 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from email.utils import parsedate_to_datetime
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
@@ -53,7 +51,6 @@ from services.suppliers.errors import (
     ServiceUnavailable,
     SupplierAPIError,
     SupplierConnectionError,
-    SupplierTimeout,
     TransactionDuplicate,
     UnknownSupplierError,
     WrongPrice,
@@ -85,6 +82,7 @@ from services.suppliers.models import (
     TelegramUserInfo,
     TransactionPage,
 )
+from services.suppliers.retry import RetryPolicy, parse_retry_after, read_with_retries
 
 logger = logging.getLogger(__name__)
 
@@ -117,40 +115,6 @@ class Timeouts:
     connect: float = 5.0
     read: float = 8.0
     create_order: float = 25.0
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Read retries: ``attempts`` in all; exponential backoff ``base_delay * 2**n`` capped
-    at ``max_delay`` (the document: "use exponential backoff"). A 429's ``Retry-After`` is
-    waited in full (by the rate limiter) when at most ``max_retry_after`` s, else raised."""
-
-    attempts: int = 3
-    base_delay: float = 0.5
-    max_delay: float = 8.0
-    max_retry_after: float = 65.0
-
-    def backoff(self, attempt: int) -> float:
-        delay = min(self.max_delay, self.base_delay * 2**attempt)
-        return delay + random.uniform(0, delay / 4)
-
-
-def parse_retry_after(headers: httpx.Headers) -> float | None:
-    """``Retry-After`` in seconds (delta-seconds or an HTTP date), or ``None``."""
-    value = headers.get("retry-after", "").strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
 class RateLimiter:
@@ -348,7 +312,7 @@ class GamingGoodsClient:
         self._locale = locale
         self._promo_code = promo_code
         self._timeouts = timeouts or Timeouts()
-        self._retry = retry or RetryPolicy()
+        self._retry = retry or RetryPolicy(max_retry_after=65.0)
         self._sleep = sleep
         self.limiter = limiter or RateLimiter(sleep=sleep)
         self._skew = timedelta(seconds=order_clock_skew)
@@ -438,41 +402,17 @@ class GamingGoodsClient:
         """A GET, safe to repeat: retried on timeouts, connection errors, 429 and 5xx.
         A 429's wait comes from the limiter (``Retry-After``); one longer than
         ``max_retry_after`` is raised at once."""
-        attempts = max(1, self._retry.attempts)
-        for attempt in range(attempts):
-            last = attempt == attempts - 1
-            try:
-                response = await self._send(
-                    "GET", api, path, params=params, body=None, auth=auth,
-                    timeout=self._timeouts.read,
-                )  # fmt: skip
-            except httpx.TimeoutException as exc:
-                if last:
-                    raise SupplierTimeout(
-                        f"{path} gave no answer in {self._timeouts.read}s"
-                    ) from exc
-                logger.warning("Gaming Goods %s timed out, retry %d", path, attempt + 1)
-                await self._sleep(self._retry.backoff(attempt))
-                continue
-            except httpx.TransportError as exc:
-                if last:
-                    raise SupplierConnectionError(f"{path}: {type(exc).__name__}") from exc
-                logger.warning("Gaming Goods %s: %s, retry", path, type(exc).__name__)
-                await self._sleep(self._retry.backoff(attempt))
-                continue
-            if response.status_code == 429 or response.status_code >= 500:
-                error = error_from_response(
-                    response.status_code, response.text, path, response.headers, context
-                )
-                retry_after = getattr(error, "retry_after", None)
-                if last or (retry_after is not None and retry_after > self._retry.max_retry_after):
-                    raise error
-                logger.warning("Gaming Goods %s answered %s, retry", path, error)
-                if response.status_code != 429 or retry_after is None:
-                    await self._sleep(self._retry.backoff(attempt))
-                continue  # a 429 with Retry-After: the limiter waits it out
-            return self._body(response, api, path, context)
-        raise AssertionError("unreachable")  # pragma: no cover
+        response = await read_with_retries(
+            lambda: self._send(
+                "GET", api, path, params=params, body=None, auth=auth, timeout=self._timeouts.read
+            ),
+            lambda r: error_from_response(r.status_code, r.text, path, r.headers, context),
+            what=f"Gaming Goods {path}", timeout=self._timeouts.read, retry=self._retry,
+            sleep=self._sleep,
+            # a 429 with Retry-After: the rate limiter waits it out before the next send
+            waited_elsewhere=lambda r, retry_after: r.status_code == 429 and retry_after is not None,
+        )  # fmt: skip
+        return self._body(response, api, path, context)
 
     async def _create(
         self,
