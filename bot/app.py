@@ -30,7 +30,7 @@ from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefaul
 from bot.handlers import get_routers
 from bot.healthcheck import HEARTBEAT_SECONDS, heartbeat_file
 from bot.i18n import PoI18n, UserLocaleMiddleware, create_i18n
-from bot.middlewares import ThrottlingMiddleware, UserMiddleware
+from bot.middlewares import StepCommandMiddleware, ThrottlingMiddleware, UserMiddleware
 from bot.notifier import BotNotifier
 from bot.outbox import DeliveryOutbox
 from bot.settings import Settings
@@ -72,6 +72,7 @@ def heartbeat_path(settings: Settings) -> Path:
 
 COMMANDS = (
     "start",
+    "help",
     "catalogue",
     "search",
     "stars",
@@ -458,6 +459,9 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
     )
     dispatcher.update.outer_middleware(user_middleware)
     UserLocaleMiddleware(i18n).setup(dispatcher)
+    dispatcher.message.outer_middleware(
+        StepCommandMiddleware((*COMMANDS, "catalog"), ADMIN_COMMANDS, settings.admin_ids)
+    )
     dispatcher.include_routers(*get_routers())
     return Shop(
         settings=settings, bot=bot, dispatcher=dispatcher, db=db, http=http, suppliers=suppliers,

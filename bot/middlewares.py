@@ -154,3 +154,48 @@ class ThrottlingMiddleware(BaseMiddleware):
                 elif isinstance(message, Message):
                     await message.answer(text)
         return None
+
+
+class StepCommandMiddleware(BaseMiddleware):
+    """A command typed inside a conversation step leaves the step, so the command's own
+    handler answers instead of the step taking ``/orders`` for a player ID or a recipient.
+
+    Outer middleware on ``message``: when the text is ``/name`` (``/name@bot`` and
+    arguments too) and ``name`` is one of ``commands`` (``admin_commands`` too for a user
+    in ``admin_ids``), the user's FSM state is cleared before the handlers run.
+    ``/cancel`` is left to its handler (it tells whether there was a step to cancel), and
+    a command this bot does not know stays in the step, whose handler answers with its
+    own hint. Needs the dispatcher's FSM context in ``data["state"]``.
+    """
+
+    def __init__(
+        self,
+        commands: tuple[str, ...],
+        admin_commands: tuple[str, ...],
+        admin_ids: frozenset[int] | set[int] | list[int],
+        keep: tuple[str, ...] = ("cancel",),
+    ) -> None:
+        self._commands = frozenset(commands) - set(keep)
+        self._admin_commands = frozenset(admin_commands) - set(keep)
+        self._admin_ids = frozenset(admin_ids)
+
+    def command_of(self, text: str | None) -> str | None:
+        """``"/Orders@shop_bot 5"`` -> ``"orders"``; ``None`` for text that is no command."""
+        if not text or not text.startswith("/") or len(text) < 2:
+            return None
+        return text[1:].split(maxsplit=1)[0].split("@", 1)[0].lower()
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        name = self.command_of(event.text) if isinstance(event, Message) else None
+        state = data.get("state")
+        if name is not None and state is not None:
+            user: User | None = data.get("event_from_user")
+            known = name in self._commands or (
+                name in self._admin_commands and user is not None and user.id in self._admin_ids
+            )
+            step = await state.get_state() if known else None
+            if step is not None:
+                logger.debug("/%s typed inside step %s: leaving it", name, step)
+                await state.clear()
+                data["raw_state"] = None  # what StateFilter reads (set before this runs)
+        return await handler(event, data)

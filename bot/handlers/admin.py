@@ -13,7 +13,7 @@ from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.enums import ChatType
-from aiogram.filters import BaseFilter, Command, CommandObject
+from aiogram.filters import BaseFilter, Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import (
@@ -984,3 +984,11 @@ async def ban_toggle(
         return
     text, markup = await _user_card(user, admin_service, settings)
     await show(callback, text, markup)
+
+
+@router.message(StateFilter(AdminInput))
+async def admin_value_hint(message: Message, state: FSMContext) -> None:
+    """Anything but text for a value prompt (a photo, a sticker): ask again."""
+    keys = {AdminInput.markup.state: "admin.ask_markup", AdminInput.star_usd.state: "admin.ask_star_usd",
+            AdminInput.user_query.state: "admin.ask_user"}  # fmt: skip
+    await message.answer(_(keys.get(await state.get_state() or "", "admin.ask_user")))

@@ -216,7 +216,7 @@ async def _search(message: Message, query: str, order_service: OrderService) -> 
     )
 
 
-@router.message(SearchInput.query, F.text)
+@router.message(SearchInput.query, F.text, ~F.text.startswith("/"))
 async def search_query(message: Message, state: FSMContext, order_service: OrderService) -> None:
     await state.clear()
     await _search(message, message.text or "", order_service)

@@ -11,7 +11,7 @@ import re
 from html import escape
 
 from aiogram import Bot, F, Router
-from aiogram.filters import Command
+from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
@@ -296,3 +296,25 @@ async def campaign_cancel(
     if job_id is not None:
         await campaigns.cancel(job_id)
     await callback.answer(_("mass.canceled"), show_alert=True)
+
+
+# -- what a wizard step answers to input it cannot use ---------------------------------
+
+#: the hint each step repeats for a photo where a name is due, a command this bot does not
+#: know, or text while buttons are awaited (known commands leave the step: see
+#: :class:`bot.middlewares.StepCommandMiddleware`)
+_STEP_HINTS = {
+    BroadcastInput.message.state: "mass.broadcast_ask",
+    BroadcastInput.button.state: "mass.button_invalid",
+    BroadcastInput.confirm.state: "common.use_buttons",
+    CampaignInput.name.state: "mass.campaign_ask_name",
+    CampaignInput.promo.state: "mass.campaign_ask_promo",
+    CampaignInput.stars.state: "mass.campaign_bad_stars",
+    CampaignInput.recipients.state: "mass.campaign_bad_list",
+}
+
+
+@router.message(StateFilter(BroadcastInput, CampaignInput))
+async def wizard_step_hint(message: Message, state: FSMContext) -> None:
+    key = _STEP_HINTS.get(await state.get_state() or "", "mass.broadcast_ask")
+    await message.answer(_(key).format(max=STARS_MAX))

@@ -1,4 +1,5 @@
-"""/start (with deep links), the main menu, /cancel, language, support, /paysupport, /terms."""
+"""/start (with deep links), the main menu, /cancel, /help, language, support, /paysupport,
+/terms."""
 
 from __future__ import annotations
 
@@ -135,6 +136,17 @@ async def support_menu(callback: CallbackQuery, settings: Settings) -> None:
         callback,
         _("support.text").format(contact=escape(settings.support_contact)),
         keyboards.home_only(),
+    )
+
+
+@router.message(Command("help"))
+async def help_command(message: Message, settings: Settings) -> None:
+    """What the shop sells, how to pay in Stars, refunds and whom to ask."""
+    await message.answer(
+        _("help.text").format(
+            shop=escape(settings.shop_name), contact=escape(settings.support_contact)
+        ),
+        reply_markup=keyboards.main_menu(),
     )
 
 
