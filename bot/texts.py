@@ -3,6 +3,7 @@ a user or a supplier is HTML-escaped here."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from html import escape
 
 from aiogram.utils.i18n import gettext as _
@@ -102,3 +103,11 @@ def order_detail(order: Order) -> str:
         status=status_text(order.status), stars=order.stars, date=(order.paid_at or order.created_at)[:16].replace("T", " "),
         extra=extra,
     )  # fmt: skip
+
+
+def percent(fraction: Decimal) -> str:
+    """A markup as people write it: ``Decimal("0.2")`` -> ``"+20 %"``, ``0.125`` ->
+    ``"+12.5 %"``, ``0`` -> ``"0 %"`` (never ``2E+1``)."""
+    value = fraction * 100
+    digits = format(value.normalize(), "f") if value else "0"
+    return f"{'+' if value > 0 else ''}{digits} %"

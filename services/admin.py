@@ -6,14 +6,13 @@ Decimal text stored per order, never as SQL floats; Stars are whole numbers.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
+from services.exports import csv_bytes
 from services.orders import OrderService
 from storage.db import Database, utcnow_iso
 from storage.orders import InvalidTransition, Order, OrderStatus
@@ -24,9 +23,10 @@ logger = logging.getLogger(__name__)
 CENT = Decimal("0.01")
 
 CSV_COLUMNS = (
-    "order_id", "created_at", "paid_at", "status", "user_id", "kind", "product", "offer",
-    "player_id", "server", "recipient", "stars", "supplier_price", "supplier_currency",
-    "cost_usd", "supplier_order_id", "transaction_id", "charge_id", "failure_reason",
+    "order_id", "created_at", "paid_at", "status", "user_id", "username", "first_name", "kind",
+    "product", "offer", "player_id", "server", "recipient", "stars", "supplier_price",
+    "supplier_currency", "cost_usd", "revenue_usd", "margin_usd", "supplier_order_id",
+    "transaction_id", "charge_id", "failure_reason",
 )  # fmt: skip
 
 
@@ -120,23 +120,35 @@ class AdminService:
         )  # fmt: skip
 
     async def export_csv(self, since: str, until: str) -> tuple[bytes, int]:
-        """Orders created in ``[since, until)`` (ISO dates) as UTF-8 CSV; and how many."""
+        """Orders created in ``[since, until)`` (ISO dates) as CSV for a spreadsheet (UTF-8
+        with a BOM, formula-like cells neutralised: :func:`services.exports.csv_bytes`);
+        and how many. ``username`` is the Telegram username without ``@`` (a cell starting
+        with ``@`` would be neutralised). For completed orders,
+        ``revenue_usd`` is their Stars at the current Star value and ``margin_usd`` that
+        minus ``cost_usd``, both in cents as in :meth:`stats`; empty for other orders."""
         rows = await self._db.fetchall(
-            "SELECT * FROM orders WHERE created_at >= ? AND created_at < ? ORDER BY id",
+            """SELECT orders.*, users.username AS username, users.first_name AS first_name
+               FROM orders LEFT JOIN users ON users.id = orders.user_id
+               WHERE orders.created_at >= ? AND orders.created_at < ? ORDER BY orders.id""",
             (since, until),
         )
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(CSV_COLUMNS)
+        star_usd = self._orders.pricing.book.star_usd
+        lines = []
         for r in rows:
-            writer.writerow(
-                [r["id"], r["created_at"], r["paid_at"] or "", r["status"], r["user_id"], r["kind"],
-                 r["product_name"], r["offer_name"], r["game_user_id"] or "", r["game_server_label"] or "",
-                 r["recipient_name"] or "", r["stars"], r["supplier_price"], r["supplier_currency"],
-                 r["cost_usd"], r["supplier_order_id"] or "", r["transaction_id"], r["charge_id"] or "",
-                 r["failure_reason"] or ""]
+            revenue: Decimal | str = ""
+            margin: Decimal | str = ""
+            if r["status"] == OrderStatus.COMPLETED.value:
+                revenue = (Decimal(r["stars"]) * star_usd).quantize(CENT, ROUND_HALF_UP)
+                margin = revenue - Decimal(r["cost_usd"]).quantize(CENT, ROUND_HALF_UP)
+            lines.append(
+                [r["id"], r["created_at"], r["paid_at"], r["status"], r["user_id"],
+                 r["username"], r["first_name"], r["kind"],
+                 r["product_name"], r["offer_name"], r["game_user_id"], r["game_server_label"],
+                 r["recipient_name"], r["stars"], r["supplier_price"], r["supplier_currency"],
+                 r["cost_usd"], revenue, margin, r["supplier_order_id"], r["transaction_id"],
+                 r["charge_id"], r["failure_reason"]]
             )  # fmt: skip
-        return buffer.getvalue().encode("utf-8"), len(rows)
+        return csv_bytes(CSV_COLUMNS, lines), len(rows)
 
     async def refund(
         self, order_id: int, admin_id: int

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
-import io
 import logging
 import re
 import time
@@ -34,6 +32,7 @@ from aiogram.exceptions import (
 )
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
+from services.exports import csv_bytes
 from services.flood import FloodBudget
 from services.parsing import BadNumber, parse_int
 from services.pricing import PricingService
@@ -669,35 +668,19 @@ class CampaignService:
             await self._repo.mark_notified(campaign.id, line_no)
 
     async def report_csv(self, campaign_id: int) -> bytes:
-        """recipient, resolved id, Stars, status, supplier order id, reason: one row per order."""
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(
-            (
-                "line",
-                "recipient",
-                "resolved_id",
-                "stars",
-                "status",
-                "supplier_order_id",
-                "transaction_id",
-                "reason",
-            )
-        )
-        for r in await self._repo.rewards(campaign_id):
-            writer.writerow(
-                (
-                    r.line_no,
-                    r.raw,
-                    r.user_id or "",
-                    r.stars,
-                    r.status,
-                    r.supplier_order_id or "",
-                    r.transaction_id,
-                    r.reason or "",
-                )
-            )
-        return buffer.getvalue().encode("utf-8")
+        """line, recipient, resolved id, Stars, status, supplier order id, transaction id,
+        reason: one row per order, as CSV for a spreadsheet (UTF-8 with a BOM, winner lines
+        that look like formulas neutralised: :func:`services.exports.csv_bytes`)."""
+        header = (
+            "line", "recipient", "resolved_id", "stars", "status", "supplier_order_id",
+            "transaction_id", "reason",
+        )  # fmt: skip
+        rows = [
+            (r.line_no, r.raw, r.user_id, r.stars, r.status, r.supplier_order_id,
+             r.transaction_id, r.reason)
+            for r in await self._repo.rewards(campaign_id)
+        ]  # fmt: skip
+        return csv_bytes(header, rows)
 
     async def _report(self, campaign: Campaign, final: bool) -> None:
         try:

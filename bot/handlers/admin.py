@@ -764,7 +764,7 @@ def _prices_text(order_service: OrderService) -> str:
     book = order_service.pricing.book
     return _("admin.prices_text").format(
         markup=book.markup,
-        percent=(book.markup * 100).normalize(),
+        percent=texts.percent(book.markup),
         star_usd=book.star_usd,
         example=book.stars(Decimal("1"), "USD"),
     )
@@ -818,8 +818,12 @@ async def _preview_price_value(
         f"  {escape(c.name)}: {c.old_stars} ⭐ → {c.new_stars} ⭐" for c in changes
     ) or _("admin.price_no_offers")
     current = getattr(order_service.pricing.book, which)
+    shown = texts.percent if which == "markup" else str
     text = _("admin.price_preview").format(
-        setting=_(f"admin.price_setting.{which}"), old=current, new=value, offers=offers
+        setting=_(f"admin.price_setting.{which}"),
+        old=shown(current),
+        new=shown(value),
+        offers=offers,
     )
     builder = InlineKeyboardBuilder()
     # the current value rides along: Apply refuses if someone changed it meanwhile

@@ -208,7 +208,7 @@ async def test_stats_and_csv_agree_with_the_order_log(offline: OfflineShop) -> N
     await admin.press("Export CSV")
     await offline.telegram.wait_until(lambda: offline.telegram.documents)
     [content] = offline.telegram.documents.values()
-    rows = list(csv.DictReader(io.StringIO(content.decode())))
+    rows = list(csv.DictReader(io.StringIO(content.decode("utf-8-sig"))))
     stored = await db.fetchall(
         "SELECT id, status, stars, supplier_price, charge_id FROM orders ORDER BY id"
     )
@@ -249,7 +249,7 @@ async def test_price_settings_apply_only_after_a_preview_and_bad_input_changes_n
 
     mark = admin.mark()
     await admin.send("/markup 0.30")
-    preview = await admin.wait_for_text("Markup: 0.15 → 0.30", since=mark)
+    preview = await admin.wait_for_text("Markup: +15 % → +30 %", since=mark)
     rows = [line for line in preview["text"].splitlines() if "⭐ →" in line]
     assert len(rows) == 3  # the cheapest, a middle and the dearest offer
     assert all(int(r.split(": ")[-1].split()[0]) <= int(r.split("→ ")[-1].split()[0]) for r in rows)
@@ -259,7 +259,7 @@ async def test_price_settings_apply_only_after_a_preview_and_bad_input_changes_n
     assert await offline.shop.db.fetchval(_PRICE_SETTINGS) == 0
 
     await admin.press("Apply")
-    await admin.wait_for_text("Markup: 0.30", since=mark)
+    await admin.wait_for_text("Markup: +30 % (0.30)", since=mark)
     mark_customer = customer.mark()
     await customer.send(f"/start offer_{PUBG_60}")
     await customer.wait_for_text("Price: 99 ⭐", since=mark_customer)  # 0.99 x 1.30 / 0.013 = 99

@@ -183,12 +183,14 @@ async def test_a_campaign_pays_each_winner_once_and_reports_what_it_could_not_re
     ]
     assert len({o.transaction_id for o in orders}) == len(orders)
     await offline.telegram.wait_until(
-        lambda: any(b.startswith(b"line,") for b in offline.telegram.documents.values())
+        lambda: any(b.startswith(b"\xef\xbb\xbfline,") for b in offline.telegram.documents.values())
     )
-    report = next(b for b in offline.telegram.documents.values() if b.startswith(b"line,"))
-    rows = list(csv.DictReader(io.StringIO(report.decode())))
+    report = next(
+        b for b in offline.telegram.documents.values() if b.startswith(b"\xef\xbb\xbfline,")
+    )
+    rows = list(csv.DictReader(io.StringIO(report.decode("utf-8-sig"))))
     assert {r["status"] for r in rows if r["recipient"] == "1000003 250"} == {"completed"}
-    assert {r["status"] for r in rows if r["recipient"] == "@shy_sam"} == {"unresolved"}
+    assert {r["status"] for r in rows if r["recipient"] == "'@shy_sam"} == {"unresolved"}
 
 
 async def test_a_campaign_over_the_balance_is_refused(tmp_path: Path) -> None:
