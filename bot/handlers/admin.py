@@ -25,6 +25,7 @@ from aiogram.types import (
     User,
 )
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot import texts
@@ -515,7 +516,7 @@ async def _send_export(
     name = f"orders_{since.isoformat()}_{until.isoformat()}.csv"
     await bot.send_document(
         chat_id, BufferedInputFile(content, filename=name),
-        caption=_("admin.export_caption").format(count=count, since=since, until=until),
+        caption=ngettext("admin.export_caption", "admin.export_caption", count).format(count=count, since=since, until=until),
     )  # fmt: skip
     await admin_service.audit(admin_id, "export", f"{since}..{until}: {count} orders")
 
@@ -585,7 +586,9 @@ async def catalogue_info(callback: CallbackQuery, order_service: OrderService) -
     builder = InlineKeyboardBuilder()
     held = await catalogue.held_run()
     if held is not None:
-        text += "\n\n" + _("admin.catalogue_held").format(run=held.id, listed=held.offers)
+        text += "\n\n" + ngettext(
+            "admin.catalogue_held", "admin.catalogue_held", held.offers
+        ).format(run=held.id, listed=held.offers)
         builder.button(
             text=_("admin.sync_apply"), callback_data=Admin(action="sync_apply", arg=str(held.id))
         )
@@ -614,16 +617,16 @@ async def _run_sync(
     for report in reports:
         if report.held:
             await progress.edit_text(
-                _("admin.sync_held").format(
+                ngettext("admin.sync_held", "admin.sync_held", report.listed).format(
                     run=report.run_id, listed=report.listed, previous=report.previous
                 ),
                 reply_markup=_apply_held_markup(report.run_id),
             )
             return
+    offers = sum(r.offers for r in reports)
     await progress.edit_text(
-        _("admin.sync_done").format(
-            offers=sum(r.offers for r in reports),
-            seconds=f"{sum(r.seconds for r in reports):.1f}",
+        ngettext("admin.sync_done", "admin.sync_done", offers).format(
+            offers=offers, seconds=f"{sum(r.seconds for r in reports):.1f}"
         )
     )
 
@@ -657,7 +660,9 @@ async def _apply_held(
     )
     await bot.send_message(
         chat_id,
-        _("admin.sync_applied").format(run=run_id, offers=report.offers, previous=report.previous),
+        ngettext("admin.sync_applied", "admin.sync_applied", report.offers).format(
+            run=run_id, offers=report.offers, previous=report.previous
+        ),
     )
 
 

@@ -16,6 +16,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import Admin
@@ -109,7 +110,9 @@ async def broadcast_button(
     )
     audience = len(await mass_sending_repo.audience())
     await message.answer(
-        _("mass.broadcast_preview").format(audience=audience),
+        ngettext("mass.broadcast_preview", "mass.broadcast_preview", audience).format(
+            audience=audience
+        ),
         reply_markup=_yes_no(Admin(action="bc_go")),
     )
 
@@ -248,7 +251,11 @@ async def campaign_recipients(
         return
     data = await state.get_data()
     assert message.from_user is not None
-    await message.answer(_("mass.campaign_resolving").format(lines=len(lines)))
+    await message.answer(
+        ngettext("mass.campaign_resolving", "mass.campaign_resolving", len(lines)).format(
+            lines=len(lines)
+        )
+    )
     try:
         preview = await campaigns.prepare(
             message.from_user.id, data["name"], data["promo"], data["stars"], lines

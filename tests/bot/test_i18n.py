@@ -7,9 +7,10 @@ import string
 from pathlib import Path
 
 import pytest
+from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
 
-from bot.i18n import LANGUAGES, LOCALES_DIR
+from bot.i18n import LANGUAGES, LOCALES_DIR, create_i18n
 from services.orders import PreCheckoutRefusal
 from storage.orders import OrderStatus
 
@@ -20,9 +21,27 @@ _TRANSLATED = re.compile(r"""(?:\b_|gettext)\(\s*["']([a-z_]+\.[a-z_.0-9]+)["']"
 _KEY_LIKE = re.compile(r"""["']([a-z]+\.[a-z_][a-z_.0-9]*)["']""")
 
 
-def _catalog(language: str) -> dict[str, str]:
+def _read(language: str) -> Catalog:
     with (LOCALES_DIR / language / "LC_MESSAGES" / "messages.po").open("rb") as po:
-        return {m.id: m.string for m in read_po(po) if m.id}
+        return read_po(po, locale=language)
+
+
+def _catalog(language: str) -> dict[str, str]:
+    """Singular messages by key; a plural entry (``msgid_plural``) under its singular key,
+    its forms joined, so that a missing form or placeholder still shows."""
+    return {
+        (m.id[0] if m.pluralizable else m.id): (
+            "\n".join(m.string) if m.pluralizable and all(m.string) else
+            "" if m.pluralizable else m.string
+        )
+        for m in _read(language)
+        if m.id
+    }  # fmt: skip
+
+
+def _plurals(language: str) -> dict[str, tuple[str, ...]]:
+    """Plural entries by singular key: their forms, in the order of ``Plural-Forms``."""
+    return {m.id[0]: tuple(m.string) for m in _read(language) if m.id and m.pluralizable}
 
 
 _NAMESPACES = {"admin", "mass", "catalogue", "category", "cmd", "common", "confirm", "delivery", "inline",
@@ -78,3 +97,37 @@ def test_a_missing_message_is_detected(tmp_path: Path) -> None:
     catalog = _catalog("en")
     del catalog["menu.catalogue"]
     assert [key for key in _used_keys() if not catalog.get(key)] == ["menu.catalogue"]
+
+
+#: messages that put a count next to a noun: plural entries, used through ``ngettext``
+COUNTED = (
+    "admin.export_caption", "admin.sync_done", "admin.sync_held", "admin.catalogue_held",
+    "admin.sync_applied", "mass.broadcast_preview", "mass.campaign_resolving",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("language", sorted(LANGUAGES))
+def test_counted_messages_have_every_plural_form_of_their_language(language: str) -> None:
+    catalog = _read(language)
+    plurals = _plurals(language)
+    assert catalog.num_plurals == {"en": 2, "ru": 3}[language]
+    assert "Plural-Forms" in dict(catalog.mime_headers)
+    assert set(COUNTED) <= plurals.keys()
+    for key, forms in plurals.items():
+        assert len(forms) == catalog.num_plurals and all(forms), key
+        english = _plurals("en")[key][0]
+        assert all(_placeholders(form) == _placeholders(english) for form in forms), key
+
+
+@pytest.mark.parametrize(
+    ("language", "n", "expected"),
+    [
+        ("ru", 1, "1 предложение"), ("ru", 301, "301 предложение"), ("ru", 2, "2 предложения"),
+        ("ru", 24, "24 предложения"), ("ru", 5, "5 предложений"), ("ru", 11, "11 предложений"),
+        ("ru", 112, "112 предложений"), ("en", 1, "1 offer "), ("en", 301, "301 offers"),
+    ],
+)  # fmt: skip
+def test_counts_read_as_people_say_them(language: str, n: int, expected: str) -> None:
+    i18n = create_i18n()
+    text = i18n.gettext("admin.sync_done", "admin.sync_done", n, locale=language)
+    assert expected in text.format(offers=n, seconds="1.0")
