@@ -38,6 +38,7 @@ from typing import Any
 from aiohttp import web
 
 from sandboxes.codegames.catalogue import SandboxOffer, generate_catalogue
+from sandboxes.serving import LocalServer
 from services import exact_json
 
 logger = logging.getLogger(__name__)
@@ -134,9 +135,11 @@ def _money(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.01"), ROUND_HALF_UP)
 
 
-class CodeGamesSandbox:
+class CodeGamesSandbox(LocalServer):
     """The embeddable sandbox. ``app`` is the aiohttp application; ``start()`` serves it.
     Implements :class:`sandboxes.SupplierSandbox` (``vendor = "codegames"``)."""
+
+    label = "CodeGames sandbox"
 
     vendor = "codegames"
 
@@ -155,25 +158,6 @@ class CodeGamesSandbox:
         self._runner: web.AppRunner | None = None
         self.base_url = ""
         self.app = self._build_app()
-
-    # -- lifecycle -------------------------------------------------------------------
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on ``host:port`` (0 picks a free port); returns the base URL."""
-        self._runner = web.AppRunner(self.app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-        bound_port = sockets[0].getsockname()[1] if sockets else port
-        self.base_url = f"http://{host}:{bound_port}"
-        logger.info("CodeGames sandbox listening on %s", self.base_url)
-        return self.base_url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     def supplier_settings(self) -> dict[str, Any]:
         """The ``codegames`` settings section pointing at this sandbox: ``token``,

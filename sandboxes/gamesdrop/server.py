@@ -46,6 +46,7 @@ from sandboxes.gamesdrop.catalogue import (
     generate_catalogue,
     stars_price_usd,
 )
+from sandboxes.serving import LocalServer
 from services import exact_json
 
 logger = logging.getLogger(__name__)
@@ -203,8 +204,10 @@ def _legacy_time(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}+00"
 
 
-class GamesDropSandbox:
+class GamesDropSandbox(LocalServer):
     """The embeddable sandbox. ``app`` is the aiohttp application; ``start()`` serves it."""
+
+    label = "GamesDrop sandbox"
 
     def __init__(self, config: SandboxConfig | None = None) -> None:
         self.config = config or SandboxConfig()
@@ -229,25 +232,6 @@ class GamesDropSandbox:
         self._runner: web.AppRunner | None = None
         self.base_url = ""
         self.app = self._build_app()
-
-    # -- lifecycle -------------------------------------------------------------------
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on ``host:port`` (0 picks a free port); returns the base URL."""
-        self._runner = web.AppRunner(self.app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-        bound_port = sockets[0].getsockname()[1] if sockets else port
-        self.base_url = f"http://{host}:{bound_port}"
-        logger.info("GamesDrop sandbox listening on %s", self.base_url)
-        return self.base_url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     @property
     def user_info_url(self) -> str:

@@ -37,6 +37,7 @@ from typing import Any
 from aiohttp import web
 
 from sandboxes.gaming_goods.catalogue import SandboxProduct, generate_catalogue
+from sandboxes.serving import LocalServer
 from services import exact_json
 
 logger = logging.getLogger(__name__)
@@ -131,9 +132,11 @@ def _int_param(request: web.Request, name: str, default: int, low: int, high: in
     return int(raw)
 
 
-class GamingGoodsSandbox:
+class GamingGoodsSandbox(LocalServer):
     """The embeddable sandbox: ``await start()`` -> base URL; ``stop()``;
     :meth:`supplier_settings` points the shop's ``GAMING_GOODS`` section at it."""
+
+    label = "Gaming Goods sandbox"
 
     vendor = "gaming_goods"
 
@@ -152,25 +155,6 @@ class GamingGoodsSandbox:
         self._runner: web.AppRunner | None = None
         self.base_url = ""
         self.app = self._build_app()
-
-    # -- lifecycle -------------------------------------------------------------------
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on ``host:port`` (0: a free port); returns the base URL."""
-        self._runner = web.AppRunner(self.app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-        bound = sockets[0].getsockname()[1] if sockets else port
-        self.base_url = f"http://{host}:{bound}"
-        logger.info("Gaming Goods sandbox listening on %s", self.base_url)
-        return self.base_url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     @property
     def catalog_url(self) -> str:

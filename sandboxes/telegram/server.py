@@ -32,6 +32,8 @@ from typing import Any
 
 from aiohttp import web
 
+from sandboxes.serving import LocalServer
+
 logger = logging.getLogger(__name__)
 
 PRECHECKOUT_DEADLINE = 10.0
@@ -131,8 +133,11 @@ class TranscriptLine:
     buttons: list[list[str]] = field(default_factory=list)
 
 
-class FakeTelegram:
+class FakeTelegram(LocalServer):
     """The fake Bot API server. ``start()`` serves it on 127.0.0.1 and returns its base URL."""
+
+    label = "fake Bot API"
+    handler_cancellation = True
 
     def __init__(
         self,
@@ -197,22 +202,6 @@ class FakeTelegram:
         self.app = web.Application()
         self.app.router.add_route("*", "/bot{token}/{method}", self._dispatch)
         self.app.router.add_get("/file/bot{token}/{path}", self._download)
-
-    # -- lifecycle -------------------------------------------------------------------
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._runner = web.AppRunner(self.app, access_log=None, handler_cancellation=True)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
-        self.base_url = f"http://{host}:{sockets[0].getsockname()[1] if sockets else port}"
-        return self.base_url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     # -- transport -------------------------------------------------------------------
 
