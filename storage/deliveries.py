@@ -101,12 +101,6 @@ class DeliveriesRepository:
         )
         return None if value is None else float(value)
 
-    async def pending(self) -> int:
-        """How many messages are waiting (due or not)."""
-        return int(
-            await self._db.fetchval("SELECT count(*) FROM deliveries WHERE status = 'pending'")
-        )
-
     async def sent(self, delivery_id: int) -> None:
         await self._db.execute(
             """UPDATE deliveries SET status = 'sent', sent_at = ?, attempts = attempts + 1
@@ -128,11 +122,6 @@ class DeliveriesRepository:
             """UPDATE deliveries SET status = ?, attempts = attempts + 1, last_error = ?
                WHERE id = ?""",
             (status, error[:500], delivery_id),
-        )
-
-    async def status(self, dedup_key: str) -> str | None:
-        return await self._db.fetchval(
-            "SELECT status FROM deliveries WHERE dedup_key = ?", (dedup_key,)
         )
 
     async def recover_missing(self, now_ts: float) -> int:
