@@ -432,7 +432,7 @@ class OrderService:
             # an order with our transactionId exists already: read it, never order again
             try:
                 return await self.supplier_of(order).get_order(
-                    transaction_id=order.transaction_id, attempt=self._attempt(order)
+                    transaction_id=order.transaction_id, attempt=self.attempt_of(order)
                 )
             except OrderNotFound as exc:
                 # the supplier says it exists: a lagging order-status proves nothing
@@ -482,7 +482,7 @@ class OrderService:
         )
 
     @staticmethod
-    def _attempt(order: Order) -> OrderAttempt:
+    def attempt_of(order: Order) -> OrderAttempt:
         """What create-order sent for ``order`` (for vendors that find orders by what they
         were): its offer, price and currency, placed after the payment (or the order's
         creation when not paid yet)."""
@@ -657,7 +657,7 @@ class OrderService:
         Caller holds the order lock."""
         try:
             found = await self.supplier_of(order).get_order(
-                transaction_id=order.transaction_id, attempt=self._attempt(order)
+                transaction_id=order.transaction_id, attempt=self.attempt_of(order)
             )
         except OrderNotFound:
             found = None
@@ -709,7 +709,7 @@ class OrderService:
                     found = await supplier.get_order(order_id=order.supplier_order_id)
                 else:
                     found = await supplier.get_order(
-                        transaction_id=order.transaction_id, attempt=self._attempt(order)
+                        transaction_id=order.transaction_id, attempt=self.attempt_of(order)
                     )
             except OrderNotFound:
                 if order.supplier_order_id is not None:

@@ -351,7 +351,9 @@ async def order_refresh(
         if order.supplier_order_id:
             current = await supplier.get_order(order_id=order.supplier_order_id)
         else:
-            current = await supplier.get_order(transaction_id=order.transaction_id)
+            current = await supplier.get_order(
+                transaction_id=order.transaction_id, attempt=order_service.attempt_of(order)
+            )
         supplier_status = current.status.value + (
             f" ({current.message})" if current.message else ""
         )
