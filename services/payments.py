@@ -12,10 +12,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramRetryAfter
-from aiogram.types import StarTransaction, TransactionPartnerUser
+from aiogram.types import StarTransaction, StarTransactions, TransactionPartnerUser
 
 from services.orders import STARS_CURRENCY, OrderNotifier, OrderService, parse_invoice_payload
 from services.workers import PassCounter, run_due_loop
@@ -111,6 +113,12 @@ class RefundService:
         )  # fmt: skip
 
 
+def _seconds(transaction: StarTransaction) -> int:
+    """A transaction's date as Unix seconds (aiogram parses it into a ``datetime``)."""
+    date: Any = transaction.date
+    return int(date.timestamp()) if isinstance(date, datetime) else int(date)
+
+
 class PaymentReconciler:
     """Finds Stars payments Telegram took that the order log never recorded, and settles
     them (Bot API ``getStarTransactions``).
@@ -121,13 +129,17 @@ class PaymentReconciler:
     :meth:`OrderService.handle_payment` as if the update had arrived: delivered when it
     fits an open order, refunded otherwise.
 
-    Telegram lists transactions in chronological order, so each pass starts where the
-    last one stopped (``offset``, kept in ``cursor``), less ``overlap`` transactions read
-    again in case the list shifted; every transaction is handled on its own, and the
-    offset never moves past one whose handling failed, so it is tried again next pass.
+    The Bot API lists transactions "in chronological order". Oldest first, each pass
+    starts where the last one stopped (``offset``, kept in ``cursor``), less ``overlap``
+    transactions read again in case the list shifted. Should Telegram list newest first
+    (seen on the first page: dates going down), each pass reads from the newest back to
+    the newest date of the last pass, less ``margin`` seconds. Either way every
+    transaction is handled on its own, and the saved position never moves past one whose
+    handling failed, so it is tried again next pass.
     """
 
     CURSOR_KEY = "star_transactions_offset"
+    WATERMARK_KEY = "star_transactions_newest_date"
 
     def __init__(
         self,
@@ -137,6 +149,7 @@ class PaymentReconciler:
         *,
         page_size: int = 100,
         overlap: int = 20,
+        margin: int = 3600,
         on_error: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._bot = bot
@@ -144,37 +157,75 @@ class PaymentReconciler:
         self._cursor = cursor
         self._page_size = page_size
         self._overlap = overlap
+        self._margin = margin
         self._on_error = on_error
 
     async def reconcile(self) -> int:
-        """One pass from the saved offset to the newest transaction; returns how many
+        """One pass over the transactions not seen by earlier passes; returns how many
         payments were recovered. Raises the Bot API error of a page that cannot be read
-        (the saved offset then stays where the last good page left it)."""
+        (the saved position then stays where the last good page left it)."""
+        head = (await self._page(0)).transactions
+        if len(head) >= 2 and _seconds(head[0]) > _seconds(head[-1]):
+            return await self._newest_first(head)
+        return await self._oldest_first(head)
+
+    async def _page(self, offset: int) -> StarTransactions:
+        return await self._bot.get_star_transactions(offset=offset, limit=self._page_size)
+
+    async def _oldest_first(self, head: list[StarTransaction]) -> int:
         saved = int(await self._cursor.get(self.CURSOR_KEY) or 0)
         offset = max(0, saved - self._overlap)
+        page = head if offset == 0 else (await self._page(offset)).transactions
         resume: int | None = None  # the first transaction that failed this pass
         recovered = 0
         while True:
-            page = await self._bot.get_star_transactions(offset=offset, limit=self._page_size)
-            for index, transaction in enumerate(page.transactions):
-                try:
-                    recovered += await self._recover(transaction)
-                except Exception as exc:
-                    logger.exception(
-                        "Star transaction at offset %d: recovery failed", offset + index
-                    )
-                    if resume is None:
-                        resume = offset + index
-                    if self._on_error is not None:
-                        await self._on_error(
-                            f"payment recovery failed for a Star transaction: {type(exc).__name__}"
-                        )
-            offset += len(page.transactions)
+            for index, transaction in enumerate(page):
+                ok, found = await self._settle(transaction)
+                recovered += found
+                if not ok and resume is None:
+                    resume = offset + index
+            offset += len(page)
             await self._cursor.set(
                 self.CURSOR_KEY, str(max(offset, saved) if resume is None else resume)
             )
-            if len(page.transactions) < self._page_size:
+            if len(page) < self._page_size:
                 return recovered
+            page = (await self._page(offset)).transactions
+
+    async def _newest_first(self, head: list[StarTransaction]) -> int:
+        watermark = int(await self._cursor.get(self.WATERMARK_KEY) or 0)
+        newest, oldest_failed = watermark, None
+        offset, page, recovered = 0, head, 0
+        while True:
+            for transaction in page:
+                ok, found = await self._settle(transaction)
+                recovered += found
+                at = _seconds(transaction)
+                newest = max(newest, at)
+                if not ok:
+                    oldest_failed = at if oldest_failed is None else min(oldest_failed, at)
+            offset += len(page)
+            if len(page) < self._page_size or (
+                watermark and _seconds(page[-1]) < watermark - self._margin
+            ):
+                break
+            page = (await self._page(offset)).transactions
+        keep = newest if oldest_failed is None else min(newest, oldest_failed)
+        await self._cursor.set(self.WATERMARK_KEY, str(keep))
+        return recovered
+
+    async def _settle(self, transaction: StarTransaction) -> tuple[bool, bool]:
+        """Recover one transaction on its own: ``(handled, recovered)``; an unexpected
+        error is logged and alerted, never raised."""
+        try:
+            return True, await self._recover(transaction)
+        except Exception as exc:
+            logger.exception("Star transaction of %s: recovery failed", transaction.date)
+            if self._on_error is not None:
+                await self._on_error(
+                    f"payment recovery failed for a Star transaction: {type(exc).__name__}"
+                )
+            return False, False
 
     async def _recover(self, transaction: StarTransaction) -> bool:
         source = transaction.source
