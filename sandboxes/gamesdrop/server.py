@@ -228,10 +228,21 @@ class GamesDropSandbox(LocalServer):
         self.orders: dict[int, SandboxOrder] = {}
         self.orders_by_transaction: dict[str, SandboxOrder] = {}
         self.create_order_calls = 0
+        #: requests served, by path (the supplier API's, not the /_sandbox/ controls)
+        self.calls: dict[str, int] = {}
+        self._served = asyncio.Condition()
         self._next_order_id = 10_222_500
         self._runner: web.AppRunner | None = None
         self.base_url = ""
         self.app = self._build_app()
+
+    async def wait_calls(self, path: str, count: int, timeout: float = 10.0) -> None:
+        """Wait until ``path`` has been requested ``count`` times in all (a positive signal
+        that a client's background loop has run). Raises ``TimeoutError``."""
+        async with self._served:
+            await asyncio.wait_for(
+                self._served.wait_for(lambda: self.calls.get(path, 0) >= count), timeout
+            )
 
     @property
     def user_info_url(self) -> str:
@@ -304,6 +315,9 @@ class GamesDropSandbox(LocalServer):
     ) -> web.StreamResponse:
         if request.path.startswith("/_sandbox/"):
             return await handler(request)  # type: ignore[no-any-return]
+        async with self._served:
+            self.calls[request.path] = self.calls.get(request.path, 0) + 1
+            self._served.notify_all()
         if self.faults.latency:
             await asyncio.sleep(self.faults.latency)
         try:

@@ -3,7 +3,6 @@ sees any trace of it."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from decimal import ROUND_HALF_UP, Decimal
@@ -13,6 +12,7 @@ from sandboxes.gamesdrop import TEST_OFFER_ID
 from storage.orders import OrderStatus
 from tests.e2e.journeys import open_offer, reach_invoice
 
+BALANCE_PATH = "/api/v1/offers/balance"
 #: saved price settings (the shop also keeps other state in shop_settings)
 _PRICE_SETTINGS = "SELECT count(*) FROM shop_settings WHERE key LIKE 'pricing.%'"
 
@@ -421,10 +421,11 @@ async def test_low_balance_and_unreachable_supplier_alert_admins(tmp_path) -> No
         admin = shop.telegram.user(ADMIN_ID, "Owner")
         low = await admin.wait_for_text("Supplier balance is 12.50 USD")
         assert "under 50" in low["text"]
+        checks = shop.sandbox.calls.get(BALANCE_PATH, 0)
+        await shop.sandbox.wait_calls(BALANCE_PATH, checks + 3)  # three more low balances
+        assert sum("Supplier balance is" in t for t in admin.texts()) == 1  # rate-limited
         shop.sandbox.faults.unavailable = 10_000
         await admin.wait_for_text("The supplier has not answered")
-        await asyncio.sleep(0.5)
-        assert sum("Supplier balance is" in t for t in admin.texts()) == 1  # rate-limited
     finally:
         shop.sandbox.faults.unavailable = 0
         await shop.stop()
