@@ -3,10 +3,24 @@ cards and invoices."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
+
 import pytest
 
 from bot.offline import OfflineShop
 from sandboxes.gamesdrop import TEST_OFFER_ID
+from sandboxes.gaming_goods import GIFT_CARD_PRODUCT_ID
+from tests.e2e.journeys import open_offer, open_offer_ref
+
+
+@pytest.fixture
+async def gaming_goods(tmp_path: Path) -> AsyncIterator[OfflineShop]:
+    """A shop selling GamingGoods offers, which come with product pictures."""
+    shop = OfflineShop(tmp_path / "shop.sqlite3", vendors=("gaming_goods",))
+    await shop.start()
+    yield shop
+    await shop.stop()
 
 
 async def _buy_key(offline: OfflineShop, user_id: int, language: str):
@@ -46,3 +60,39 @@ async def test_delivery_ends_with_a_receipt_naming_the_charge_id(
     assert f"{date} {order.paid_at[:16].replace('T', ' ')} UTC" in receipt
     assert order.charge_id and f"{charge} {order.charge_id}" in receipt
     assert f"<code>{order.charge_id}</code>" in delivery["_raw_text"]
+
+
+async def test_offer_card_and_invoice_show_the_product_picture(
+    gaming_goods: OfflineShop,
+) -> None:
+    assert gaming_goods.shop is not None
+    offer = await gaming_goods.shop.orders.catalogue.repo.get("gaming_goods", GIFT_CARD_PRODUCT_ID)
+    assert offer is not None and offer.image_url
+    user = gaming_goods.telegram.user(5201, "Pic")
+    mark = user.mark()
+
+    await open_offer_ref(gaming_goods, user, "gg", GIFT_CARD_PRODUCT_ID)
+    card = await user.wait_for_text("⭐", since=mark)
+    assert card["_link_preview"]["url"] == offer.image_url
+    assert card["_link_preview"].get("show_above_text") is True
+
+    await user.press("Buy for")
+    invoice = await gaming_goods.telegram.wait_until(
+        lambda: next((m for m in user.messages[mark:] if "invoice" in m), None)
+    )
+    assert invoice["_photo_url"] == offer.image_url
+
+
+async def test_offers_without_a_picture_get_a_plain_card_and_invoice(offline: OfflineShop) -> None:
+    user = offline.telegram.user(5202, "NoPic")
+    mark = user.mark()
+    await open_offer(offline, user, TEST_OFFER_ID)
+    card = await user.wait_for_text("⭐", since=mark)
+    assert not card.get("_link_preview")
+    await user.press("Buy for")
+    invoice = await offline.telegram.wait_until(
+        lambda: next((m for m in user.messages[mark:] if "invoice" in m), None)
+    )
+    assert invoice.get("_photo_url") is None
+    paid, error = await user.pay()
+    assert paid, error
