@@ -96,3 +96,103 @@ async def test_offers_without_a_picture_get_a_plain_card_and_invoice(offline: Of
     assert invoice.get("_photo_url") is None
     paid, error = await user.pay()
     assert paid, error
+
+
+# -- Stars gifting without exposing the wholesaler --
+
+_GIFT = {
+    "en": {"choose": "Choose how many Stars", "who": "Who gets", "confirm": "You are gifting",
+           "pay": "Pay", "sent": "Telegram Stars were sent", "invite": "open this link",
+           "opened": "opened the shop", "welcome": "gift is on its way"},
+    "ru": {"choose": "Выберите, сколько Stars", "who": "Кому отправить", "confirm": "Вы дарите",
+           "pay": "Оплатить", "sent": "Telegram Stars отправлены", "invite": "откроет эту ссылку",
+           "opened": "открыл(а) магазин", "welcome": "подарок уже в пути"},
+}  # fmt: skip
+
+
+def _count_user_info_calls(offline: OfflineShop) -> list[str]:
+    """Record every user-info lookup the shop asks its supplier for."""
+    assert offline.shop is not None
+    supplier = next(s for s in offline.shop.orders.suppliers if s.name == "gamesdrop")
+    calls: list[str] = []
+    original = supplier.get_telegram_user
+
+    async def counted(username_or_id: str):
+        calls.append(username_or_id)
+        return await original(username_or_id)
+
+    supplier.get_telegram_user = counted  # type: ignore[method-assign]
+    return calls
+
+
+async def _start_gift(offline: OfflineShop, giver, language: str, recipient: str) -> int:
+    words = _GIFT[language]
+    mark = giver.mark()
+    await giver.send("/stars")
+    await giver.wait_for_text(words["choose"], since=mark)
+    await giver.press("100 Stars")
+    await giver.wait_for_text(words["who"], since=mark)
+    mark = giver.mark()
+    await giver.send(recipient)
+    return mark
+
+
+@pytest.mark.parametrize("language", ["en", "ru"])
+async def test_a_recipient_who_started_this_shop_is_found_without_asking_the_supplier(
+    offline: OfflineShop, language: str
+) -> None:
+    words = _GIFT[language]
+    friend = offline.telegram.user(5301, "Mia", username="mia_friend")
+    await friend.send("/start")
+    await friend.wait_for_text("Mia")
+    calls = _count_user_info_calls(offline)
+    giver = offline.telegram.user(5302, "Giver", language_code=language)
+
+    mark = await _start_gift(offline, giver, language, "@Mia_Friend")
+    await giver.wait_for_text(words["confirm"], since=mark)
+    await giver.press(words["pay"])
+    await offline.telegram.wait_until(lambda: any("invoice" in m for m in giver.messages[mark:]))
+    paid, error = await giver.pay()
+    assert paid, error
+    await giver.wait_for_text(words["sent"], timeout=15)
+
+    assert calls == []
+    [order] = offline.sandbox.orders.values()
+    assert order.game_user_id == str(friend.id)
+
+
+@pytest.mark.parametrize("language", ["en", "ru"])
+async def test_an_unknown_recipient_gets_a_link_to_this_shop_and_the_gift_finishes_when_opened(
+    offline: OfflineShop, language: str
+) -> None:
+    words = _GIFT[language]
+    giver = offline.telegram.user(5303, "Giver", language_code=language)
+    mark = await _start_gift(offline, giver, language, "@shy_sam")
+
+    invite = await giver.wait_for_text(words["invite"], since=mark)
+    assert "gamesdrop" not in invite["text"].lower()
+    assert not any("gamesdrop" in text.lower() for text in giver.texts())
+    link = next(w for w in invite["text"].split() if "t.me/game_shop_bot?start=" in w)
+    payload = link.split("?start=")[1]
+
+    sam = offline.telegram.user(5304, "Sam", username="shy_sam", language_code="en")
+    mark = giver.mark()
+    await sam.send(f"/start {payload}")
+    await sam.wait_for_text(_GIFT["en"]["welcome"])
+    told = await giver.wait_for_text(words["opened"], since=mark)
+    assert "Sam" in told["text"]
+    await giver.wait_for_text(words["confirm"], since=mark)
+    await giver.press(words["pay"])
+    await offline.telegram.wait_until(lambda: any("invoice" in m for m in giver.messages[mark:]))
+    paid, error = await giver.pay()
+    assert paid, error
+    await giver.wait_for_text(words["sent"], timeout=15)
+    [order] = offline.sandbox.orders.values()
+    assert order.game_user_id == str(sam.id)
+
+    # the link works once: opening it again is an ordinary start
+    mark = giver.mark()
+    again = sam.mark()
+    await sam.send(f"/start {payload}")
+    await sam.wait_for_text("Welcome", since=again)
+    assert not any(words["opened"] in m.get("text", "") for m in giver.messages[mark:])
