@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.offline import OfflineShop
+from bot.offline import ADMIN_ID, OfflineShop
 from sandboxes.gamesdrop import TEST_OFFER_ID
 from sandboxes.gaming_goods import GIFT_CARD_PRODUCT_ID
 from tests.e2e.journeys import open_offer, open_offer_ref
+from tests.e2e.test_mass_sending import _campaign
 
 
 @pytest.fixture
@@ -196,3 +197,22 @@ async def test_an_unknown_recipient_gets_a_link_to_this_shop_and_the_gift_finish
     await sam.send(f"/start {payload}")
     await sam.wait_for_text("Welcome", since=again)
     assert not any(words["opened"] in m.get("text", "") for m in giver.messages[mark:])
+
+
+async def test_campaign_winners_who_started_this_shop_are_paid_without_a_supplier_lookup(
+    offline: OfflineShop,
+) -> None:
+    mia = offline.telegram.user(5305, "Mia", username="mia_friend")
+    await mia.send("/start")
+    await mia.wait_for_text("Welcome")
+    calls = _count_user_info_calls(offline)
+
+    preview = await _campaign(offline, "@mia_friend")
+
+    assert "Winners: 1 · Stars: 100" in preview["text"]
+    assert calls == []
+    admin = offline.telegram.user(ADMIN_ID, "Owner")
+    await admin.press("Confirm")
+    await mia.wait_for_text("You received 100 Telegram Stars", timeout=20)
+    [order] = offline.sandbox.orders.values()
+    assert order.game_user_id == str(mia.id)
