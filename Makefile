@@ -1,4 +1,5 @@
-# make demo   - set up .venv and run the offline demo (GamesDrop sandbox + fake Telegram Bot API)
+# make demo   - set up .venv and run the offline demo (GamesDrop sandbox + fake Telegram Bot API);
+#               make demo LANG=ru plays it in Russian
 # make test   - set up .venv and run ruff and the whole test suite
 # make bench  - run the benchmarks under bench/ and print their figures
 # make lock   - re-resolve requirements.lock (image) and requirements-dev.lock (tests)
@@ -29,7 +30,7 @@ lock:
 	$(PIP_COMPILE) --upgrade --extra dev -o requirements-dev.lock pyproject.toml
 
 demo: $(STAMP)
-	$(BIN)/python -m bot.demo
+	$(BIN)/python -m bot.demo --language "$(LANG)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
