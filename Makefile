@@ -1,4 +1,6 @@
-# make demo   - set up .venv and run the offline demo (GamesDrop sandbox + fake Telegram Bot API)
+# make demo   - set up .venv and run the offline demo (GamesDrop sandbox + fake Telegram Bot API);
+#               make demo LANG=ru plays it in Russian
+# make run    - set up .venv and run the live shop from .env (see README, Configuration)
 # make test   - set up .venv and run ruff and the whole test suite
 # make bench  - run the benchmarks under bench/ and print their figures
 # make lock   - re-resolve requirements.lock (image) and requirements-dev.lock (tests)
@@ -12,7 +14,7 @@ LOCK_VENV := .venv-lock
 PIP_COMPILE := $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --strip-extras \
 	--allow-unsafe --no-emit-index-url --no-emit-find-links --build-deps-for wheel
 
-.PHONY: demo test lint bench run-sandbox clean lock
+.PHONY: demo run test lint bench run-sandbox clean lock
 
 # exactly the locked versions (hash-checked), then the project itself without resolving
 $(STAMP): pyproject.toml requirements-dev.lock
@@ -29,7 +31,11 @@ lock:
 	$(PIP_COMPILE) --upgrade --extra dev -o requirements-dev.lock pyproject.toml
 
 demo: $(STAMP)
-	$(BIN)/python -m bot.demo
+	$(BIN)/python -m bot.demo --language "$(LANG)"
+
+run: $(STAMP)
+	@test -f .env || { echo "make run reads .env: cp .env.example .env and fill in TELEGRAM__TOKEN, a supplier's token and ADMIN_IDS (README: Configuration)" >&2; exit 1; }
+	$(BIN)/python -m bot
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

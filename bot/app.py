@@ -433,7 +433,7 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
         bot, mass_repo, users, notifier, rate=settings.broadcast_rate, flood=flood
     )
     lookups = suppliers.having(Capability.TELEGRAM_USERS)
-    resolver = RecipientResolver(lookups[0] if lookups else None)
+    resolver = RecipientResolver(lookups[0] if lookups else None, users=users)
     campaigns = CampaignService(
         suppliers, mass_repo, catalogue.repo, pricing, resolver, notifier,
         transaction_prefix=settings.orders.transaction_prefix, supplier_rate=settings.supplier_rate,

@@ -3,19 +3,24 @@
 Starts the GamesDrop sandbox, the fake Telegram Bot API and the real bot (long polling
 over HTTP on 127.0.0.1, an SQLite order log in a temporary folder), then scripted
 customers and an admin walk the journeys: buy test offer 999 and get the key, top up a
-game with player and server, gift Stars to a @username, a supplier failure refunded,
-the admin checking balance and stats. Ends with a summary from the order log.
+game with player and server, gift Stars to someone who has not met the shop yet, a
+supplier failure refunded, the admin checking balance and stats. Every bot message is
+labelled with who receives it (a customer or the admin). ``--language ru`` (``make demo
+LANG=ru``) plays it in Russian: the people write in Russian and the script finds its
+way by the bot's own catalogue texts. Ends with a summary from the order log.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 import tempfile
 import textwrap
 from pathlib import Path
 
+from bot.i18n import LANGUAGES, create_i18n
 from bot.logs import setup_logging
 from bot.offline import ADMIN_ID, OfflineShop
 from sandboxes.gamesdrop import SandboxConfig
@@ -25,13 +30,64 @@ GENSHIN_60 = 10_010
 PUBG_60 = 10_001
 WIDTH = 78
 
+#: the demo's own narration (not bot texts: those come from the bot's catalogues)
+NARRATION = {
+    "en": {
+        "title": "Game shop: offline demo (GamesDrop sandbox + fake Telegram Bot API on 127.0.0.1)",
+        "customer": "customer", "admin": "admin", "presses": "presses", "types": "types", "pays": "pays",
+        "alice": "Alice browses the catalogue and buys test offer 999",
+        "bob": "Bob tops up Genshin Impact: player ID, server, login check",
+        "waiting": "(the supplier takes {seconds:.0f} s; the bot keeps polling the order)",
+        "vera": "Vera gifts 100 Telegram Stars to @shy_sam, who has not met the shop yet",
+        "dave": "Dave's top-up is canceled by the supplier and refunded",
+        "owner": "The shop owner checks the supplier balance and today's stats",
+        "log": "Order log", "search": "steam",
+    },
+    "ru": {
+        "title": "Игровой магазин: офлайн-демо (песочница GamesDrop + имитация Telegram Bot API на 127.0.0.1)",
+        "customer": "покупатель", "admin": "админ", "presses": "нажимает", "types": "вводит", "pays": "платит",
+        "alice": "Алиса листает каталог и покупает тестовое предложение 999",
+        "bob": "Боб пополняет Genshin Impact: ID игрока, сервер, проверка логина",
+        "waiting": "(поставщик выполняет заказ {seconds:.0f} с; бот опрашивает статус)",
+        "vera": "Вера дарит 100 Telegram Stars пользователю @shy_sam, который ещё не знаком с магазином",
+        "dave": "Поставщик отменяет пополнение Дэйва, и Stars возвращаются",
+        "owner": "Владелец проверяет баланс у поставщика и статистику за сегодня",
+        "log": "Журнал заказов", "search": "steam",
+    },
+}  # fmt: skip
+NAMES = {
+    "en": {"alice": "Alice", "bob": "Bob", "vera": "Vera", "sam": "Sam", "dave": "Dave",
+           "admin": "Admin"},
+    "ru": {"alice": "Алиса", "bob": "Боб", "vera": "Вера", "sam": "Сэм", "dave": "Дэйв",
+           "admin": "Админ"},
+}  # fmt: skip
+
+
+class Texts:
+    """What the scripted people look for, in the demo's language: the longest literal
+    piece of a bot message (``key`` of the ``.po`` catalogue), placeholders and tags cut."""
+
+    def __init__(self, language: str) -> None:
+        self._i18n = create_i18n()
+        self.language = language
+
+    def __call__(self, key: str) -> str:
+        with self._i18n.for_locale(self.language):
+            text = self._i18n.gettext(key)
+        pieces = re.split(r"\{[^}]*\}|<[^>]+>|\n", text)
+        return max((p.strip() for p in pieces), key=len)
+
 
 class Narrator:
     """Prints the fake Bot API's transcript as it grows."""
 
-    def __init__(self, offline: OfflineShop, names: dict[int, str]) -> None:
+    def __init__(
+        self, offline: OfflineShop, names: dict[int, str], roles: dict[int, str], words: dict
+    ) -> None:
         self._offline = offline
         self._names = names
+        self._roles = roles
+        self._words = words
         self._printed = 0
 
     def chapter(self, title: str) -> None:
@@ -47,9 +103,11 @@ class Narrator:
     def _format(self, line: TranscriptLine) -> str:
         name = self._names.get(line.chat_id, str(line.chat_id))
         if line.who == "user":
-            verbs = {"press": "presses", "pay": "", "share": "", "forward": "", "inline": "types"}
+            verbs = {"press": self._words["presses"], "inline": self._words["types"]}
             verb = verbs.get(line.kind)
             text = f"[{line.text}]" if line.kind == "press" else line.text
+            if line.kind == "pay":
+                text = text.replace("pays", self._words["pays"], 1)
             head = f"{name:>8} › " + (f"{verb} {text}" if verb else text)
             return head
         marks = {
@@ -60,8 +118,9 @@ class Narrator:
             "alert": "⚠ ",
             "precheckout": "✖ ",
         }
+        role = self._words[self._roles.get(line.chat_id, "customer")]
         body = textwrap.indent(line.text, " " * 11).strip()
-        out = f"{'bot':>8} › {marks.get(line.kind, '')}{body}"
+        out = f"{'bot':>8} → {name} ({role}) › {marks.get(line.kind, '')}{body}"
         for row in line.buttons:
             out += "\n" + " " * 11 + "  ".join(f"[{b}]" for b in row)
         return out
@@ -71,104 +130,113 @@ async def _invoice(user: FakeUser, offline: OfflineShop) -> None:
     await offline.telegram.wait_until(lambda: any("invoice" in m for m in user.messages[-2:]))
 
 
-async def run_demo(database: Path, topup_seconds: float) -> int:
+async def run_demo(database: Path, topup_seconds: float, language: str = "en") -> int:
+    """Play the scripted journeys in ``language`` (``en`` or ``ru``); prints the
+    transcript, every bot message labelled with its reader. Returns the exit code."""
+    words, who, t = NARRATION[language], NAMES[language], Texts(language)
     offline = OfflineShop(database, sandbox_config=SandboxConfig(topup_seconds=topup_seconds))
     await offline.start()
     tg = offline.telegram
-    alice = tg.user(1001, "Alice", username="alice_gamer")
-    bob = tg.user(1002, "Bob", username="bob_the_builder")
-    vera = tg.user(1003, "Vera", username="vera_ru", language_code="ru")
-    dave = tg.user(1004, "Dave")
-    admin = tg.user(ADMIN_ID, "Owner", username="shop_owner")
-    names = {alice.id: "Alice", bob.id: "Bob", vera.id: "Vera", dave.id: "Dave", admin.id: "Admin"}
-    narrator = Narrator(offline, names)
+    alice = tg.user(1001, who["alice"], username="alice_gamer", language_code=language)
+    bob = tg.user(1002, who["bob"], username="bob_the_builder", language_code=language)
+    vera = tg.user(1003, who["vera"], username="vera_ru", language_code=language)
+    sam = tg.user(1005, who["sam"], username="shy_sam", language_code=language)
+    dave = tg.user(1004, who["dave"], language_code=language)
+    admin = tg.user(ADMIN_ID, who["admin"], username="shop_owner", language_code=language)
+    people = (alice, bob, vera, sam, dave, admin)
+    names = {user.id: user.record["first_name"] for user in people}
+    roles = {user.id: "admin" if user is admin else "customer" for user in people}
+    narrator = Narrator(offline, names, roles, words)
     try:
-        narrator.chapter("Alice browses the catalogue and buys test offer 999")
+        print(words["title"])
+        narrator.chapter(words["alice"])
         await alice.send("/start")
-        await alice.wait_for_text("Welcome")
-        await alice.press("Catalogue")
-        await alice.wait_for_text("Choose a category")
-        await alice.press("Gift cards")
-        await alice.wait_for_text("choose a game")
-        await alice.send("steam")
-        await alice.wait_for_text("Found for")
+        await alice.wait_for_text(t("start.welcome"))
+        await alice.press(t("menu.catalogue"))
+        await alice.wait_for_text(t("catalogue.title"))
+        await alice.press(t("category.gift_cards"))
+        await alice.wait_for_text(t("catalogue.products"))
+        await alice.send(words["search"])
+        await alice.wait_for_text(t("search.results"))
         await alice.press("Steam US")
-        await alice.wait_for_text("denomination")
+        await alice.wait_for_text(t("catalogue.offers"))
         await alice.press("TEST OFFER GROUP")
-        await alice.wait_for_text("You get")
-        await alice.press("Buy for")
+        await alice.wait_for_text(t("offer.delivery_key"))
+        await alice.press(t("offer.buy"))
         await _invoice(alice, offline)
         await alice.pay()
-        await alice.wait_for_text("Your key")
+        await alice.wait_for_text(t("receipt.text"))
 
-        narrator.chapter("Bob tops up Genshin Impact: player ID, server, login check")
+        narrator.chapter(words["bob"])
         await bob.send(f"/start offer_{GENSHIN_60}")
-        await bob.wait_for_text("Price:")
-        await bob.press("Buy for")
-        await bob.wait_for_text("Send your player ID")
+        await bob.wait_for_text("⭐")
+        await bob.press(t("offer.buy"))
+        await bob.wait_for_text(t("player.ask"))
         await bob.send("12345678")
-        await bob.wait_for_text("Choose your game server")
+        await bob.wait_for_text(t("player.choose_server"))
         await bob.press("Europe")
-        await bob.wait_for_text("Please check your order")
-        await bob.press("Pay")
+        await bob.wait_for_text(t("confirm.title"))
+        await bob.press(t("confirm.pay"))
         await _invoice(bob, offline)
         await bob.pay()
-        await bob.wait_for_text("is being processed")
+        await bob.wait_for_text(t("delivery.processing"))
         narrator.flush()
-        print(
-            f"{'':>8}   (the supplier takes {topup_seconds:.0f} s; the bot keeps polling the order)"
-        )
-        await bob.wait_for_text("is complete", timeout=topup_seconds + 30)
+        print(f"{'':>8}   " + words["waiting"].format(seconds=topup_seconds))
+        await bob.wait_for_text(t("receipt.text"), timeout=topup_seconds + 30)
 
-        narrator.chapter("Vera (Russian) gifts 100 Telegram Stars to @alice_gamer")
+        narrator.chapter(words["vera"])
         await vera.send("/start")
-        await vera.wait_for_text("Привет")
-        await vera.press("Подарить Stars")
-        await vera.wait_for_text("сколько Stars")
+        await vera.wait_for_text(t("start.welcome"))
+        await vera.press(t("menu.gift_stars"))
+        await vera.wait_for_text(t("stars.choose_pack"))
         await vera.press("100 Stars")
-        await vera.wait_for_text("Кому отправить")
+        await vera.wait_for_text(t("stars.ask_recipient"))
         await vera.send("@shy_sam")
-        await vera.wait_for_text("id аккаунта пока недоступен")
-        await vera.send("t.me/alice_gamer")
-        await vera.wait_for_text("Вы дарите")
-        await vera.press("Оплатить")
+        invite = await vera.wait_for_text(t("stars.invite"))
+        link = re.search(r"\?start=(\S+)", invite["text"])
+        assert link is not None, invite["text"]
+        await sam.send(f"/start {link.group(1)}")
+        await sam.wait_for_text(t("stars.invite_welcome"))
+        await vera.wait_for_text(t("stars.confirm"))
+        await vera.press(t("confirm.pay"))
         await _invoice(vera, offline)
         await vera.pay()
-        await vera.wait_for_text("отправлены получателю")
+        await vera.wait_for_text(t("receipt.text"))
 
-        narrator.chapter("Dave's top-up is canceled by the supplier and refunded")
+        narrator.chapter(words["dave"])
         await dave.send(f"/start offer_{PUBG_60}")
-        await dave.wait_for_text("Price:")
-        await dave.press("Buy for")
-        await dave.wait_for_text("Send your player ID")
+        await dave.wait_for_text("⭐")
+        await dave.press(t("offer.buy"))
+        await dave.wait_for_text(t("player.ask"))
         await dave.send("55555555")
-        await dave.wait_for_text("Please check your order")
-        await dave.press("Pay")
+        await dave.wait_for_text(t("confirm.title"))
+        await dave.press(t("confirm.pay"))
         await _invoice(dave, offline)
         await dave.pay()
-        await dave.wait_for_text("could not be completed", timeout=topup_seconds + 30)
-        await dave.wait_for_text("were refunded", timeout=30)
+        await dave.wait_for_text(t("delivery.failed"), timeout=topup_seconds + 30)
+        await dave.wait_for_text(t("delivery.refunded"), timeout=30)
 
-        narrator.chapter("The shop owner checks the supplier balance and today's stats")
+        narrator.chapter(words["owner"])
         await admin.send("/admin")
-        await admin.wait_for_text("What do you want")
-        await admin.press("Balance")
-        await admin.wait_for_text("Supplier balance")
-        await admin.press("Back")
-        await admin.wait_for_text("What do you want", since=admin.mark() - 1)
-        await admin.press("Stats")
-        await admin.wait_for_text("Stats: today")
+        await admin.wait_for_text(t("admin.menu"))
+        await admin.press(t("admin.balance"))
+        await admin.wait_for_text(t("admin.balance_text"))
+        mark = admin.mark()
+        await admin.press(t("admin.back"))
+        await admin.wait_for_text(t("admin.menu"), since=mark - 1)
+        await admin.press(t("admin.stats"))
+        await admin.wait_for_text(t("admin.stats_text"))
         narrator.flush()
-        await _summary(offline)
+        await _summary(offline, words)
         return 0
     finally:
         await offline.stop()
 
 
-async def _summary(offline: OfflineShop) -> None:
+async def _summary(offline: OfflineShop, words: dict[str, str]) -> None:
     assert offline.shop is not None
     db = offline.shop.db
-    print("\n── Order log " + "─" * (WIDTH - 13))
+    print(f"\n── {words['log']} " + "─" * max(3, WIDTH - len(words["log"]) - 4))
     rows = await db.fetchall(
         """SELECT o.id, u.first_name, o.product_name, o.offer_name, o.stars, o.status,
                   o.supplier_order_id, (SELECT count(*) FROM order_events e WHERE e.order_id = o.id) AS events
@@ -201,12 +269,23 @@ def main() -> None:
         "--topup-seconds", type=float, default=3.0, help="how long the sandbox takes per top-up"
     )
     parser.add_argument("--verbose", action="store_true", help="show the bot's logs too")
+    parser.add_argument(
+        "--language",
+        default="en",
+        help="en or ru; a locale such as ru_RU.UTF-8 counts as its language, others as en",
+    )
     args = parser.parse_args()
     setup_logging(*(("INFO", "WARNING") if args.verbose else ("ERROR", "ERROR")))
-    print("Game shop: offline demo (GamesDrop sandbox + fake Telegram Bot API on 127.0.0.1)")
+    language = demo_language(args.language)
     with tempfile.TemporaryDirectory() as folder:
         database = args.database or Path(folder) / "demo.sqlite3"
-        sys.exit(asyncio.run(run_demo(database, args.topup_seconds)))
+        sys.exit(asyncio.run(run_demo(database, args.topup_seconds, language)))
+
+
+def demo_language(value: str) -> str:
+    """``ru``, ``ru_RU.UTF-8``, ``ru-RU`` -> ``ru``; anything the demo does not speak -> ``en``."""
+    code = re.split(r"[_.\-@]", value.strip().lower() or "en")[0]
+    return code if code in NARRATION and code in LANGUAGES else "en"
 
 
 if __name__ == "__main__":

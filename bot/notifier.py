@@ -110,7 +110,7 @@ class BotNotifier:
     @staticmethod
     def _render(kind: str, order: Order) -> str:
         if kind == "completed":
-            return texts.delivery_text(order)
+            return f"{texts.delivery_text(order)}\n\n{texts.receipt_text(order)}"
         if kind == "processing":
             return _("delivery.processing").format(order=order.id)
         if kind == "failed":

@@ -83,6 +83,20 @@ def delivery_text(order: Order) -> str:
     )  # fmt: skip
 
 
+def receipt_text(order: Order) -> str:
+    """The receipt appended to a delivery message: product, Stars paid, order number,
+    payment date (UTC) and the Telegram charge id (``telegram_payment_charge_id``) the
+    customer quotes to /paysupport; without a charge (an order an admin placed) that line
+    is left out."""
+    text = _("receipt.text").format(
+        product=escape(order.product_name), offer=escape(order.offer_name), stars=order.stars,
+        order=order.id, date=(order.paid_at or order.created_at)[:16].replace("T", " "),
+    )  # fmt: skip
+    if order.charge_id:
+        text += _("receipt.charge").format(charge_id=escape(order.charge_id))
+    return text
+
+
 def keys_html(order: Order) -> str:
     """The delivered keys for a ``<code>{key}</code>`` template, escaped: several keys
     close and reopen the block, so each one sits in its own ``<code>`` (tap to copy)."""

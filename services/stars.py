@@ -1,5 +1,7 @@
 """Telegram Stars gifting: parse who the recipient is and resolve a @username to the
-numeric Telegram user id the supplier needs (``gameUserId`` of a Stars order).
+numeric Telegram user id the supplier needs (``gameUserId`` of a Stars order): from the
+shop's own users first, from a supplier's user-info lookup only when the shop never met
+them.
 
 Suppliers sell 1 to 2,500 Stars per transaction.
 """
@@ -10,9 +12,9 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from services.suppliers.base import Supplier
-from services.suppliers.errors import SupplierError
 
 STARS_MIN, STARS_MAX = 1, 2500
 
@@ -68,9 +70,23 @@ class Recipient:
         return name or str(self.user_id)
 
 
+class KnownUsers(Protocol):
+    """The shop's own users (:class:`storage.users.UsersRepository`)."""
+
+    async def find(self, query: str) -> KnownUser | None: ...
+
+
+class KnownUser(Protocol):
+    id: int
+    username: str | None
+    first_name: str
+
+
 class RecipientResolver:
-    """Resolves usernames through a supplier's Telegram user-info endpoint (one with
-    ``TELEGRAM_USERS``; ``None``: no supplier can, every lookup raises ``SupplierError``).
+    """Resolves usernames: first from the shop's own users (``users``: anyone who ever
+    started this bot, no supplier call), then through a supplier's Telegram user-info
+    endpoint (one with ``TELEGRAM_USERS``; ``None``: no supplier can, and a username the
+    shop does not know resolves without an id).
 
     Answers with an id are cached for ``ttl_seconds`` (never longer); answers without an
     id are not cached, so a recipient who just started the supplier's helper bot
@@ -82,8 +98,10 @@ class RecipientResolver:
         supplier: Supplier | None,
         ttl_seconds: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
+        users: KnownUsers | None = None,
     ) -> None:
         self._supplier = supplier
+        self._users = users
         self._ttl = ttl_seconds
         self._clock = clock
         self._cache: dict[str, tuple[float, Recipient]] = {}
@@ -95,15 +113,21 @@ class RecipientResolver:
         return str(getattr(self._supplier, "helper_bot", "") or "")
 
     async def resolve(self, username: str) -> Recipient:
-        """Raises supplier errors as they come (the caller tells the customer to retry)."""
+        """The recipient ``username`` names; ``user_id`` is ``None`` when neither this shop
+        nor its supplier knows their id yet. Raises supplier errors as they come (the
+        caller tells the customer to retry)."""
         key = username.lower().removeprefix("@")
+        if self._users is not None:
+            known = await self._users.find(f"@{key}")
+            if known is not None:
+                return Recipient(known.id, known.username or key, known.first_name or None)
         now = self._clock()
         cached = self._cache.get(key)
         if cached and cached[0] > now:
             return cached[1]
         self._cache.pop(key, None)
         if self._supplier is None:
-            raise SupplierError("no supplier of this shop resolves Telegram usernames")
+            return Recipient(user_id=None, username=key, first_name=None)
         info = await self._supplier.get_telegram_user(f"@{key}")
         user = info.user_info
         recipient = Recipient(

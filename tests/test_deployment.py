@@ -60,3 +60,28 @@ def test_the_image_and_make_install_from_the_lock() -> None:
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     assert "--require-hashes -r requirements-dev.lock" in makefile
     assert "--no-deps" in makefile
+
+
+def _setting_names(model: type, prefix: str = "") -> list[str]:
+    from pydantic import BaseModel
+
+    names = []
+    for name, field in model.model_fields.items():
+        full = f"{prefix}{name.upper()}"
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names += _setting_names(annotation, full + "__")
+        else:
+            names.append(full)
+    return names
+
+
+def test_the_readme_configuration_table_lists_every_setting() -> None:
+    from bot.settings import Settings
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("## Configuration") :].split("\n\n")[2]
+    rows = {line.split("|")[1].strip().strip("`") for line in table.splitlines()[2:]}
+    names = _setting_names(Settings)
+    assert "LOG_LEVEL" in names
+    assert [name for name in names if name not in rows] == []

@@ -15,6 +15,7 @@ from aiogram.types import (
     InlineQuery,
     InlineQueryResultArticle,
     InputTextMessageContent,
+    LinkPreviewOptions,
     Message,
 )
 from aiogram.utils.i18n import gettext as _
@@ -98,7 +99,16 @@ async def send_offer_card(
         keyboards.offer_card(
             offer.supplier, offer.offer_id, offer.product_id, stars, offer.stars_amount is not None
         ),
+        product_picture(offer.image_url),
     )
+
+
+def product_picture(image_url: str | None) -> LinkPreviewOptions | None:
+    """The product's picture shown large above the card's text (a link preview of the
+    supplier's ``image_url``, so the card stays a text message Back can edit), or ``None``."""
+    if not image_url:
+        return None
+    return LinkPreviewOptions(url=image_url, prefer_large_media=True, show_above_text=True)
 
 
 @router.message(Command("catalogue", "catalog"))

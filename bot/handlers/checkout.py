@@ -44,9 +44,12 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-async def send_invoice(bot: Bot, order: Order, settings: Settings) -> None:
+async def send_invoice(
+    bot: Bot, order: Order, settings: Settings, photo_url: str | None = None
+) -> None:
     """``sendInvoice`` in Telegram Stars: currency XTR, one price, no provider token,
-    the order id in the payload. Test-mode orders say so in title and description."""
+    the order id in the payload, the product picture (``photo_url``) when the supplier
+    gives one. Test-mode orders say so in title and description."""
     prefix = _("invoice.test_prefix") if order.test_mode else ""
     if order.kind == "stars_gift":
         description = _("invoice.description_stars").format(
@@ -65,6 +68,7 @@ async def send_invoice(bot: Bot, order: Order, settings: Settings) -> None:
         payload=invoice_payload(order.id),
         currency=STARS_CURRENCY,
         prices=[LabeledPrice(label=_clip(order.offer_name, 32), amount=order.stars)],
+        photo_url=photo_url or None,
     )
 
 
@@ -110,7 +114,7 @@ async def open_and_invoice(
     order = await order_service.open_checkout(
         user_id, chat_id, quote, test_mode=settings.sandbox, **details
     )
-    await send_invoice(bot, order, settings)
+    await send_invoice(bot, order, settings, quote.offer.image_url)
 
 
 @router.callback_query(BuyOffer.filter())

@@ -1,13 +1,21 @@
-"""Gift Telegram Stars: choose a pack, name the recipient, confirm, pay, delivered."""
+"""Gift Telegram Stars: choose a pack, name the recipient, confirm, pay, delivered.
+
+A recipient nobody knows the id of gets a one-time deep link to this shop
+(``/start gift_<giver id>_<nonce>``); opening it names them, and the giver gets the
+confirmation to pay. The pending gift waits in the conversation storage under its own
+key (destiny :data:`PENDING_GIFT`), apart from whatever the giver does meanwhile."""
 
 from __future__ import annotations
 
 import logging
+import re
+import secrets
 from html import escape
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
+from aiogram.fsm.storage.base import StorageKey
 from aiogram.types import (
     CallbackQuery,
     KeyboardButton,
@@ -17,6 +25,8 @@ from aiogram.types import (
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
 )
+from aiogram.utils.deep_linking import create_start_link
+from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
@@ -41,6 +51,10 @@ logger = logging.getLogger(__name__)
 router = Router(name=__name__)
 
 PICK_CONTACT_REQUEST = 1
+#: the storage destiny of a gift waiting for its recipient to open the shop
+PENDING_GIFT = "stars_gift_pending"
+#: ``gift_<giver id>_<nonce>`` (Telegram allows [A-Za-z0-9_-], 64 characters)
+GIFT_LINK = re.compile(r"^gift_(\d{1,15})_([0-9a-f]{16})$")
 
 
 async def _packs_view(order_service: OrderService) -> tuple[str, keyboards.InlineKeyboardMarkup]:
@@ -152,6 +166,15 @@ async def _confirm(
         _("stars.found").format(recipient=escape(recipient.display)),
         reply_markup=ReplyKeyboardRemove(),
     )
+    await message.answer(
+        _("stars.confirm").format(
+            amount=data["amount"], recipient=escape(recipient.display), stars=stars
+        ),
+        reply_markup=_confirm_keyboard(stars),
+    )
+
+
+def _confirm_keyboard(stars: int) -> keyboards.InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(
         text=_("confirm.pay").format(stars=stars), callback_data=StarsRecipient(action="confirm")
@@ -159,12 +182,7 @@ async def _confirm(
     builder.button(text=_("stars.change_recipient"), callback_data=StarsRecipient(action="change"))
     builder.button(text=_("common.cancel"), callback_data=Nav(to="cancel"))
     builder.adjust(1)
-    await message.answer(
-        _("stars.confirm").format(
-            amount=data["amount"], recipient=escape(recipient.display), stars=stars
-        ),
-        reply_markup=builder.as_markup(),
-    )
+    return builder.as_markup()
 
 
 @router.message(GiftStars.recipient, F.users_shared)
@@ -202,6 +220,8 @@ async def recipient_typed(
     state: FSMContext,
     order_service: OrderService,
     recipient_resolver: RecipientResolver,
+    bot: Bot,
+    i18n: I18n,
 ) -> None:
     text = (message.text or "").strip()
     if text == _("stars.myself") and message.from_user is not None:
@@ -223,14 +243,95 @@ async def recipient_typed(
         await message.answer(_("common.supplier_down"), reply_markup=_recipient_keyboard())
         return
     if recipient.user_id is None:
-        await message.answer(
-            _("stars.no_id").format(
-                username=escape(parsed.username), helper=escape(recipient_resolver.helper_bot)
-            ),
-            reply_markup=_recipient_keyboard(),
-        )
+        await _invite(message, state, parsed.username, bot, i18n)
         return
     await _confirm(message, state, recipient, order_service)
+
+
+def _pending_gift(state: FSMContext, giver_id: int) -> FSMContext:
+    """The giver's gift waiting for its recipient, apart from the giver's conversation."""
+    key = StorageKey(
+        bot_id=state.key.bot_id, chat_id=giver_id, user_id=giver_id, destiny=PENDING_GIFT
+    )
+    return FSMContext(storage=state.storage, key=key)
+
+
+async def _invite(message: Message, state: FSMContext, username: str, bot: Bot, i18n: I18n) -> None:
+    """Nobody knows ``username``'s id: keep the gift pending and give the giver a one-time
+    link to this shop for the recipient (never the supplier's bot)."""
+    if message.from_user is None:
+        return
+    giver = message.from_user.id
+    nonce = secrets.token_hex(8)
+    data = await state.get_data()
+    await _pending_gift(state, giver).set_data(
+        {
+            "nonce": nonce, "chat_id": message.chat.id, "locale": i18n.current_locale,
+            "supplier": data["supplier"], "offer_id": data["offer_id"], "amount": data["amount"],
+        }
+    )  # fmt: skip
+    link = await create_start_link(bot, f"gift_{giver}_{nonce}")
+    await message.answer(
+        _("stars.invite").format(username=escape(username), link=escape(link)),
+        reply_markup=_recipient_keyboard(),
+    )
+
+
+async def recipient_arrived(
+    message: Message,
+    args: str,
+    state: FSMContext,
+    bot: Bot,
+    i18n: I18n,
+    order_service: OrderService,
+) -> bool:
+    """``/start gift_<giver>_<nonce>``: the recipient opened the giver's link. Names them
+    as the recipient and sends the giver (in the giver's language) the confirmation to
+    pay. ``False`` when the link is not a pending gift (used, replaced or malformed): the
+    caller shows the ordinary welcome."""
+    link = GIFT_LINK.match(args)
+    me = message.from_user
+    if link is None or me is None:
+        return False
+    giver_id = int(link.group(1))
+    pending = _pending_gift(state, giver_id)
+    data = await pending.get_data()
+    if not data or not secrets.compare_digest(str(data.get("nonce", "")), link.group(2)):
+        logger.info("gift link of %s opened by %s is not pending", giver_id, me.id)
+        return False
+    await pending.clear()
+    recipient = Recipient(me.id, me.username, me.first_name)
+    await message.answer(_("stars.invite_welcome"), reply_markup=keyboards.main_menu())
+    offer = await order_service.catalogue.repo.get(data["supplier"], data["offer_id"])
+    stars = offer_stars(order_service, offer) if offer and offer.active else None
+    chat_id = int(data["chat_id"])
+    with i18n.use_locale(str(data.get("locale") or i18n.default_locale)):
+        await bot.send_message(
+            chat_id, _("stars.invite_opened").format(recipient=escape(recipient.display))
+        )
+        if offer is None or stars is None:
+            await bot.send_message(chat_id, _("offer.unavailable"))
+            return True
+        giver = FSMContext(
+            storage=state.storage,
+            key=StorageKey(bot_id=state.key.bot_id, chat_id=chat_id, user_id=giver_id),
+        )
+        await giver.set_state(GiftStars.confirm)
+        await giver.set_data(
+            {
+                "supplier": data["supplier"], "offer_id": data["offer_id"],
+                "amount": data["amount"], "recipient_id": recipient.user_id,
+                "recipient_name": recipient.display, "stars": stars,
+            }
+        )  # fmt: skip
+        await bot.send_message(
+            chat_id,
+            _("stars.confirm").format(
+                amount=data["amount"], recipient=escape(recipient.display), stars=stars
+            ),
+            reply_markup=_confirm_keyboard(stars),
+        )
+    return True
 
 
 @router.message(GiftStars.recipient)

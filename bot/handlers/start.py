@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from html import escape
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject, CommandStart, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
@@ -15,6 +15,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot import keyboards
 from bot.callbacks import Nav, SetLanguage
+from bot.handlers import stars
 from bot.handlers.catalog import send_offer_card
 from bot.i18n import LANGUAGES
 from bot.middlewares import UserMiddleware
@@ -54,8 +55,14 @@ async def start(
     state: FSMContext,
     settings: Settings,
     order_service: OrderService,
+    bot: Bot,
+    i18n: I18n,
 ) -> None:
     await state.clear()
+    if (command.args or "").startswith("gift_") and await stars.recipient_arrived(
+        message, command.args or "", state, bot, i18n, order_service
+    ):
+        return
     link = _OFFER_LINK.match(command.args or "")
     if link:
         await send_offer_card(message, link.group(1), link.group(2), order_service)

@@ -43,7 +43,7 @@ _JSON_FIELDS = {
 }  # fmt: skip
 _INT_FIELDS = {
     "chat_id", "message_id", "offset", "limit", "timeout", "user_id", "from_chat_id",
-    "cache_time", "max_connections",
+    "cache_time", "max_connections", "photo_size", "photo_width", "photo_height",
 }  # fmt: skip
 _BOOL_FIELDS = {
     "ok", "show_alert", "drop_pending_updates", "is_personal", "disable_notification",
@@ -432,6 +432,7 @@ class FakeTelegram(LocalServer):
         message = self._new_message(chat_id, **content)
         message["_raw_text"] = text
         message["_markup"] = p.get("reply_markup")
+        message["_link_preview"] = p.get("link_preview_options")
         self._log(chat_id, "bot", "text", visible, p.get("reply_markup"))
         return _public(message)
 
@@ -450,6 +451,7 @@ class FakeTelegram(LocalServer):
             )
         message["text"] = visible
         message["_raw_text"] = p["text"]
+        message["_link_preview"] = p.get("link_preview_options")
         if markup is not None:
             message["reply_markup"] = markup
         else:
@@ -520,6 +522,8 @@ class FakeTelegram(LocalServer):
         message = self._new_message(chat_id, invoice=invoice)
         message["_payload"] = payload
         message["_label"] = prices[0].get("label", "")
+        #: the product picture Telegram shows on the invoice (optional, any URL)
+        message["_photo_url"] = p.get("photo_url")
         self._log(
             chat_id,
             "bot",

@@ -85,8 +85,9 @@ async def test_a_username_without_id_tells_exactly_what_to_do_and_can_be_retried
     vera = offline.telegram.user(2004, "Vera")
     await _choose_pack(offline, vera)
     await vera.send("@shy_sam")
-    told = await vera.wait_for_text("id is not available yet")
-    assert "@gamesdrop_api_bot" in told["text"]
+    told = await vera.wait_for_text("Ask them to open this link")
+    assert "t.me/game_shop_bot?start=gift_" in told["text"]
+    assert "gamesdrop" not in told["text"].lower()  # never the supplier's bot
     offline.sandbox.config.telegram_accounts[6].user_id = 1_000_077  # shy_sam starts the bot
     await vera.send("@shy_sam")
     await vera.wait_for_text("Recipient: @shy_sam")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -60,3 +61,43 @@ async def test_a_rejected_token_is_one_clear_line(tmp_path: Path) -> None:
     assert "TELEGRAM__TOKEN" in text and "401" in text, text
     assert "DEBUG storage" in text or "DEBUG bot" in text or "INFO storage" in text
     assert "aiosqlite" not in text and "SELECT" not in text and "INSERT" not in text, text
+
+
+async def _make_run(tmp_path: Path) -> asyncio.subprocess.Process:
+    """``make run`` in ``tmp_path`` (its ``.env`` is the one read), with this venv."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM", "GAMESDROP"))}
+    return await asyncio.create_subprocess_exec(
+        "make", "--no-print-directory", "-f", str(ROOT / "Makefile"), "run",
+        f"VENV={Path(sys.executable).parent.parent}", "STAMP=", cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+
+
+async def test_make_run_starts_the_live_shop_from_dot_env(tmp_path: Path) -> None:
+    telegram = FakeTelegram("4242:make-run-token")
+    await telegram.start()
+    (tmp_path / ".env").write_text(
+        "TELEGRAM__TOKEN=4242:make-run-token\n"
+        f"TELEGRAM__API_BASE={telegram.base_url}\n"
+        f"DATABASE_PATH={tmp_path / 'shop.sqlite3'}\n"
+        "SANDBOX=true\nSHOP_NAME=Dot Env Shop\n",
+        encoding="utf-8",
+    )
+    process = await _make_run(tmp_path)
+    try:
+        customer = telegram.user(8102, "Rae")
+        await customer.send("/start")
+        welcome = await customer.wait_for_text("Dot Env Shop", timeout=60)
+        assert "Welcome" in welcome["text"]
+    finally:
+        if process.returncode is None:
+            os.killpg(process.pid, signal.SIGINT)
+        await asyncio.wait_for(process.communicate(), 30)
+        await telegram.stop()
+
+
+async def test_make_run_without_dot_env_says_what_to_do(tmp_path: Path) -> None:
+    process = await _make_run(tmp_path)
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode != 0
+    assert "cp .env.example .env" in stderr.decode()
