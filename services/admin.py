@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
+from typing import Any
 
 from services.exports import csv_bytes
 from services.orders import OrderService
@@ -45,6 +46,21 @@ class Stats:
     new_users: int
 
 
+AUDIT_COLUMNS = ("id", "at", "admin_id", "admin_username", "action", "detail")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One audit log row; ``admin_username`` is without ``@``, ``None`` when unknown."""
+
+    id: int
+    at: str
+    admin_id: int
+    admin_username: str | None
+    action: str
+    detail: str
+
+
 class RefundRefusal(StrEnum):
     NOT_FOUND = "not_found"
     NOT_PAID = "not_paid"
@@ -73,6 +89,32 @@ class AdminService:
             (admin_id, action, detail[:1000], utcnow_iso()),
         )
         logger.info("admin %s: %s %s", admin_id, action, detail)
+
+    async def audit_page(self, page: int, size: int = 10) -> tuple[list[AuditEntry], int]:
+        """Page ``page`` (from 1) of the audit log, newest first, and how many entries in all."""
+        total = int(await self._db.fetchval("SELECT count(*) FROM audit_log"))
+        rows = await self._db.fetchall(
+            """SELECT audit_log.*, users.username AS admin_username FROM audit_log
+               LEFT JOIN users ON users.id = audit_log.admin_id
+               ORDER BY audit_log.id DESC LIMIT ? OFFSET ?""",
+            (size, (page - 1) * size),
+        )
+        return [_audit_entry(row) for row in rows], total
+
+    async def audit_csv(self) -> tuple[bytes, int]:
+        """The whole audit log, oldest first, as CSV (:data:`AUDIT_COLUMNS`, through
+        :func:`services.exports.csv_bytes`: UTF-8 with a BOM, formula-like cells
+        neutralised); and how many entries."""
+        rows = await self._db.fetchall(
+            """SELECT audit_log.*, users.username AS admin_username FROM audit_log
+               LEFT JOIN users ON users.id = audit_log.admin_id ORDER BY audit_log.id"""
+        )
+        entries = [_audit_entry(row) for row in rows]
+        content = csv_bytes(
+            AUDIT_COLUMNS,
+            ([e.id, e.at, e.admin_id, e.admin_username, e.action, e.detail] for e in entries),
+        )
+        return content, len(entries)
 
     async def stats(self, days: int) -> Stats:
         since = period_start(days)
@@ -199,3 +241,10 @@ class AdminService:
 
     async def user_order_count(self, user_id: int) -> int:
         return await self._orders.orders.count_for_user(user_id)
+
+
+def _audit_entry(row: Any) -> AuditEntry:
+    return AuditEntry(
+        row["id"], row["at"], row["admin_id"], row["admin_username"], row["action"],
+        row["detail"] or "",
+    )  # fmt: skip

@@ -111,6 +111,7 @@ def _menu_markup() -> Any:
         ("admin.stats", "stats", "1"), ("admin.catalogue", "cat", ""), ("admin.prices", "prices", ""),
         ("admin.users", "users", ""), ("admin.export", "export", "7"),
         ("admin.broadcast", "broadcast", ""), ("admin.campaign", "campaign", ""),
+        ("admin.audit", "audit", "1"),
     ):  # fmt: skip
         builder.button(text=_(key), callback_data=Admin(action=action, arg=arg))
     builder.adjust(2)
@@ -563,6 +564,55 @@ async def export_command(
         return
     assert message.from_user is not None
     await _send_export(bot, message.chat.id, since, until, admin_service, message.from_user.id)
+
+
+# -- audit log -------------------------------------------------------------------------
+
+AUDIT_PAGE = 10
+
+
+@router.callback_query(Admin.filter(F.action == "audit"))
+async def audit_log(
+    callback: CallbackQuery, callback_data: Admin, admin_service: AdminService
+) -> None:
+    """The audit log, newest first, ten entries a page, with a CSV export button."""
+    try:
+        page = parse_int(callback_data.arg, low=1, high=SQLITE_INT_MAX // AUDIT_PAGE)
+    except BadNumber:
+        page = 1
+    entries, total = await admin_service.audit_page(page, AUDIT_PAGE)
+    pages = max(1, -(-total // AUDIT_PAGE))
+    lines = [
+        f"{escape(e.at[:16].replace('T', ' '))} · "
+        f"{escape('@' + e.admin_username if e.admin_username else str(e.admin_id))} · "
+        f"<b>{escape(e.action)}</b> {escape(e.detail)}"
+        for e in entries
+    ]
+    text = _("admin.audit_text").format(page=page, pages=pages, total=total)
+    text += "\n" + ("\n".join(lines) or _("admin.audit_empty"))
+    builder = InlineKeyboardBuilder()
+    if page > 1:
+        builder.button(text="‹", callback_data=Admin(action="audit", arg=str(page - 1)))
+    if page < pages:
+        builder.button(text="›", callback_data=Admin(action="audit", arg=str(page + 1)))
+    if total:
+        builder.button(text=_("admin.audit_export"), callback_data=Admin(action="audit_csv"))
+    await show(callback, text, _back(builder))
+
+
+@router.callback_query(Admin.filter(F.action == "audit_csv"))
+async def audit_export(callback: CallbackQuery, bot: Bot, admin_service: AdminService) -> None:
+    """The whole audit log as a CSV document (Bot API ``sendDocument``)."""
+    await callback.answer()
+    if callback.message is None:
+        return
+    content, count = await admin_service.audit_csv()
+    await bot.send_document(
+        callback.message.chat.id,
+        BufferedInputFile(content, filename="audit_log.csv"),
+        caption=ngettext("admin.audit_caption", "admin.audit_caption", count).format(count=count),
+    )
+    await admin_service.audit(callback.from_user.id, "audit_export", f"{count} entries")
 
 
 # -- catalogue and prices --------------------------------------------------------------

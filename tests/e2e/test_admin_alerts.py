@@ -1,7 +1,10 @@
-"""Alerts reach each admin in the admin's own language and name customers by @username,
-through the real bot and the fake Bot API."""
+"""Alerts reach each admin in the admin's own language and name customers by @username;
+the audit log pages and exports; through the real bot and the fake Bot API."""
 
 from __future__ import annotations
+
+import csv
+import io
 
 import pytest
 
@@ -58,3 +61,57 @@ async def test_a_buyer_without_a_username_is_named_by_id(
     paid, error = await buyer.pay()
     assert paid, error
     await admin.wait_for_text(expected)
+
+
+def _has_button(user, text: str) -> bool:
+    try:
+        user.find_button(text)
+    except LookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("language", "button", "first_page", "second_page", "csv_button"),
+    [
+        ("en", "Audit log", "Audit log, page 1 of 2", "page 2 of 2", "CSV"),
+        ("ru", "Журнал действий", "Журнал действий, стр. 1 из 2", "стр. 2 из 2", "CSV"),
+    ],
+)
+async def test_the_audit_log_pages_and_exports_naming_admins_by_username(
+    offline: OfflineShop,
+    language: str,
+    button: str,
+    first_page: str,
+    second_page: str,
+    csv_button: str,
+) -> None:
+    admin = offline.telegram.user(ADMIN_ID, "Owner", username="owner_nick", language_code=language)
+    assert offline.shop is not None
+    admin_service = offline.shop.dispatcher["admin_service"]
+    for day in range(1, 12):  # eleven earlier actions, as the handlers record them
+        await admin_service.audit(ADMIN_ID, "export", f"2026-01-{day:02d}..2026-01-{day:02d}")
+    await admin.send("/export 2026-01-12 2026-01-12")  # and a twelfth, through the bot
+    await offline.telegram.wait_until(lambda: len(offline.telegram.documents) == 1)
+
+    await admin.send("/admin")
+    await offline.telegram.wait_until(lambda: _has_button(admin, button))
+    await admin.press(button)
+    page = await admin.wait_for_text("@owner_nick")
+    assert first_page in page["text"]
+    assert "2026-01-12..2026-01-12" in page["text"]  # newest first
+    assert "2026-01-01..2026-01-01" not in page["text"]
+    await admin.press("›")
+    later = await admin.wait_for_text("2026-01-01..2026-01-01")
+    assert second_page in later["text"]
+
+    await admin.press(csv_button)
+    await offline.telegram.wait_until(lambda: len(offline.telegram.documents) == 2)
+    content = list(offline.telegram.documents.values())[-1]
+    assert content.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(io.StringIO(content.decode("utf-8-sig"))))
+    assert len(rows) == 12
+    assert {(r["admin_id"], r["admin_username"], r["action"]) for r in rows} == {
+        (str(ADMIN_ID), "owner_nick", "export")
+    }
+    assert rows[0]["detail"].startswith("2026-01-01..2026-01-01")
