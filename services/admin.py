@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any
@@ -44,6 +44,22 @@ class Stats:
     margin_usd: Decimal
     top_products: list[tuple[str, int, int]]  # (product, orders, Stars)
     new_users: int
+
+
+SERIES_COLUMNS = ("day", "revenue_usd", "orders", "refunds", "stars_taken", "stars_refunded")
+
+
+@dataclass(frozen=True, slots=True)
+class DayStats:
+    """One UTC day: orders paid, refunds done, Stars in and out (whole Stars), and
+    ``revenue_usd`` = (taken - refunded) Stars at the current Star value, in cents."""
+
+    day: date
+    orders: int
+    refunds: int
+    stars_taken: int
+    stars_refunded: int
+    revenue_usd: Decimal
 
 
 AUDIT_COLUMNS = ("id", "at", "admin_id", "admin_username", "action", "detail")
@@ -115,6 +131,58 @@ class AdminService:
             ([e.id, e.at, e.admin_id, e.admin_username, e.action, e.detail] for e in entries),
         )
         return content, len(entries)
+
+    async def daily_series(self, days: int, today: date | None = None) -> list[DayStats]:
+        """The last ``days`` UTC days up to ``today`` (default: now), oldest first, one
+        :class:`DayStats` each, days without activity included as zeros."""
+        today = today or datetime.now(UTC).date()
+        first = today - timedelta(days=days - 1)
+        since = first.isoformat()
+
+        async def per_day(sql: str) -> dict[str, int]:
+            return {row["day"]: int(row["n"]) for row in await self._db.fetchall(sql, (since,))}
+
+        orders = await per_day(
+            "SELECT substr(paid_at, 1, 10) AS day, count(*) AS n FROM orders "
+            "WHERE paid_at >= ? GROUP BY day"
+        )
+        taken = await per_day(
+            "SELECT substr(received_at, 1, 10) AS day, sum(stars) AS n FROM payments "
+            "WHERE received_at >= ? GROUP BY day"
+        )
+        done = "FROM refunds WHERE status = 'done' AND done_at >= ? GROUP BY day"
+        refunds = await per_day(f"SELECT substr(done_at, 1, 10) AS day, count(*) AS n {done}")
+        refunded = await per_day(f"SELECT substr(done_at, 1, 10) AS day, sum(stars) AS n {done}")
+        star_usd = self._orders.pricing.book.star_usd
+        series = []
+        for offset in range(days):
+            day = first + timedelta(days=offset)
+            key = day.isoformat()
+            net = taken.get(key, 0) - refunded.get(key, 0)
+            series.append(
+                DayStats(
+                    day,
+                    orders.get(key, 0),
+                    refunds.get(key, 0),
+                    taken.get(key, 0),
+                    refunded.get(key, 0),
+                    (Decimal(net) * star_usd).quantize(CENT, ROUND_HALF_UP),
+                )
+            )
+        return series
+
+    @staticmethod
+    def series_csv(series: list[DayStats]) -> bytes:
+        """:meth:`daily_series` as CSV (:data:`SERIES_COLUMNS`, through
+        :func:`services.exports.csv_bytes`)."""
+        return csv_bytes(
+            SERIES_COLUMNS,
+            (
+                [d.day.isoformat(), d.revenue_usd, d.orders, d.refunds, d.stars_taken,
+                 d.stars_refunded]
+                for d in series
+            ),
+        )  # fmt: skip
 
     async def stats(self, days: int) -> Stats:
         since = period_start(days)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
@@ -115,3 +117,94 @@ async def test_the_audit_log_pages_and_exports_naming_admins_by_username(
         (str(ADMIN_ID), "owner_nick", "export")
     }
     assert rows[0]["detail"].startswith("2026-01-01..2026-01-01")
+
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("language", "stats", "today", "week", "caption"),
+    [
+        ("en", "Stats", "Stats: today", "7 days", "revenue, orders and refunds per day"),
+        ("ru", "Статистика", "Статистика: сегодня", "7 дней", "выручка, заказы и возвраты по дням"),
+    ],
+)
+async def test_weekly_stats_come_with_a_chart_and_the_same_series_as_csv(
+    offline: OfflineShop, language: str, stats: str, today: str, week: str, caption: str
+) -> None:
+    buyer = offline.telegram.user(3013, "Mia")
+    await reach_invoice(offline, buyer, TEST_OFFER_ID)
+    paid, error = await buyer.pay()
+    assert paid, error
+    await buyer.wait_for_text("Your key")
+    offline.sandbox.faults.out_of_stock.add(TEST_OFFER_ID)
+    await reach_invoice(offline, buyer, TEST_OFFER_ID)
+    paid, error = await buyer.pay()
+    assert paid, error
+    await buyer.wait_for_text("were refunded")
+
+    admin = offline.telegram.user(ADMIN_ID, "Owner", language_code=language)
+    await admin.send("/admin")
+    await offline.telegram.wait_until(lambda: _has_button(admin, stats))
+    await admin.press(stats)
+    await admin.wait_for_text(today)
+    await admin.press(week)
+    chart = await admin.wait_for_text(caption)
+    assert chart.get("photo")
+    [png] = offline.telegram.photos.values()
+    assert png.startswith(PNG)
+    await offline.telegram.wait_until(lambda: offline.telegram.documents)
+    [content] = offline.telegram.documents.values()
+    assert content.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(io.StringIO(content.decode("utf-8-sig"))))
+    assert len(rows) == 7
+    today = rows[-1]
+    assert (today["orders"], today["refunds"]) == ("2", "1")
+    stars = int(today["stars_taken"]) - int(today["stars_refunded"])
+    assert Decimal(today["revenue_usd"]) == (stars * Decimal("0.013")).quantize(
+        Decimal("0.01"), ROUND_HALF_UP
+    )
+    assert all(r["orders"] == "0" for r in rows[:-1])
+    assert "matplotlib" not in sys.modules  # drawn in a child process, not in the bot
+
+
+@pytest.mark.parametrize(
+    ("language", "stats", "today", "month", "failed"),
+    [
+        ("en", "Stats", "Stats: today", "30 days", "The chart could not be drawn"),
+        (
+            "ru",
+            "Статистика",
+            "Статистика: сегодня",
+            "30 дней",
+            "График сейчас не удалось построить",
+        ),
+    ],
+)
+async def test_a_chart_that_cannot_be_drawn_is_said_and_the_csv_still_comes(
+    offline: OfflineShop,
+    monkeypatch: pytest.MonkeyPatch,
+    language: str,
+    stats: str,
+    today: str,
+    month: str,
+    failed: str,
+) -> None:
+    from bot.handlers import admin as handlers
+    from services.charts import ChartError
+
+    async def broken(*_: object, **__: object) -> bytes:
+        raise ChartError("chart process exited with 1")
+
+    monkeypatch.setattr(handlers, "render_stats_chart", broken)
+    admin = offline.telegram.user(ADMIN_ID, "Owner", language_code=language)
+    await admin.send("/admin")
+    await offline.telegram.wait_until(lambda: _has_button(admin, stats))
+    await admin.press(stats)
+    await admin.wait_for_text(today)
+    await admin.press(month)
+    await admin.wait_for_text(failed)
+    await offline.telegram.wait_until(lambda: offline.telegram.documents)
+    [content] = offline.telegram.documents.values()
+    assert len(content.decode("utf-8-sig").splitlines()) == 1 + 30
+    assert not offline.telegram.photos
