@@ -240,16 +240,15 @@ class Shop:
                 down_since = None
                 if not info.is_postpaid and info.balance < alerts.balance_threshold_usd:
                     await self.notifier.alert(
-                        "balance_low",
-                        f"💸 Supplier balance is {info.balance} {info.currency} ({name}), under "
-                        f"{alerts.balance_threshold_usd}. Top it up before orders start failing.",
-                    )
+                        "balance_low", "alert.balance_low", balance=info.balance,
+                        currency=info.currency, supplier=name,
+                        threshold=alerts.balance_threshold_usd,
+                    )  # fmt: skip
             except SupplierError as exc:
                 down_since = down_since or time.monotonic()
                 if time.monotonic() - down_since >= alerts.unreachable_minutes * 60:
                     await self.notifier.alert(
-                        "supplier_down",
-                        f"🔌 The supplier has not answered for a while ({name}): {exc}",
+                        "supplier_down", "alert.supplier_down", supplier=name, error=str(exc)
                     )
             except Exception:
                 logger.exception("supplier watch failed")
@@ -262,15 +261,16 @@ class Shop:
             self.bot,
             self.orders,
             ShopSettingsRepository(self.db),
-            on_error=lambda text: self.notifier.alert("reconcile_failed", f"💳 {text}"),
+            on_error=lambda text: self.notifier.alert(
+                "reconcile_failed", "alert.reconcile_failed", detail=text
+            ),
         )
         while True:
             try:
                 recovered = await reconciler.reconcile()
                 if recovered:
                     await self.notifier.alert(
-                        "payments_recovered",
-                        f"💳 {recovered} unrecorded Stars payment(s) recovered.",
+                        "payments_recovered", "alert.payments_recovered", count=recovered
                     )
             except Exception:
                 logger.exception("payment reconciliation failed")

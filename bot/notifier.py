@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
@@ -14,6 +15,7 @@ from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 
 from bot import keyboards, texts
 from bot.callbacks import Admin
@@ -28,6 +30,16 @@ logger = logging.getLogger(__name__)
 
 #: outbox kinds rendered from their parameters rather than from an order
 CHARGE_KINDS = ("charge_rejected", "charge_refunded")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertText:
+    """An alert before translation: the .po ``msgid`` and its placeholders. ``user_id``,
+    when given, fills ``{user}`` as ``@username`` where the shop knows one, else ``id N``."""
+
+    msgid: str
+    params: dict[str, Any] = field(default_factory=dict)
+    user_id: int | None = None
 
 
 class BotNotifier:
@@ -144,10 +156,9 @@ class BotNotifier:
             params={"stars": charge.stars, "reason": reason, "order": recorded.order_id},
         )  # fmt: skip
         await self.alert(
-            "charge_rejected",
-            f"💳 A payment of {charge.stars} {charge.currency} from user {charge.user_id} was "
-            f"not attached to order #{charge.order_id} ({reason}); it is being refunded.",
-        )
+            "charge_rejected", "alert.charge_rejected", user_id=charge.user_id,
+            stars=charge.stars, currency=charge.currency, order=charge.order_id, reason=reason,
+        )  # fmt: skip
 
     async def charge_refunded(self, refund: PendingRefund) -> None:
         """Telegram confirmed the refund of a charge that was never attached."""
@@ -162,24 +173,24 @@ class BotNotifier:
     async def order_failed(self, order: Order) -> None:
         await self._send(order, "failed", markup=False)
         await self.alert(
-            "order_failed",
-            f"❌ Order #{order.id} ({order.product_name} — {order.offer_name}, {order.stars} Stars) "
-            f"failed: {order.failure_code}: {order.failure_reason}. Refund queued.",
-        )
+            "order_failed", "alert.order_failed", user_id=order.user_id, order=order.id,
+            product=order.product_name, offer=order.offer_name, stars=order.stars,
+            code=order.failure_code, reason=order.failure_reason,
+        )  # fmt: skip
 
     async def order_refunded(self, order: Order) -> None:
         await self._send(order, "refunded")
         await self.alert(
-            "order_refunded",
-            f"↩️ Order #{order.id}: {order.stars} Stars refunded to user {order.user_id}.",
-        )
+            "order_refunded", "alert.order_refunded", user_id=order.user_id, order=order.id,
+            stars=order.stars,
+        )  # fmt: skip
 
     async def order_stuck(self, order: Order) -> None:
         await self.alert(
-            "order_stuck",
-            f"⚠️ Order #{order.id} ({order.product_name} — {order.offer_name}) is still "
-            f"{order.status.value} since {order.paid_at}; supplier order {order.supplier_order_id}.",
-        )
+            "order_stuck", "alert.order_stuck", user_id=order.user_id, order=order.id,
+            product=order.product_name, offer=order.offer_name, status=order.status.value,
+            since=order.paid_at, supplier_order=order.supplier_order_id,
+        )  # fmt: skip
 
     async def order_unknown(self, order: Order) -> None:
         """Tell the customer once: paid, the supplier has not confirmed yet, we keep at it."""
@@ -189,12 +200,17 @@ class BotNotifier:
         """Tell the customer a stuck order is still being worked on (or will be refunded)."""
         await self._send(order, "delayed", markup=False)
 
-    async def alert(self, key: str, text: str) -> None:
-        """A rate-limited alert to admins (see :class:`services.alerts.AlertService`)."""
+    async def alert(
+        self, key: str, msgid: str, *, user_id: int | None = None, **params: Any
+    ) -> None:
+        """A rate-limited alert to admins (see :class:`services.alerts.AlertService`), the
+        .po message ``msgid`` with ``params``, rendered per admin in the admin's language;
+        ``user_id`` names a customer as ``{user}`` (see :class:`AlertText`)."""
+        message = AlertText(msgid, params, user_id)
         if self.alerts is not None:
-            await self.alerts.alert(key, text)
+            await self.alerts.alert(key, message)
         else:
-            await self.alert_admins(text)
+            await self.alert_admins(message)
 
     # -- mass sending progress (services.mass_sending.ProgressReporter) ----------------
 
@@ -272,10 +288,25 @@ class BotNotifier:
         except TelegramForbiddenError:
             await self._users.set_blocked(user_id, True)
 
-    async def alert_admins(self, text: str) -> None:
-        """Plain-text alert to every admin (admins read the shop's working language)."""
+    async def _user_label(self, user_id: int | None) -> str:
+        if user_id is None:
+            return ""
+        user = await self._users.get(user_id)
+        return f"@{user.username}" if user and user.username else f"id {user_id}"
+
+    async def alert_admins(self, message: AlertText, folded: int = 0) -> None:
+        """Plain-text alert (Bot API ``sendMessage``, no parse mode) to every admin in the
+        admin's language (chosen, else Telegram's, else the shop's default); ``folded``
+        alerts of the same kind held back since the last one are counted at the end."""
+        label = await self._user_label(message.user_id)
         for admin_id in self._admin_ids:
             try:
+                with self._i18n.for_locale(await self._locale(admin_id)):
+                    text = _(message.msgid).format(user=label, **message.params)
+                    if folded:
+                        text += "\n" + ngettext("alert.folded", "alert.folded", folded).format(
+                            count=folded
+                        )
                 await self._bot.send_message(admin_id, text, parse_mode=None)
             except Exception:
-                logger.exception("could not alert admin %s", admin_id)
+                logger.exception("could not alert admin %s: %s", admin_id, message)

@@ -39,7 +39,7 @@ class DeliveryOutbox:
         users: UsersRepository,
         render: Render,
         flood: FloodBudget,
-        alert: Callable[[str, str], Awaitable[None]],
+        alert: Callable[..., Awaitable[None]],
         *,
         retry_delays: tuple[float, ...] = (1, 2, 5, 15, 60, 300),
         tick: float = 1.0,
@@ -96,10 +96,9 @@ class DeliveryOutbox:
             )  # fmt: skip
             await self._repo.give_up(delivery.id, "failed", str(exc))
             await self._alert(
-                "delivery_failed",
-                f"📭 The {delivery.kind} message of order #{delivery.order_id} could not be "
-                f"sent to user {delivery.user_id}: {exc.message}",
-            )
+                "delivery_failed", "alert.delivery_failed", user_id=delivery.user_id,
+                kind=delivery.kind, order=delivery.order_id, error=exc.message,
+            )  # fmt: skip
             return True
         except Exception as exc:  # network errors, 5xx: Telegram did not take it
             await self._retry(delivery, exc)

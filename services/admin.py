@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
+from typing import Any
 
 from services.exports import csv_bytes
 from services.orders import OrderService
@@ -45,6 +46,37 @@ class Stats:
     new_users: int
 
 
+SERIES_COLUMNS = ("day", "revenue_usd", "orders", "refunds", "stars_taken", "stars_refunded")
+
+
+@dataclass(frozen=True, slots=True)
+class DayStats:
+    """One UTC day: orders paid, refunds done, Stars in and out (whole Stars), and
+    ``revenue_usd`` = (taken - refunded) Stars at the current Star value, in cents."""
+
+    day: date
+    orders: int
+    refunds: int
+    stars_taken: int
+    stars_refunded: int
+    revenue_usd: Decimal
+
+
+AUDIT_COLUMNS = ("id", "at", "admin_id", "admin_username", "action", "detail")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One audit log row; ``admin_username`` is without ``@``, ``None`` when unknown."""
+
+    id: int
+    at: str
+    admin_id: int
+    admin_username: str | None
+    action: str
+    detail: str
+
+
 class RefundRefusal(StrEnum):
     NOT_FOUND = "not_found"
     NOT_PAID = "not_paid"
@@ -73,6 +105,84 @@ class AdminService:
             (admin_id, action, detail[:1000], utcnow_iso()),
         )
         logger.info("admin %s: %s %s", admin_id, action, detail)
+
+    async def audit_page(self, page: int, size: int = 10) -> tuple[list[AuditEntry], int]:
+        """Page ``page`` (from 1) of the audit log, newest first, and how many entries in all."""
+        total = int(await self._db.fetchval("SELECT count(*) FROM audit_log"))
+        rows = await self._db.fetchall(
+            """SELECT audit_log.*, users.username AS admin_username FROM audit_log
+               LEFT JOIN users ON users.id = audit_log.admin_id
+               ORDER BY audit_log.id DESC LIMIT ? OFFSET ?""",
+            (size, (page - 1) * size),
+        )
+        return [_audit_entry(row) for row in rows], total
+
+    async def audit_csv(self) -> tuple[bytes, int]:
+        """The whole audit log, oldest first, as CSV (:data:`AUDIT_COLUMNS`, through
+        :func:`services.exports.csv_bytes`: UTF-8 with a BOM, formula-like cells
+        neutralised); and how many entries."""
+        rows = await self._db.fetchall(
+            """SELECT audit_log.*, users.username AS admin_username FROM audit_log
+               LEFT JOIN users ON users.id = audit_log.admin_id ORDER BY audit_log.id"""
+        )
+        entries = [_audit_entry(row) for row in rows]
+        content = csv_bytes(
+            AUDIT_COLUMNS,
+            ([e.id, e.at, e.admin_id, e.admin_username, e.action, e.detail] for e in entries),
+        )
+        return content, len(entries)
+
+    async def daily_series(self, days: int, today: date | None = None) -> list[DayStats]:
+        """The last ``days`` UTC days up to ``today`` (default: now), oldest first, one
+        :class:`DayStats` each, days without activity included as zeros."""
+        today = today or datetime.now(UTC).date()
+        first = today - timedelta(days=days - 1)
+        since = first.isoformat()
+
+        async def per_day(sql: str) -> dict[str, int]:
+            return {row["day"]: int(row["n"]) for row in await self._db.fetchall(sql, (since,))}
+
+        orders = await per_day(
+            "SELECT substr(paid_at, 1, 10) AS day, count(*) AS n FROM orders "
+            "WHERE paid_at >= ? GROUP BY day"
+        )
+        taken = await per_day(
+            "SELECT substr(received_at, 1, 10) AS day, sum(stars) AS n FROM payments "
+            "WHERE received_at >= ? GROUP BY day"
+        )
+        done = "FROM refunds WHERE status = 'done' AND done_at >= ? GROUP BY day"
+        refunds = await per_day(f"SELECT substr(done_at, 1, 10) AS day, count(*) AS n {done}")
+        refunded = await per_day(f"SELECT substr(done_at, 1, 10) AS day, sum(stars) AS n {done}")
+        star_usd = self._orders.pricing.book.star_usd
+        series = []
+        for offset in range(days):
+            day = first + timedelta(days=offset)
+            key = day.isoformat()
+            net = taken.get(key, 0) - refunded.get(key, 0)
+            series.append(
+                DayStats(
+                    day,
+                    orders.get(key, 0),
+                    refunds.get(key, 0),
+                    taken.get(key, 0),
+                    refunded.get(key, 0),
+                    (Decimal(net) * star_usd).quantize(CENT, ROUND_HALF_UP),
+                )
+            )
+        return series
+
+    @staticmethod
+    def series_csv(series: list[DayStats]) -> bytes:
+        """:meth:`daily_series` as CSV (:data:`SERIES_COLUMNS`, through
+        :func:`services.exports.csv_bytes`)."""
+        return csv_bytes(
+            SERIES_COLUMNS,
+            (
+                [d.day.isoformat(), d.revenue_usd, d.orders, d.refunds, d.stars_taken,
+                 d.stars_refunded]
+                for d in series
+            ),
+        )  # fmt: skip
 
     async def stats(self, days: int) -> Stats:
         since = period_start(days)
@@ -199,3 +309,10 @@ class AdminService:
 
     async def user_order_count(self, user_id: int) -> int:
         return await self._orders.orders.count_for_user(user_id)
+
+
+def _audit_entry(row: Any) -> AuditEntry:
+    return AuditEntry(
+        row["id"], row["at"], row["admin_id"], row["admin_username"], row["action"],
+        row["detail"] or "",
+    )  # fmt: skip

@@ -88,7 +88,7 @@ class CatalogueService:
 
     A sync whose supplier answer would shrink a non-empty catalogue by more than
     ``max_shrink`` (a share, 0.2 = 20 %) is *held*: its rows are stored but no offer is
-    deactivated, admins are alerted through ``alert(key, text)`` (set by the composition
+    deactivated, admins are alerted through ``alert(key, msgid, **params)`` (set by the composition
     root), and :meth:`apply_held` applies it once an admin confirms.
     """
 
@@ -107,8 +107,8 @@ class CatalogueService:
         self._max_shrinks = max_shrink
         self._offer_ids = {name: list(ids) for name, ids in (offer_ids or {}).items()}
         self._sync_lock = asyncio.Lock()
-        #: admin alerts, ``alert(key, text)``; set by the composition root
-        self.alert: Callable[[str, str], Awaitable[None]] | None = None
+        #: admin alerts, ``alert(key, msgid, **params)`` (a .po message); set by the composition root
+        self.alert: Callable[..., Awaitable[None]] | None = None
 
     @property
     def is_syncing(self) -> bool:
@@ -260,17 +260,12 @@ class CatalogueService:
         if self.alert is None:
             return
         fewer = (report.previous - report.listed) * 100 // report.previous
-        text = (
-            f"🛑 Catalogue sync #{report.run_id} of {report.supplier} held: the supplier "
-            f"listed {report.listed} "
-            f"offers, the shop has {report.previous} active ({fewer}% fewer, more than the "
-            f"{(self._max_shrink(report.supplier) * 100).normalize():f}% allowed). Nothing "
-            "was deactivated; "
-            "the stored catalogue keeps selling. If the supplier really removed them, apply "
-            "it with /sync force or Admin → Catalogue → Apply anyway."
-        )
+        allowed = f"{(self._max_shrink(report.supplier) * 100).normalize():f}"
         try:
-            await self.alert(ALERT_HELD, text)
+            await self.alert(
+                ALERT_HELD, "alert.catalogue_held", run=report.run_id, supplier=report.supplier,
+                listed=report.listed, previous=report.previous, fewer=fewer, allowed=allowed,
+            )  # fmt: skip
         except Exception:
             logger.exception("could not alert admins about held sync #%d", report.run_id)
 

@@ -36,6 +36,7 @@ from bot.settings import Settings
 from bot.ui import show
 from services.admin import AdminService
 from services.catalogue import HeldSyncGone
+from services.charts import ChartError, ChartLabels, DayPoint, render_stats_chart
 from services.orders import OrderService
 from services.parsing import SQLITE_INT_MAX, BadNumber, parse_decimal, parse_int
 from services.pricing import PLACES, RANGES, PricedOffer, PriceSetting
@@ -111,6 +112,7 @@ def _menu_markup() -> Any:
         ("admin.stats", "stats", "1"), ("admin.catalogue", "cat", ""), ("admin.prices", "prices", ""),
         ("admin.users", "users", ""), ("admin.export", "export", "7"),
         ("admin.broadcast", "broadcast", ""), ("admin.campaign", "campaign", ""),
+        ("admin.audit", "audit", "1"),
     ):  # fmt: skip
         builder.button(text=_(key), callback_data=Admin(action=action, arg=arg))
     builder.adjust(2)
@@ -484,7 +486,10 @@ async def refund_confirmed(
 
 
 @router.callback_query(Admin.filter(F.action == "stats"))
-async def stats(callback: CallbackQuery, callback_data: Admin, admin_service: AdminService) -> None:
+async def stats(
+    callback: CallbackQuery, callback_data: Admin, bot: Bot, admin_service: AdminService
+) -> None:
+    """Figures for today, 7 or 30 days; for 7 and 30 days also a chart and a CSV per day."""
     days = int(callback_data.arg) if callback_data.arg in ("1", "7", "30") else 1
     figures = await admin_service.stats(days)
     by_status = (
@@ -507,6 +512,39 @@ async def stats(callback: CallbackQuery, callback_data: Admin, admin_service: Ad
             text=_(f"admin.period_{option}"), callback_data=Admin(action="stats", arg=option)
         )
     await show(callback, text, _back(builder))
+    if days > 1 and callback.message is not None:
+        await _send_series(bot, callback.message.chat.id, days, admin_service)
+
+
+async def _send_series(bot: Bot, chat_id: int, days: int, admin_service: AdminService) -> None:
+    """Revenue, orders and refunds per day of the last ``days``: a chart (Bot API
+    ``sendPhoto``, drawn in a child process by :mod:`services.charts`) and the same series
+    as CSV (``sendDocument``). A chart that cannot be drawn is logged and said so; the
+    CSV goes out anyway."""
+    series = await admin_service.daily_series(days)
+    period = _(f"admin.period_{days}")
+    caption = _("admin.chart_caption").format(period=period)
+    labels = ChartLabels(
+        title=_("admin.chart_title").format(period=period),  # no emoji: the font has none
+        revenue=_("admin.chart_revenue"),
+        orders=_("admin.chart_orders"),
+        refunds=_("admin.chart_refunds"),
+    )
+    points = [DayPoint(d.day, d.revenue_usd, d.orders, d.refunds) for d in series]
+    try:
+        png = await render_stats_chart(points, labels)
+    except ChartError:
+        logger.exception("stats chart for %d days could not be drawn", days)
+        await bot.send_message(chat_id, _("admin.chart_failed"))
+    else:
+        await bot.send_photo(
+            chat_id, BufferedInputFile(png, filename=f"stats_{days}d.png"), caption=caption
+        )
+    await bot.send_document(
+        chat_id,
+        BufferedInputFile(admin_service.series_csv(series), filename=f"stats_{days}d.csv"),
+        caption=_("admin.series_caption").format(period=period),
+    )
 
 
 async def _send_export(
@@ -563,6 +601,55 @@ async def export_command(
         return
     assert message.from_user is not None
     await _send_export(bot, message.chat.id, since, until, admin_service, message.from_user.id)
+
+
+# -- audit log -------------------------------------------------------------------------
+
+AUDIT_PAGE = 10
+
+
+@router.callback_query(Admin.filter(F.action == "audit"))
+async def audit_log(
+    callback: CallbackQuery, callback_data: Admin, admin_service: AdminService
+) -> None:
+    """The audit log, newest first, ten entries a page, with a CSV export button."""
+    try:
+        page = parse_int(callback_data.arg, low=1, high=SQLITE_INT_MAX // AUDIT_PAGE)
+    except BadNumber:
+        page = 1
+    entries, total = await admin_service.audit_page(page, AUDIT_PAGE)
+    pages = max(1, -(-total // AUDIT_PAGE))
+    lines = [
+        f"{escape(e.at[:16].replace('T', ' '))} · "
+        f"{escape('@' + e.admin_username if e.admin_username else str(e.admin_id))} · "
+        f"<b>{escape(e.action)}</b> {escape(e.detail)}"
+        for e in entries
+    ]
+    text = _("admin.audit_text").format(page=page, pages=pages, total=total)
+    text += "\n" + ("\n".join(lines) or _("admin.audit_empty"))
+    builder = InlineKeyboardBuilder()
+    if page > 1:
+        builder.button(text="‹", callback_data=Admin(action="audit", arg=str(page - 1)))
+    if page < pages:
+        builder.button(text="›", callback_data=Admin(action="audit", arg=str(page + 1)))
+    if total:
+        builder.button(text=_("admin.audit_export"), callback_data=Admin(action="audit_csv"))
+    await show(callback, text, _back(builder))
+
+
+@router.callback_query(Admin.filter(F.action == "audit_csv"))
+async def audit_export(callback: CallbackQuery, bot: Bot, admin_service: AdminService) -> None:
+    """The whole audit log as a CSV document (Bot API ``sendDocument``)."""
+    await callback.answer()
+    if callback.message is None:
+        return
+    content, count = await admin_service.audit_csv()
+    await bot.send_document(
+        callback.message.chat.id,
+        BufferedInputFile(content, filename="audit_log.csv"),
+        caption=ngettext("admin.audit_caption", "admin.audit_caption", count).format(count=count),
+    )
+    await admin_service.audit(callback.from_user.id, "audit_export", f"{count} entries")
 
 
 # -- catalogue and prices --------------------------------------------------------------

@@ -174,6 +174,8 @@ class FakeTelegram(LocalServer):
         self.forced_floods: dict[int, list[int]] = {}
         self.blocked: set[int] = set()
         self.documents: dict[str, bytes] = {}
+        #: photos the bot uploaded (``sendPhoto`` with a file), by file id
+        self.photos: dict[str, bytes] = {}
         self.inline_answers: dict[str, list[dict[str, Any]]] = {}
         self.callback_answers: dict[str, dict[str, Any]] = {}
         self.webhook_url = ""
@@ -610,9 +612,16 @@ class FakeTelegram(LocalServer):
         chat_id = p["chat_id"]
         self._check_send(chat_id)
         caption = plain_text(str(p.get("caption") or ""), p.get("parse_mode"))
+        upload = p.get("photo")
+        if isinstance(upload, str) and upload.startswith("attach://"):
+            upload = p.get(upload.removeprefix("attach://"))  # multipart: the file is its own field
+        file_id = "photo-1"
+        if hasattr(upload, "file"):  # an uploaded file, kept as documents are
+            file_id = f"photo-{len(self.photos) + 2}"
+            self.photos[file_id] = upload.file.read()
         message = self._new_message(
             chat_id,
-            photo=[{"file_id": "photo-1", "file_unique_id": "p1", "width": 1, "height": 1}],
+            photo=[{"file_id": file_id, "file_unique_id": file_id, "width": 1, "height": 1}],
             caption=caption,
         )
         self._log(chat_id, "bot", "photo", caption)

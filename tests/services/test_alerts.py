@@ -2,11 +2,11 @@ from services.alerts import AlertService
 
 
 async def test_a_storm_of_alerts_becomes_one_message_and_the_rest_are_counted() -> None:
-    sent: list[str] = []
+    sent: list[tuple[str, int]] = []
     now = [0.0]
 
-    async def send(text: str) -> None:
-        sent.append(text)
+    async def send(text: str, folded: int) -> None:
+        sent.append((text, folded))
 
     alerts = AlertService(send, min_interval=600, clock=lambda: now[0])
     assert await alerts.alert("order_failed", "first")
@@ -16,7 +16,7 @@ async def test_a_storm_of_alerts_becomes_one_message_and_the_rest_are_counted() 
     now[0] = 601
     assert await alerts.alert("order_failed", "later")
     assert sent == [
-        "first",
-        "other kind goes through",
-        "later\n(+4 more like this since the last alert)",
+        ("first", 0),
+        ("other kind goes through", 0),
+        ("later", 4),
     ]

@@ -16,10 +16,10 @@ from storage.db import Database
 
 class Alerts:
     def __init__(self) -> None:
-        self.sent: list[tuple[str, str]] = []
+        self.sent: list[tuple[str, str, dict[str, object]]] = []
 
-    async def __call__(self, key: str, text: str) -> None:
-        self.sent.append((key, text))
+    async def __call__(self, key: str, msgid: str, **params: object) -> None:
+        self.sent.append((key, msgid, params))
 
 
 @pytest.fixture
@@ -53,9 +53,9 @@ async def test_an_empty_or_shrunken_answer_is_held_and_deactivates_nothing(
     assert report.held and (report.previous, report.listed, report.offers) == (300, listed, 300)
     run = await catalogue.repo.latest_run()
     assert run is not None and (run.status, run.offers) == ("held", listed)
-    [(key, text)] = alerts.sent
-    assert key == "catalogue_held"
-    assert f"listed {listed} offers" in text and "300 active" in text and "/sync force" in text
+    [(key, msgid, params)] = alerts.sent
+    assert (key, msgid) == ("catalogue_held", "alert.catalogue_held")
+    assert (params["listed"], params["previous"]) == (listed, 300)
 
 
 async def test_a_shrink_within_the_allowed_share_is_applied(
