@@ -340,16 +340,6 @@ class CatalogueRepository:
             (alias, target, admin_id, utcnow_iso()),
         )
 
-    async def search_offers(self, text: str, limit: int = 20) -> list[StoredOffer]:
-        """In-stock offers of the best-matching products (inline mode), up to ``limit``."""
-        found: list[StoredOffer] = []
-        for product in await self.search_products(text, limit=5):
-            offers = await self.offers_of(product.supplier, product.product_id)
-            found.extend(offer for offer in offers if offer.in_stock)
-            if len(found) >= limit:
-                break
-        return found[:limit]
-
     async def stars_offers(self) -> list[StoredOffer]:
         """Active Telegram Stars packs, smallest first."""
         rows = await self._db.fetchall(
