@@ -4,10 +4,11 @@ A query is read word by word. Each word is casefolded and transliterated to Lati
 (``геншин`` -> ``genshin``); an owner's alias replaces it (``hsr`` -> ``honkai star rail``,
 table ``search_aliases``). A word that begins no word of any product is corrected against
 the catalogue's vocabulary: same consonant skeleton (``stim``/``steam``, ``pabg``/``pubg``)
-or rapidfuzz ``ratio`` >= 80 (``genshn``/``genshin``). The FTS5 index then finds products
-having every word (as a prefix, in any order), and rapidfuzz ranks them (``WRatio`` of the
-query and the name, FTS5 bm25 breaking ties). Nothing found: the closest names by
-``WRatio`` over the whole catalogue are offered instead.
+or rapidfuzz ``ratio`` >= 80 of the word or of its skeleton (``genshn``/``genshin``,
+``плейстейшн``/``playstation``). The FTS5 index then finds products having every word (as a
+prefix, in any order), and rapidfuzz ranks them by how close the name is to the query
+(``WRatio``; plain ``ratio`` past :data:`RANK_LIMIT` products). Nothing found: products
+having a word close to one of the query's are offered instead (else the closest names).
 
 The vocabulary and names live in memory (:class:`_Index`, a few MB for 12,000 products),
 rebuilt when the catalogue's products are (``CatalogueRepository.generation``).
@@ -38,8 +39,10 @@ _CYRILLIC = {
 }  # fmt: skip
 _TRANSLIT = str.maketrans(_CYRILLIC)
 MAX_WORDS = 8
-#: products ranked in memory; a query matching more is paged in bm25 order
+#: products ranked by WRatio; a query matching more is ranked by the cheaper ratio
 RANK_LIMIT = 400
+#: at most this many products are found for one query (a page count stays honest below it)
+MATCH_LIMIT = 5000
 FUZZY_CUTOFF = 80
 SUGGESTIONS = 3
 
@@ -136,7 +139,8 @@ class SearchService:
         found = [word] if latin == word else [word, latin]
         if self._begins_a_word(index, latin):
             return found
-        similar = set(index.skeletons.get(skeleton(latin), ())) if len(latin) >= 3 else set()
+        bones = skeleton(latin)
+        similar = set(index.skeletons.get(bones, ())) if len(latin) >= 3 else set()
         if len(latin) >= 4:
             similar.update(
                 match
@@ -145,6 +149,12 @@ class SearchService:
                     score_cutoff=FUZZY_CUTOFF, limit=5,
                 )
             )  # fmt: skip
+        if len(bones) >= 4:  # transliterated spellings: плейстейшн -> pleisteishn ~ playstation
+            for match, _score, _ in process.extract(
+                bones, list(index.skeletons), scorer=fuzz.ratio,
+                score_cutoff=FUZZY_CUTOFF, limit=3,
+            ):  # fmt: skip
+                similar.update(index.skeletons[match])
         for match in sorted(similar):
             found.extend(index.originals.get(match, ()))
         return found[:10]
@@ -171,31 +181,45 @@ class SearchService:
         expression = " AND ".join(
             "(" + " OR ".join(f'"{alt}"*' for alt in dict.fromkeys(group)) + ")" for group in groups
         )
-        rowids = await self.repo.match_product_rowids(expression, RANK_LIMIT)
-        if any(rowid not in index.products for rowid in rowids):
-            index = await self._current(rebuild=True)  # products rebuilt by another process
-        if len(rowids) >= RANK_LIMIT:
-            total = await self.repo.count_matches(expression)
-            page = await self.repo.match_product_rowids(expression, offset + limit)
-            items = [index.products[r] for r in page[offset:] if r in index.products]
-            return SearchResult(items, total)
+        rowids = await self.repo.matching_product_rowids(expression, MATCH_LIMIT)
         if not rowids:
-            return SearchResult([], 0, self._suggest(index, query))
+            return SearchResult([], 0, await self._suggest(index, query))
+        if rowids[-1] not in index.products or rowids[0] not in index.products:
+            index = await self._current(rebuild=True)  # products rebuilt by another process
         wanted = " ".join(word.translate(_TRANSLIT) for word in query)
-        order = {rowid: position for position, rowid in enumerate(rowids)}
-        scores = process.extract(
-            wanted, {r: index.names[r] for r in rowids if r in index.names},
-            scorer=fuzz.WRatio, limit=None,
-        )  # fmt: skip
-        ranked = sorted(scores, key=lambda hit: (-round(hit[1]), order[hit[2]]))
-        items = [index.products[rowid] for _name, _score, rowid in ranked]
-        return SearchResult(items[offset : offset + limit], len(items))
+        names = [index.names.get(rowid, "") for rowid in rowids]
+        # WRatio weighs partial and reordered names well but costs ~3 us a name; past
+        # RANK_LIMIT names the plain ratio keeps a page within the time budget. Equal
+        # scores keep the index's order (rowid), so pages never overlap.
+        scorer = fuzz.WRatio if len(rowids) <= RANK_LIMIT else fuzz.ratio
+        ranked = process.extract(wanted, names, scorer=scorer, limit=offset + limit)
+        items = [
+            index.products[rowids[at]]
+            for _name, _score, at in ranked[offset:]
+            if rowids[at] in index.products
+        ]
+        return SearchResult(items, len(rowids))
 
-    def _suggest(self, index: _Index, query: list[str]) -> list[Product]:
+    async def _suggest(self, index: _Index, query: list[str]) -> list[Product]:
+        """The products closest to a query that found nothing: those having a word close
+        to one of its words, else the names closest to the whole of it."""
         wanted = " ".join(word.translate(_TRANSLIT) for word in query)
+        close: set[str] = set()
+        for word in query:
+            latin = word.translate(_TRANSLIT)
+            for match, _score, _ in process.extract(
+                latin, index.vocabulary, scorer=fuzz.ratio, score_cutoff=60, limit=2
+            ):
+                close.update(index.originals[match])
+        names: dict[int, str] = {}
+        if close:
+            expression = " OR ".join(f'"{word}"*' for word in sorted(close))
+            rowids = await self.repo.matching_product_rowids(expression, 50)
+            names = {rowid: index.names[rowid] for rowid in rowids if rowid in index.names}
         hits = process.extract(
-            wanted, index.names, scorer=fuzz.WRatio, limit=SUGGESTIONS, score_cutoff=50
-        )
+            wanted, names or index.names, scorer=fuzz.WRatio if names else fuzz.QRatio,
+            limit=SUGGESTIONS, score_cutoff=50,
+        )  # fmt: skip
         return [index.products[rowid] for _name, _score, rowid in hits]
 
     async def offers(self, text: str, limit: int = 20) -> list[StoredOffer]:

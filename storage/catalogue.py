@@ -308,23 +308,13 @@ class CatalogueRepository:
             for r in rows
         ]
 
-    async def match_product_rowids(self, expression: str, limit: int) -> list[int]:
-        """Rowids of products matching FTS5 ``expression``, best first (bm25, the name
-        weighing ten times a denomination), at most ``limit``."""
+    async def matching_product_rowids(self, expression: str, limit: int) -> list[int]:
+        """Rowids of products matching FTS5 ``expression`` (in no particular order; the
+        caller ranks them), at most ``limit``."""
         rows = await self._db.fetchall(
-            """SELECT rowid FROM products_fts WHERE products_fts MATCH ?
-               ORDER BY bm25(products_fts, 10.0, 1.0) LIMIT ?""",
-            (expression, limit),
+            "SELECT rowid FROM products_fts WHERE products_fts MATCH ? LIMIT ?", (expression, limit)
         )
         return [int(row[0]) for row in rows]
-
-    async def count_matches(self, expression: str) -> int:
-        """How many products match FTS5 ``expression``."""
-        return int(
-            await self._db.fetchval(
-                "SELECT count(*) FROM products_fts WHERE products_fts MATCH ?", (expression,)
-            )
-        )
 
     async def aliases(self) -> list[tuple[str, str]]:
         """Search aliases ``[(alias, target)]`` by alias."""
