@@ -59,7 +59,7 @@ logger = logging.getLogger(__name__)
 
 ADMIN_COMMANDS = (
     "admin", "order", "refund", "user", "markup", "starvalue", "export", "sync", "offers", "broadcast",
-    "campaign",
+    "campaign", "alias", "aliases",
 )  # fmt: skip
 #: A conversation step untouched this long is forgotten (the customer starts again).
 CONVERSATION_TTL = timedelta(days=7)

@@ -101,3 +101,9 @@ class Admin(CallbackData, prefix="adm"):
 
     action: str
     arg: str = ""
+
+
+class SearchPage(CallbackData, prefix="sp"):
+    """A page of the customer's last search (its text is kept in the conversation data)."""
+
+    page: Page = 0

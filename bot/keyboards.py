@@ -24,6 +24,7 @@ from bot.callbacks import (
     OrdersPage,
     OrderView,
     ProductView,
+    SearchPage,
     ServerPick,
     SetLanguage,
     StarsPack,
@@ -148,8 +149,20 @@ def _products(
     return InlineKeyboardMarkup(inline_keyboard=keyboard)
 
 
-def search_results(items: Sequence[Product]) -> InlineKeyboardMarkup:
+def search_results(
+    items: Sequence[Product], page: int = 0, total: int = 0, categories: Sequence[str] = ()
+) -> InlineKeyboardMarkup:
+    """A page of search results (``total`` found, pages of :data:`PAGE_SIZE`) or, when
+    nothing was found, the suggested products and then the ``categories`` to browse."""
     keyboard = [[button(p.name, product_view(p.supplier, p.product_id))] for p in items]
+    pager = _pager(page, _pages(total), SearchPage)
+    if pager:
+        keyboard.append(pager)
+    keyboard.extend(
+        [button(category_title(category), CategoryPage(code=CODE_BY_CATEGORY[category]))]
+        for category in categories
+        if category in CODE_BY_CATEGORY
+    )
     keyboard.append([button(_("menu.search"), Nav(to="search")), _home_button()])
     return InlineKeyboardMarkup(inline_keyboard=keyboard)
 

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from services.search import SearchService
 from services.suppliers.base import Capability, Supplier
 from services.suppliers.errors import OfferNotFound
 from services.suppliers.models import CatalogueRow, OfferDetails
@@ -103,6 +104,8 @@ class CatalogueService:
     ) -> None:
         self.suppliers = suppliers if isinstance(suppliers, Suppliers) else Suppliers([suppliers])
         self.repo = repo
+        #: customer search over the synced products (text, its pages, inline mode)
+        self.search = SearchService(repo)
         self._page_sizes = page_size
         self._max_shrinks = max_shrink
         self._offer_ids = {name: list(ids) for name, ids in (offer_ids or {}).items()}

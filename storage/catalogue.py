@@ -112,6 +112,8 @@ def fts_query(text: str) -> str | None:
 class CatalogueRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
+        #: bumped whenever products are rebuilt; search indexes built before it are stale
+        self.generation = 0
 
     async def upsert_offers(self, rows: Sequence[OfferRow]) -> None:
         """Insert or update offers in one transaction. ``returns_key`` keeps what find-one
@@ -159,6 +161,7 @@ class CatalogueRepository:
                 (supplier, supplier),
             )
             await conn.execute("INSERT INTO products_fts (products_fts) VALUES ('rebuild')")
+        self.generation += 1
         return int(
             await self._db.fetchval(
                 "SELECT count(*) FROM offers WHERE supplier = ? AND active = 1", (supplier,)
@@ -292,15 +295,40 @@ class CatalogueRepository:
             for r in rows
         ]
 
-    async def search_offers(self, text: str, limit: int = 20) -> list[StoredOffer]:
-        """In-stock offers of the best-matching products (inline mode), up to ``limit``."""
-        found: list[StoredOffer] = []
-        for product in await self.search_products(text, limit=5):
-            offers = await self.offers_of(product.supplier, product.product_id)
-            found.extend(offer for offer in offers if offer.in_stock)
-            if len(found) >= limit:
-                break
-        return found[:limit]
+    async def search_products_raw(self) -> list[tuple[int, Product, str]]:
+        """Every product as ``(rowid, product, offer names)``, for the in-memory search
+        index (services.search)."""
+        rows = await self._db.fetchall("SELECT rowid, * FROM products")
+        return [
+            (
+                int(r["rowid"]),
+                Product(r["supplier"], r["product_id"], r["name"], r["category"], r["offer_count"]),
+                r["offer_names"],
+            )
+            for r in rows
+        ]
+
+    async def matching_product_rowids(self, expression: str, limit: int) -> list[int]:
+        """Rowids of products matching FTS5 ``expression`` (in no particular order; the
+        caller ranks them), at most ``limit``."""
+        rows = await self._db.fetchall(
+            "SELECT rowid FROM products_fts WHERE products_fts MATCH ? LIMIT ?", (expression, limit)
+        )
+        return [int(row[0]) for row in rows]
+
+    async def aliases(self) -> list[tuple[str, str]]:
+        """Search aliases ``[(alias, target)]`` by alias."""
+        rows = await self._db.fetchall("SELECT alias, target FROM search_aliases ORDER BY alias")
+        return [(row["alias"], row["target"]) for row in rows]
+
+    async def set_alias(self, alias: str, target: str, admin_id: int | None) -> None:
+        """Add search alias ``alias`` -> ``target`` (replacing one of the same alias)."""
+        await self._db.execute(
+            """INSERT INTO search_aliases (alias, target, added_by, added_at) VALUES (?, ?, ?, ?)
+               ON CONFLICT (alias) DO UPDATE SET target = excluded.target,
+                   added_by = excluded.added_by, added_at = excluded.added_at""",
+            (alias, target, admin_id, utcnow_iso()),
+        )
 
     async def stars_offers(self) -> list[StoredOffer]:
         """Active Telegram Stars packs, smallest first."""

@@ -6,7 +6,7 @@ import logging
 from html import escape
 
 from aiogram import Bot, F, Router
-from aiogram.filters import Command, StateFilter
+from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import (
     CallbackQuery,
@@ -19,9 +19,11 @@ from aiogram.types import (
     Message,
 )
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 
 from bot import keyboards
-from bot.callbacks import CategoryPage, Nav, OfferView, ProductView
+from bot.callbacks import CategoryPage, Nav, OfferView, ProductView, SearchPage
+from bot.handlers.admin import IsAdmin
 from bot.states import SearchInput
 from bot.ui import show
 from services.catalogue import CATEGORY_STARS
@@ -205,7 +207,29 @@ async def search_menu(callback: CallbackQuery, state: FSMContext) -> None:
     await show(callback, _("search.prompt"), keyboards.cancel_only())
 
 
-async def _search(message: Message, query: str, order_service: OrderService) -> None:
+async def _search_page(
+    query: str, page: int, order_service: OrderService
+) -> tuple[str, InlineKeyboardMarkup]:
+    """The text and keyboard of page ``page`` of the results for ``query``."""
+    search = order_service.catalogue.search
+    result = await search.search(query, page * keyboards.PAGE_SIZE, keyboards.PAGE_SIZE)
+    if not result.items and result.total and page > 0:
+        page, result = 0, await search.search(query, 0, keyboards.PAGE_SIZE)
+    if result.total == 0:
+        categories = [name for name, _count in await order_service.catalogue.repo.categories()]
+        key = "search.nothing_suggest" if result.suggestions else "search.nothing"
+        return _(key).format(query=escape(query)), keyboards.search_results(
+            result.suggestions, categories=categories
+        )
+    text = ngettext("search.found", "search.found", result.total).format(
+        count=result.total, query=escape(query)
+    )
+    return text, keyboards.search_results(result.items, page, result.total)
+
+
+async def _search(
+    message: Message, state: FSMContext, query: str, order_service: OrderService
+) -> None:
     query = query.strip()
     if len(query) > MAX_QUERY:
         await message.answer(_("common.text_too_long").format(max=MAX_QUERY))
@@ -213,23 +237,32 @@ async def _search(message: Message, query: str, order_service: OrderService) -> 
     if len(query) < 2:
         await message.answer(_("search.too_short"))
         return
-    found = await order_service.catalogue.repo.search_products(query, limit=keyboards.PAGE_SIZE)
-    if not found:
-        await message.answer(
-            _("search.nothing").format(query=escape(query)),
-            reply_markup=keyboards.search_results([]),
-        )
+    await state.update_data(search_query=query)
+    text, markup = await _search_page(query, 0, order_service)
+    await message.answer(text, reply_markup=markup)
+
+
+@router.callback_query(SearchPage.filter())
+async def search_page(
+    callback: CallbackQuery,
+    callback_data: SearchPage,
+    state: FSMContext,
+    order_service: OrderService,
+) -> None:
+    """Another page of the customer's last search; asks for a new one when it is gone."""
+    query = (await state.get_data()).get("search_query")
+    if not isinstance(query, str):
+        await show(callback, _("search.prompt"), keyboards.cancel_only())
+        await state.set_state(SearchInput.query)
         return
-    await message.answer(
-        _("search.results").format(query=escape(query)),
-        reply_markup=keyboards.search_results(found),
-    )
+    text, markup = await _search_page(query, callback_data.page, order_service)
+    await show(callback, text, markup)
 
 
 @router.message(SearchInput.query, F.text, ~F.text.startswith("/"))
 async def search_query(message: Message, state: FSMContext, order_service: OrderService) -> None:
     await state.clear()
-    await _search(message, message.text or "", order_service)
+    await _search(message, state, message.text or "", order_service)
 
 
 @router.message(SearchInput.query)
@@ -238,18 +271,46 @@ async def search_not_text(message: Message) -> None:
 
 
 @router.message(StateFilter(None), F.text, ~F.text.startswith("/"))
-async def text_outside_any_step(message: Message, order_service: OrderService) -> None:
+async def text_outside_any_step(
+    message: Message, state: FSMContext, order_service: OrderService
+) -> None:
     """Any plain text outside a conversation step is a search."""
-    await _search(message, message.text or "", order_service)
+    await _search(message, state, message.text or "", order_service)
+
+
+@router.message(Command("aliases"), IsAdmin())
+async def aliases_command(message: Message, order_service: OrderService) -> None:
+    """The owner's search aliases (``/aliases``), one ``alias → target`` a line."""
+    aliases = await order_service.catalogue.search.aliases()
+    lines = "\n".join(f"{escape(alias)} → {escape(target)}" for alias, target in aliases)
+    await message.answer(_("search.aliases").format(aliases=lines or "—"))
+
+
+@router.message(Command("alias"), IsAdmin())
+async def alias_command(
+    message: Message, command: CommandObject, order_service: OrderService
+) -> None:
+    """``/alias <words customers type> = <words of the product>``: search reads the first
+    as the second from now on (replacing an alias of the same words)."""
+    alias, sep, target = (command.args or "").partition("=")
+    try:
+        if not sep:
+            raise ValueError("no '='")
+        alias, target = await order_service.catalogue.search.add_alias(
+            alias, target, message.from_user.id if message.from_user else None
+        )
+    except ValueError:
+        await message.answer(_("search.alias_usage"))
+        return
+    logger.info("search alias %r -> %r added by %s", alias, target, message.from_user)
+    await message.answer(_("search.alias_added").format(alias=escape(alias), target=escape(target)))
 
 
 @router.inline_query()
 async def inline_search(inline_query: InlineQuery, bot: Bot, order_service: OrderService) -> None:
     """``@bot genshin`` in any chat: offers that open the bot on that offer."""
     query = inline_query.query.strip()[:MAX_QUERY]
-    offers = (
-        await order_service.catalogue.repo.search_offers(query, limit=20) if len(query) >= 2 else []
-    )
+    offers = await order_service.catalogue.search.offers(query, limit=20) if len(query) >= 2 else []
     me = await bot.me()
     results = []
     for offer in offers:
@@ -274,6 +335,7 @@ async def inline_search(inline_query: InlineQuery, bot: Bot, order_service: Orde
                 reply_markup=InlineKeyboardMarkup(
                     inline_keyboard=[[InlineKeyboardButton(text=_("inline.buy_button"), url=link)]]
                 ),
+                thumbnail_url=offer.image_url,
             )
         )
     await inline_query.answer(results, cache_time=60, is_personal=False)

@@ -29,7 +29,7 @@ async def test_customer_buys_test_offer_999_and_receives_its_key(offline: Offlin
     await alice.press("Gift cards")
     await alice.wait_for_text("choose a game")
     await alice.send("steam")
-    await alice.wait_for_text("Found for")
+    await alice.wait_for_text("Found 2 products for")
     await alice.press("Steam US")
     await alice.wait_for_text("denomination")
     await alice.press("TEST OFFER GROUP")
