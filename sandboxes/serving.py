@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from aiohttp import web
 
@@ -40,3 +43,27 @@ class LocalServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    async def serve_forever(
+        self, host: str, port: int, announce: Callable[[str], None] | None = None
+    ) -> None:
+        """Serve until cancelled (Ctrl-C on the command line); ``announce(base_url)``
+        tells the person who started it where it listens."""
+        url = await self.start(host, port)
+        if announce is not None:
+            announce(url)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
+
+
+def run_command_line(serve: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """``python -m sandboxes.<name>``: INFO logging to stderr, then ``serve()`` until Ctrl-C."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        pass

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 
 from sandboxes.codegames import DEFAULT_TOKEN, create_sandbox
+from sandboxes.serving import run_command_line
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -17,12 +16,13 @@ async def _serve(args: argparse.Namespace) -> None:
         full_status=args.full_status,
         process_seconds=args.process_seconds,
     )
-    url = await sandbox.start(args.host, args.port)
-    print(f"CodeGames sandbox on {url} with {len(sandbox.offers)} offers; token {args.token!r}")
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await sandbox.stop()
+    await sandbox.serve_forever(
+        args.host,
+        args.port,
+        lambda url: print(
+            f"CodeGames sandbox on {url} with {len(sandbox.offers)} offers; token {args.token!r}"
+        ),
+    )
 
 
 def main() -> None:
@@ -41,13 +41,7 @@ def main() -> None:
         "--process-seconds", type=float, default=3.0, help="time a PROCESSING order takes"
     )
     args = parser.parse_args()
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    try:
-        asyncio.run(_serve(args))
-    except KeyboardInterrupt:
-        pass
+    run_command_line(lambda: _serve(args))
 
 
 if __name__ == "__main__":

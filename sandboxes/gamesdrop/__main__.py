@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 from decimal import Decimal
 
 from sandboxes.gamesdrop.catalogue import COMPATIBLE_METHODS
 from sandboxes.gamesdrop.server import DEFAULT_TOKEN, GamesDropSandbox, SandboxConfig
+from sandboxes.serving import run_command_line
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -23,13 +22,12 @@ async def _serve(args: argparse.Namespace) -> None:
         exact_price=args.exact_price,
     )
     sandbox = GamesDropSandbox(config)
-    url = await sandbox.start(args.host, args.port)
-    print(f"GamesDrop sandbox on {url} with {len(sandbox.offers)} offers; token {args.token!r}")
-    print(f"Telegram user-info at {sandbox.user_info_url}")
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await sandbox.stop()
+
+    def announce(url: str) -> None:
+        print(f"GamesDrop sandbox on {url} with {len(sandbox.offers)} offers; token {args.token!r}")
+        print(f"Telegram user-info at {sandbox.user_info_url}")
+
+    await sandbox.serve_forever(args.host, args.port, announce)
 
 
 def main() -> None:
@@ -57,13 +55,7 @@ def main() -> None:
     )
     parser.add_argument("--topup-seconds", type=float, default=6.0, help="time a top-up takes")
     args = parser.parse_args()
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    try:
-        asyncio.run(_serve(args))
-    except KeyboardInterrupt:
-        pass
+    run_command_line(lambda: _serve(args))
 
 
 if __name__ == "__main__":

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 
 from sandboxes.gaming_goods.server import (
     DEFAULT_API_KEY,
@@ -12,6 +10,7 @@ from sandboxes.gaming_goods.server import (
     GamingGoodsSandbox,
     SandboxConfig,
 )
+from sandboxes.serving import run_command_line
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -22,14 +21,13 @@ async def _serve(args: argparse.Namespace) -> None:
             rate_limit=args.rate_limit,
         )
     )  # fmt: skip
-    url = await sandbox.start(args.host, args.port)
-    print(f"Gaming Goods sandbox on {url} with {len(sandbox.products)} products")
-    print(f"Catalog API {sandbox.catalog_url} (Bearer {args.jwt!r})")
-    print(f"Partner API {sandbox.partner_url} (X-API-Key {args.api_key!r})")
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await sandbox.stop()
+
+    def announce(url: str) -> None:
+        print(f"Gaming Goods sandbox on {url} with {len(sandbox.products)} products")
+        print(f"Catalog API {sandbox.catalog_url} (Bearer {args.jwt!r})")
+        print(f"Partner API {sandbox.partner_url} (X-API-Key {args.api_key!r})")
+
+    await sandbox.serve_forever(args.host, args.port, announce)
 
 
 def main() -> None:
@@ -43,13 +41,7 @@ def main() -> None:
     parser.add_argument("--fulfil-seconds", type=float, default=2.0, help="time to completed")
     parser.add_argument("--rate-limit", type=int, default=100, help="requests per minute per IP")
     args = parser.parse_args()
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    try:
-        asyncio.run(_serve(args))
-    except KeyboardInterrupt:
-        pass
+    run_command_line(lambda: _serve(args))
 
 
 if __name__ == "__main__":
