@@ -39,6 +39,17 @@ class Customer:
     game_server_id: str | None = None
     email: str | None = None
 
+    def wire(self) -> dict[str, str]:
+        """The ``customer`` object of a create-order in the GamesDrop request shape
+        (CodeGames shares it): ``{"email", "gameUserId", "gameServerId"}``, empty fields
+        left out."""
+        fields = (
+            ("email", self.email),
+            ("gameUserId", self.game_user_id),
+            ("gameServerId", self.game_server_id),
+        )
+        return {key: value for key, value in fields if value}
+
 
 class Capability(StrEnum):
     """What a vendor can do beyond placing and reading orders. The shop asks

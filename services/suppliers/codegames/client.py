@@ -363,16 +363,7 @@ class CodeGamesClient:
             "price": price,
             "transactionId": transaction_id,
         }
-        customer_body = {
-            key: value
-            for key, value in (
-                ("gameUserId", customer.game_user_id),
-                ("gameServerId", customer.game_server_id),
-                ("email", customer.email),
-            )
-            if value
-        }
-        if customer_body:
+        if customer_body := customer.wire():
             body["customer"] = customer_body
         try:
             response = await self._send(CREATE_ORDER, body, self._timeouts.create_order)

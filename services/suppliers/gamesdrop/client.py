@@ -482,16 +482,7 @@ class GamesDropClient:
             "price": price,
             "transactionId": transaction_id,
         }
-        customer_body = {
-            key: value
-            for key, value in (
-                ("email", customer.email),
-                ("gameUserId", customer.game_user_id),
-                ("gameServerId", customer.game_server_id),
-            )
-            if value
-        }
-        if customer_body:
+        if customer_body := customer.wire():
             body["customer"] = customer_body
         try:
             response = await self._send(
