@@ -8,7 +8,17 @@ One module per area, each with its own router; the order below is the dispatch o
 
 from aiogram import Router
 
-from bot.handlers.admin import catalogue, menu, orders, prices, prompts, stats, supplier, users
+from bot.handlers.admin import (
+    catalogue,
+    menu,
+    orders,
+    prices,
+    prompts,
+    sources,
+    stats,
+    supplier,
+    users,
+)
 from bot.handlers.admin.common import InPrivateChat, IsAdmin
 
 __all__ = ["InPrivateChat", "IsAdmin", "router"]
@@ -19,6 +29,7 @@ router.callback_query.filter(InPrivateChat(), IsAdmin())
 router.include_routers(
     menu.router,
     supplier.router,
+    sources.router,
     orders.router,
     stats.router,
     catalogue.router,
