@@ -5,8 +5,10 @@ outcome is unknown, and refunds once when nobody can deliver."""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import AsyncIterator
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pytest
@@ -270,3 +272,41 @@ async def test_admins_link_and_unlink_offers_and_the_link_survives_a_sync(
 
     await admin.send("/link c:2071 c:2062")
     await admin.wait_for_text("of one supplier", since=mark)
+
+
+async def test_stats_and_the_export_show_the_supplier_cost_and_margin_of_every_order(
+    shop: OfflineShop,
+) -> None:
+    price_both(shop)
+    _gd(shop).faults.create_refusals.append("OUT_OF_STOCK")
+    first = await _buy(shop, 7470, "g", str(GD_OFFER))  # fails over to CodeGames
+    await first.wait_for_text("Your key", timeout=15)
+    second = await _buy(shop, 7471, "g", str(GD_OFFER))  # GamesDrop
+    await second.wait_for_text("Your key", timeout=15)
+    assert shop.shop is not None
+    orders = {o.supplier: o for o in [await _order(shop, 7470), await _order(shop, 7471)]}
+    assert set(orders) == {"codegames", "gamesdrop"}
+    star_usd = shop.shop.orders.pricing.book.star_usd
+
+    admin = shop.telegram.user(ADMIN_ID, "Owner")
+    await admin.send("/admin")
+    await admin.wait_for_text("What do you want")
+    await admin.press("Stats")
+    stats = (await admin.wait_for_text("Stats: today"))["_raw_text"]
+    for name, order in orders.items():
+        cost = order.cost_usd.quantize(CENT, ROUND_HALF_UP)
+        revenue = (order.stars * star_usd).quantize(CENT, ROUND_HALF_UP)
+        assert (
+            f"{name}: 1 · cost {cost} USD · revenue {revenue} USD · margin {revenue - cost} USD"
+            in stats
+        )
+
+    await admin.press("Back")
+    await admin.wait_for_text("What do you want")
+    await admin.press("Export CSV")
+    await shop.telegram.wait_until(lambda: shop.telegram.documents)
+    [content] = shop.telegram.documents.values()
+    rows = list(csv.DictReader(io.StringIO(content.decode("utf-8-sig"))))
+    assert {(int(r["order_id"]), r["supplier"]) for r in rows} == {
+        (o.id, name) for name, o in orders.items()
+    }
