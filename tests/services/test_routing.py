@@ -25,7 +25,7 @@ from services.suppliers.models import CatalogueRow, GameServer, OfferDetails
 from services.suppliers.registry import Suppliers
 from storage.catalogue import CatalogueRepository
 from storage.db import Database
-from storage.orders import NewOrder, OrdersRepository
+from storage.orders import IncomingCharge, NewOrder, OrdersRepository, OrderStatus, SourceSwitch
 from storage.settings import ShopSettingsRepository
 from storage.users import UsersRepository
 
@@ -318,3 +318,33 @@ async def test_goods_needing_a_server_link_only_when_both_take_the_same_server_i
         assert refused.value.reason == "servers_differ"
 
     assert len(await routing.linked("gamesdrop", "1")) == (2 if linked else 1)
+
+
+async def test_a_source_chosen_at_pre_checkout_never_moves_an_order_already_paid(
+    world, db: Database
+) -> None:
+    """The pre-checkout's choice is written after its answer; when the payment got there
+    first (and create-order may be on its way) the order keeps the source it is paid at."""
+    _gd, _cg, orders = world
+    await UsersRepository(db).touch(5, "u", "U", "en")
+    order = await orders.open_checkout(5, 5, await orders.quote("gamesdrop", "1"))
+    charge = IncomingCharge("ch-1", 5, order.stars, "XTR", f"order:{order.id}", order.id)
+    assert (await orders.orders.record_payment(charge, 0.0)).rejection is None
+    other = SourceSwitch("codegames", "71", Decimal("5.25"), "USD", Decimal("5.25"), True, "c")
+
+    moved = await orders.orders.switch_source(
+        order.id, other, "planned", "late pre-checkout write",
+        from_transaction=order.transaction_id, statuses=(OrderStatus.AWAITING_PAYMENT,),
+    )  # fmt: skip
+
+    assert moved is None
+    paid = await orders.orders.get(order.id)
+    assert paid is not None and (paid.supplier, paid.transaction_id) == (
+        "gamesdrop",
+        order.transaction_id,
+    )
+    stale = await orders.orders.switch_source(
+        order.id, other, "refused", "a second worker",
+        from_transaction="shop-999-g", statuses=(OrderStatus.PAID,),
+    )  # fmt: skip
+    assert stale is None
