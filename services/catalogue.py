@@ -313,7 +313,7 @@ class CatalogueService:
         returns_key = None if row.returns_key is None else int(row.returns_key)
         return (
             name, row.offer_group_id, row.product_id, row.product_name,
-            row.offer_group_name, category_of(row), str(row.price), row.currency,
+            row.offer_group_name, row.category or category_of(row), str(row.price), row.currency,
             int(row.in_stock), int(row.requires_game_user_id), int(row.requires_game_server_id),
             returns_key, stars_amount_of(row.product_name, row.offer_group_name), synced_at, 1,
             row.image_url,
