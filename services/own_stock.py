@@ -44,12 +44,13 @@ from services.suppliers.models import (
     TelegramUserInfo,
     TransactionPage,
 )
+from services.suppliers.registry import SHOP_SOURCES
 from storage.stock import NewKey, StockKey, StockProduct, StockRepository
 
 logger = logging.getLogger(__name__)
 
 NAME = "own_stock"
-SHORT = "o"
+SHORT = SHOP_SOURCES[NAME]
 #: longest key accepted, characters
 MAX_KEY_LENGTH = 500
 #: most keys one upload may carry

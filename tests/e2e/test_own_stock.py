@@ -1,0 +1,125 @@
+"""Own stock end to end through the real bot: an admin uploads keys (pasted lines and a
+.csv file), a customer buys one and gets it; two customers paying for the last key at
+once: one gets it, the other is refunded."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.offline import ADMIN_ID, OfflineShop
+from sandboxes.gamesdrop import TEST_OFFER_ID, SandboxConfig
+from sandboxes.telegram import FakeUser
+from storage.orders import OrderStatus
+from tests.e2e.journeys import open_offer_ref
+
+SECRET = "e2e-own-stock-secret-0123456789abcdef"
+
+
+@pytest.fixture
+async def shop(tmp_path: Path) -> AsyncIterator[OfflineShop]:
+    """The offline shop with own stock on (``STOCK__KEY`` set)."""
+    offline = OfflineShop(
+        tmp_path / "shop.sqlite3",
+        sandbox_config=SandboxConfig(topup_seconds=0.6),
+        telegram_options={"precheckout_deadline": 5.0},
+        settings_overrides={"stock": {"key": SECRET, "low_threshold": 0}},
+    )
+    await offline.start()
+    yield offline
+    await offline.stop()
+
+
+async def _upload(shop: OfflineShop, admin: FakeUser, text: str) -> str:
+    """Send ``/addkeys ...`` and return the bot's report; waits until the own-stock offer
+    it names is in the catalogue (refreshed in the background after an upload)."""
+    mark = admin.mark()
+    await admin.send(text)
+    report = await admin.wait_for_text("Keys added", since=mark)
+    offer_id = re.search(r"o:(\d+)", report["text"])
+    assert offer_id is not None
+    assert shop.shop is not None
+    catalogue = shop.shop.catalogue.repo
+    own_stock = shop.shop.own_stock
+    assert own_stock is not None
+    await own_stock.catalogue_settled()
+    offer = await catalogue.get("own_stock", offer_id.group(1))
+    assert offer is not None and offer.active
+    return str(report["text"])
+
+
+async def _invoice(shop: OfflineShop, user: FakeUser, offer_id: str) -> dict[str, Any]:
+    mark = user.mark()
+    await open_offer_ref(shop, user, "o", offer_id)
+    await user.press("Buy for")
+    return await shop.telegram.wait_until(  # type: ignore[no-any-return]
+        lambda: next((m for m in user.messages[mark:] if "invoice" in m), None)
+    )
+
+
+async def test_admin_uploads_keys_and_a_customer_buys_one(shop: OfflineShop) -> None:
+    admin = shop.telegram.user(ADMIN_ID, "Owner")
+    report = await _upload(
+        shop, admin, f"/addkeys g:{TEST_OFFER_ID} 4.50 USD\nOWN-KEY-1\nOWN-KEY-2\nOWN-KEY-1"
+    )
+    assert "Keys added: 2 to o:1" in report
+    assert "Repeated within the upload, not added: 1 (lines 3)" in report
+
+    mark = admin.mark()
+    await admin.send_document(
+        "more.csv", b"key\nOWN-KEY-2\nOWN-KEY-3\n", caption=f"/addkeys g:{TEST_OFFER_ID} 4.50 USD"
+    )
+    more = await admin.wait_for_text("Keys added: 1", since=mark)
+    assert "Already held, not added: 1 (lines 2)" in more["text"]
+    assert shop.shop is not None
+    steam = await shop.shop.catalogue.repo.get("gamesdrop", str(TEST_OFFER_ID))
+    own = await shop.shop.catalogue.repo.get("own_stock", "1")
+    assert steam is not None and own is not None
+    assert (own.product_name, own.offer_name, own.category) == (
+        steam.product_name, steam.offer_name, steam.category,
+    )  # fmt: skip
+
+    alice = shop.telegram.user(5001, "Alice")
+    await _invoice(shop, alice, "1")
+    paid, error = await alice.pay()
+    assert paid, error
+
+    delivery = await alice.wait_for_text("Your key", timeout=15)
+    assert "OWN-KEY-1" in delivery["text"]
+    assert sum("OWN-KEY-1" in t for t in alice.texts()) == 1
+    [order] = await shop.shop.orders.orders.latest(None, 5)
+    assert (order.status, order.supplier) == (OrderStatus.COMPLETED, "own_stock")
+
+    mark = admin.mark()
+    await admin.send("/stock")
+    screen = await admin.wait_for_text("Own stock", since=mark)
+    assert "free 2 · sold 1" in screen["text"]
+    assert "OWN-KEY" not in screen["text"]
+
+
+async def test_two_customers_paying_for_the_last_key_one_gets_it_the_other_is_refunded(
+    shop: OfflineShop,
+) -> None:
+    admin = shop.telegram.user(ADMIN_ID, "Owner")
+    await _upload(shop, admin, "/addkeys new 2 USD Indie Game | Steam key | Gift Cards\nLAST-ONE")
+    alice = shop.telegram.user(5101, "Alice")
+    bob = shop.telegram.user(5102, "Bob")
+    alice_invoice = await _invoice(shop, alice, "1")
+    bob_invoice = await _invoice(shop, bob, "1")
+
+    paid = await asyncio.gather(alice.pay(alice_invoice), bob.pay(bob_invoice))
+
+    assert [ok for ok, _error in paid] == [True, True]
+    await shop.telegram.wait_until(lambda: shop.telegram.method_calls["refundStarPayment"] == 1)
+    await shop.settle()
+    texts = alice.texts() + bob.texts()
+    assert sum("LAST-ONE" in t for t in texts) == 1
+    assert shop.telegram.method_calls["refundStarPayment"] == 1
+    assert shop.shop is not None
+    statuses = sorted(o.status.value for o in await shop.shop.orders.orders.latest(None, 5))
+    assert statuses == ["completed", "refunded"]
