@@ -28,7 +28,11 @@ async def shop(tmp_path: Path) -> AsyncIterator[OfflineShop]:
         tmp_path / "shop.sqlite3",
         sandbox_config=SandboxConfig(topup_seconds=0.6),
         telegram_options={"precheckout_deadline": 5.0},
-        settings_overrides={"stock": {"key": SECRET, "low_threshold": 0}},
+        # an admin typing many commands in a row is not throttled here
+        settings_overrides={
+            "stock": {"key": SECRET, "low_threshold": 0},
+            "throttle_burst": 100,
+        },
     )
     await offline.start()
     yield offline
@@ -123,3 +127,52 @@ async def test_two_customers_paying_for_the_last_key_one_gets_it_the_other_is_re
     assert shop.shop is not None
     statuses = sorted(o.status.value for o in await shop.shop.orders.orders.latest(None, 5))
     assert statuses == ["completed", "refunded"]
+
+
+async def test_bad_uploads_are_explained_and_add_nothing(shop: OfflineShop) -> None:
+    admin = shop.telegram.user(ADMIN_ID, "Owner")
+    for command, answer in (
+        ("/addkeys", "Upload keys for a catalogue offer"),
+        ("/addkeys x:1 1 USD\nK-1", "There is no offer x:1 in the catalogue"),
+        ("/addkeys g:424242 1 USD\nK-1", "There is no offer g:424242"),
+        ("/addkeys new 1 XYZ Game | Key | Gift Cards\nK-1", "No USD rate is set for XYZ"),
+        ("/addkeys new 1e3 USD Game | Key | Gift Cards\nK-1", "is not a plain decimal number"),
+        ("/addkeys new 1 USD Game | Key | Comics\nK-1", "Unknown category"),
+        ("/addkeys new 1 USD Game | Key\nK-1", "Upload keys for a catalogue offer"),
+    ):
+        mark = admin.mark()
+        await admin.send(command)
+        await admin.wait_for_text(answer, since=mark)
+    mark = admin.mark()
+    await admin.send_document(
+        "keys.pdf", b"K-1", caption="/addkeys new 1 USD Game | Key | Gift Cards"
+    )
+    await admin.wait_for_text("Send keys as a UTF-8 .txt or .csv file", since=mark)
+
+    # asked for the keys, the admin cancels: nothing is added, not even "/cancel"
+    mark = admin.mark()
+    await admin.send("/addkeys new 1 USD Game | Key | Gift Cards")
+    await admin.wait_for_text("Send the keys now", since=mark)
+    await admin.send("/cancel")
+    await admin.wait_for_text("Cancelled", since=mark)
+    assert shop.shop is not None and shop.shop.own_stock is not None
+    assert await shop.shop.own_stock.products() == []
+
+    # asked again, the keys come as lines; the catalogue screen counts them
+    mark = admin.mark()
+    await admin.send("/addkeys new 1,25 EUR Game | Key | Gift Cards")
+    await admin.wait_for_text("Send the keys now", since=mark)
+    await admin.send("K-1\nK-2\nK-3")
+    await admin.wait_for_text("Keys added: 3 to o:1 Game — Key at 1.25 EUR each", since=mark)
+    await admin.send("/admin")
+    await admin.wait_for_text("Admin", since=mark)
+    await admin.press("Catalogue")
+    await admin.wait_for_text("Own stock: 3 free keys in 1 products", since=mark)
+
+
+async def test_without_a_stock_key_own_stock_is_off(offline: OfflineShop) -> None:
+    admin = offline.telegram.user(ADMIN_ID, "Owner")
+    await admin.send("/addkeys new 1 USD Game | Key | Gift Cards\nK-1")
+    await admin.wait_for_text("Own stock is off")
+    assert offline.shop is not None and offline.shop.own_stock is None
+    assert "own_stock" not in offline.shop.suppliers

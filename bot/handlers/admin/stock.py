@@ -260,7 +260,13 @@ async def addkeys_command(
     await _upload(message, upload, lines, own_stock, admin_service)
 
 
-@router.message(StockInput.keys, F.text | F.document)
+def not_a_command(message: Message) -> bool:
+    """Text that is not a ``/command``: ``/cancel`` in the step must cancel it, not be
+    taken for a key."""
+    return not (message.text or "").startswith("/")
+
+
+@router.message(StockInput.keys, F.text | F.document, not_a_command)
 async def keys_sent(
     message: Message,
     state: FSMContext,
@@ -284,7 +290,7 @@ async def keys_sent(
     await _upload(message, upload, lines, own_stock, admin_service)
 
 
-@router.message(StateFilter(StockInput))
+@router.message(StateFilter(StockInput), not_a_command)
 async def keys_hint(message: Message) -> None:
     """Anything but text or a document while keys are awaited: ask again."""
     await message.answer(_("admin.stock_send_keys"))
