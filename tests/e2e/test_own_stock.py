@@ -104,6 +104,10 @@ async def test_admin_uploads_keys_and_a_customer_buys_one(shop: OfflineShop) -> 
     screen = await admin.wait_for_text("Own stock", since=mark)
     assert "free 2 · sold 1" in screen["text"]
     assert "OWN-KEY" not in screen["text"]
+    await admin.send("/admin")
+    await admin.wait_for_text("What do you want to look at?", since=mark)
+    await admin.press("Stats")
+    await admin.wait_for_text("Own stock: 2 free keys in 1 products · keys sold: 1", since=mark)
 
 
 async def test_two_customers_paying_for_the_last_key_one_gets_it_the_other_is_refunded(

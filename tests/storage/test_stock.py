@@ -4,6 +4,7 @@ out once, even to two takers on two connections to one file (two bot processes).
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -121,3 +122,63 @@ async def test_a_withdrawal_is_all_or_none_and_can_be_returned(db: Database) -> 
 
     assert await repo.restore("batch-b") == 2
     assert await repo.available(product) == 2
+
+
+#: one bot process taking keys: opens the database, says "ready", waits for the go file,
+#: then takes one key for each of ``count`` orders and prints the ids of the keys it got
+_TAKER = """
+import asyncio, pathlib, sys
+from storage.db import Database
+from storage.stock import StockRepository
+
+async def main(path, go, prefix, count, product):
+    db = await Database.open(path)
+    print("ready", flush=True)
+    while not pathlib.Path(go).exists():
+        await asyncio.sleep(0.01)
+    repo, got = StockRepository(db), []
+    for n in range(count):
+        key = await repo.take(product, f"{prefix}-{n}")
+        if key is not None:
+            got.append(key.id)
+    await db.close()
+    print(" ".join(map(str, got)), flush=True)
+
+asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])))
+"""
+
+
+async def test_two_bot_processes_on_one_file_never_hand_out_the_same_key(
+    tmp_path: Path,
+) -> None:
+    path, go = tmp_path / "shop.sqlite3", tmp_path / "go"
+    db = await Database.open(path)
+    try:
+        product = await _upload(_stock(db), [f"P-{n:03d}" for n in range(40)])
+    finally:
+        await db.close()
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _TAKER,
+            str(path),
+            str(go),
+            prefix,
+            "30",
+            str(product),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for prefix in ("one", "two")
+    ]
+    for process in processes:
+        assert process.stdout is not None
+        assert await asyncio.wait_for(process.stdout.readline(), 30) == b"ready\n"
+    go.touch()
+    outputs = [await asyncio.wait_for(p.communicate(), 60) for p in processes]
+
+    assert [p.returncode for p in processes] == [0, 0]
+    taken = [[int(i) for i in out.split()] for out, _err in outputs]
+    assert sum(len(ids) for ids in taken) == 40  # 60 orders, 40 keys
+    assert set(taken[0]).isdisjoint(taken[1])
+    assert len(set(taken[0]) | set(taken[1])) == 40

@@ -74,11 +74,14 @@ async def _stock_text(own_stock: OwnStock | None) -> str:
 
 @router.message(Command("stock"))
 async def stock_command(message: Message, own_stock: OwnStock | None) -> None:
+    """``/stock``: every product held with its free, sold and withdrawn keys, and how to
+    upload more (or that own stock is off)."""
     await message.answer(await _stock_text(own_stock))
 
 
 @router.callback_query(Admin.filter(F.action == "stock"))
 async def stock_screen(callback: CallbackQuery, own_stock: OwnStock | None) -> None:
+    """The admin menu's Own stock button: the same as ``/stock``."""
     await show(callback, await _stock_text(own_stock), back())
 
 
