@@ -173,3 +173,29 @@ def test_a_short_stock_key_is_refused_and_an_unset_one_turns_own_stock_off() -> 
         StockSettings(key="short")  # type: ignore[arg-type]
     assert not StockSettings().enabled()
     assert StockSettings(key=SECRET).enabled()  # type: ignore[arg-type]
+
+
+async def test_no_key_is_ever_logged(db: Database, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    stock = _stock(db, low=5)
+    alerts: list[dict[str, Any]] = []
+
+    async def alert(key: str, msgid: str, **params: Any) -> None:
+        alerts.append(params)
+
+    stock.alert = alert
+    keys = ["SECRET-KEY-AAA", "SECRET-KEY-BBB", "SECRET-KEY-CCC"]
+    report = await stock.upload(TARGET, read_lines("\n".join(keys * 2)), Decimal("1"), "USD", 1)
+    offer = str(report.product)
+    await stock.create_order(offer, Decimal("1"), "shop-1", NOBODY)
+    await stock.create_order(offer, Decimal("1"), "shop-1", NOBODY)
+    withdrawal = await stock.withdraw_for_marketplace(offer, 1)
+    await stock.return_withdrawn(withdrawal.batch, withdrawal.keys)
+    with pytest.raises(StockKeyUnreadable):
+        await _stock(db, secret="another-secret-that-is-long-enough-987654").create_order(
+            offer, Decimal("1"), "shop-2", NOBODY
+        )
+
+    assert caplog.records  # the steps were logged...
+    logged = "\n".join(r.getMessage() for r in caplog.records) + repr(alerts)
+    assert "SECRET-KEY" not in logged  # ...without a key
