@@ -69,14 +69,14 @@ async def _invoice(shop: OfflineShop, user: FakeUser, offer_id: str) -> dict[str
 async def test_admin_uploads_keys_and_a_customer_buys_one(shop: OfflineShop) -> None:
     admin = shop.telegram.user(ADMIN_ID, "Owner")
     report = await _upload(
-        shop, admin, f"/addkeys g:{TEST_OFFER_ID} 4.50 USD\nOWN-KEY-1\nOWN-KEY-2\nOWN-KEY-1"
+        shop, admin, f"/addkeys g:{TEST_OFFER_ID} 0.01 USD\nOWN-KEY-1\nOWN-KEY-2\nOWN-KEY-1"
     )
     assert "Keys added: 2 to o:1" in report
     assert "Repeated within the upload, not added: 1 (lines 3)" in report
 
     mark = admin.mark()
     await admin.send_document(
-        "more.csv", b"key\nOWN-KEY-2\nOWN-KEY-3\n", caption=f"/addkeys g:{TEST_OFFER_ID} 4.50 USD"
+        "more.csv", b"key\nOWN-KEY-2\nOWN-KEY-3\n", caption=f"/addkeys g:{TEST_OFFER_ID} 0.01 USD"
     )
     more = await admin.wait_for_text("Keys added: 1", since=mark)
     assert "Already held, not added: 1 (lines 2)" in more["text"]
@@ -88,6 +88,7 @@ async def test_admin_uploads_keys_and_a_customer_buys_one(shop: OfflineShop) -> 
         steam.product_name, steam.offer_name, steam.category,
     )  # fmt: skip
 
+    # own stock competes on cost with the linked supplier offer: at 0.01 USD it is cheaper
     alice = shop.telegram.user(5001, "Alice")
     await _invoice(shop, alice, "1")
     paid, error = await alice.pay()
@@ -180,3 +181,29 @@ async def test_without_a_stock_key_own_stock_is_off(offline: OfflineShop) -> Non
     await admin.wait_for_text("Own stock is off")
     assert offline.shop is not None and offline.shop.own_stock is None
     assert "own_stock" not in offline.shop.suppliers
+
+
+async def test_when_the_last_own_key_is_gone_the_linked_supplier_delivers_instead(
+    shop: OfflineShop,
+) -> None:
+    admin = shop.telegram.user(ADMIN_ID, "Owner")
+    # 0.0455 USD: cheaper than the sandbox's 23.09 KZT (0.04618 USD), and the same 5 Stars,
+    # so the supplier's offer still fits the Stars paid for the own key
+    await _upload(shop, admin, f"/addkeys g:{TEST_OFFER_ID} 0.0455 USD\nONLY-OWN-KEY")
+    alice = shop.telegram.user(5201, "Alice")
+    bob = shop.telegram.user(5202, "Bob")
+    alice_invoice = await _invoice(shop, alice, "1")
+    bob_invoice = await _invoice(shop, bob, "1")
+
+    paid = await asyncio.gather(alice.pay(alice_invoice), bob.pay(bob_invoice))
+
+    assert [ok for ok, _error in paid] == [True, True]
+    await alice.wait_for_text("Your key", timeout=15)
+    await bob.wait_for_text("Your key", timeout=15)
+    await shop.settle()
+    assert sum("ONLY-OWN-KEY" in t for t in alice.texts() + bob.texts()) == 1
+    assert shop.telegram.method_calls["refundStarPayment"] == 0
+    assert shop.shop is not None
+    orders = await shop.shop.orders.orders.latest(None, 5)
+    assert sorted(o.supplier for o in orders) == ["gamesdrop", "own_stock"]
+    assert {o.status for o in orders} == {OrderStatus.COMPLETED}

@@ -14,6 +14,7 @@ from bot.handlers.admin import (
     orders,
     prices,
     prompts,
+    sources,
     stats,
     stock,
     supplier,
@@ -29,6 +30,7 @@ router.callback_query.filter(InPrivateChat(), IsAdmin())
 router.include_routers(
     menu.router,
     supplier.router,
+    sources.router,
     orders.router,
     stats.router,
     catalogue.router,

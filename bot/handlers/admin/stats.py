@@ -59,6 +59,18 @@ async def stats(
             free=sum(p.available for p in held), products=len(held),
             sold=await own_stock.repo.sold_since(period_start(days)),
         )  # fmt: skip
+    lines = [
+        _("admin.stats_supplier_line").format(
+            supplier=escape(f.supplier),
+            orders=f.orders,
+            cost=f.cost_usd,
+            revenue=f.revenue_usd,
+            margin=f.margin_usd,
+        )
+        for f in figures.by_supplier
+    ]
+    if lines:
+        text += "\n" + _("admin.stats_suppliers").format(lines="\n".join(lines))
     builder = InlineKeyboardBuilder()
     for option in ("1", "7", "30"):
         builder.button(
