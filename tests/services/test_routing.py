@@ -12,6 +12,8 @@ from services.orders import OrderService
 from services.pricing import PriceBook, PricingService
 from services.routing import (
     CircuitBreaker,
+    LinkRefused,
+    RoutingService,
     SourceMode,
     match_key,
     normalise,
@@ -19,7 +21,7 @@ from services.routing import (
 )
 from services.suppliers import errors
 from services.suppliers.base import Capability
-from services.suppliers.models import CatalogueRow, OfferDetails
+from services.suppliers.models import CatalogueRow, GameServer, OfferDetails
 from services.suppliers.registry import Suppliers
 from storage.catalogue import CatalogueRepository
 from storage.db import Database
@@ -272,3 +274,47 @@ async def test_order_ids_at_two_sources_never_collide(db: Database) -> None:
     b = await repo.create(NewOrder(**new))
     assert (a.transaction_id, b.transaction_id) == (f"shop-{a.id}-g", f"shop-{b.id}")
     assert repo.transaction_id(a.id, "c") != a.transaction_id
+
+
+class WithServers(Scripted):
+    capabilities = Scripted.capabilities | {Capability.SERVERS}
+
+    def __init__(self, name: str, short: str, servers: list[str]) -> None:
+        super().__init__(name, short)
+        self.servers = servers
+
+    def offer(self, offer_id: str, product: str, name: str, price: str) -> None:
+        super().offer(offer_id, product, name, price)
+        row = self.rows[-1]
+        self.rows[-1] = row.model_copy(
+            update={"requires_game_user_id": True, "requires_game_server_id": True}
+        )
+
+    async def get_servers(self, offer_id: str) -> list[GameServer]:
+        return [GameServer(label=server, server_id=server) for server in self.servers]
+
+
+@pytest.mark.parametrize(
+    ("theirs", "linked"), [(["os_usa", "os_euro"], True), (["usa", "euro"], False)]
+)
+async def test_goods_needing_a_server_link_only_when_both_take_the_same_server_ids(
+    db: Database, theirs: list[str], linked: bool
+) -> None:
+    gd = WithServers("gamesdrop", "g", ["os_usa", "os_euro"])
+    cg = WithServers("codegames", "c", theirs)
+    gd.offer("1", "Genshin Impact", "60 Genesis Crystals", "0.99")
+    cg.offer("9", "Genshin Impact", "60 Genesis Crystals", "0.95")
+    suppliers = Suppliers([gd, cg])
+    catalogue = CatalogueService(suppliers, CatalogueRepository(db))
+    await catalogue.sync_all()
+    routing = RoutingService(suppliers, catalogue.repo, ShopSettingsRepository(db), lambda: BOOK)
+    assert len(await routing.linked("gamesdrop", "1")) == 1  # never matched automatically
+
+    if linked:
+        await routing.link(("gamesdrop", "1"), ("codegames", "9"), 1)
+    else:
+        with pytest.raises(LinkRefused) as refused:
+            await routing.link(("gamesdrop", "1"), ("codegames", "9"), 1)
+        assert refused.value.reason == "servers_differ"
+
+    assert len(await routing.linked("gamesdrop", "1")) == (2 if linked else 1)
