@@ -40,6 +40,7 @@ from services.catalogue import CatalogueService
 from services.flood import FloodBudget
 from services.mass_sending import BroadcastService, CampaignService
 from services.orders import OrderService, OrderTimings
+from services.own_stock import KeyBox, OwnStock
 from services.payments import PaymentReconciler, RefundService
 from services.pricing import PriceBook, PricingService, UnknownCurrency
 from services.routing import ALERT_BREAKER, CircuitBreaker, RoutingService
@@ -55,13 +56,15 @@ from storage.fsm import SQLiteStorage
 from storage.mass_sending import MassSendingRepository
 from storage.orders import OrdersRepository
 from storage.settings import ShopSettingsRepository
+from storage.stock import StockRepository
 from storage.users import UsersRepository
 
 logger = logging.getLogger(__name__)
 
 ADMIN_COMMANDS = (
     "admin", "order", "refund", "user", "markup", "starvalue", "export", "sync", "offers", "broadcast",
-    "campaign", "alias", "aliases", "sources", "link", "unlink", "links",
+    "campaign", "alias", "aliases", "sources", "link", "unlink", "links", "stock",
+    "addkeys",
 )  # fmt: skip
 #: A conversation step untouched this long is forgotten (the customer starts again).
 CONVERSATION_TTL = timedelta(days=7)
@@ -143,6 +146,16 @@ def build_suppliers(settings: Settings, http: httpx.AsyncClient) -> Suppliers:
     )
 
 
+def build_own_stock(settings: Settings, db: Database) -> OwnStock | None:
+    """The shop's own stock of keys as a source, when ``STOCK__KEY`` is set."""
+    stock = settings.stock
+    if not stock.enabled() or stock.key is None:
+        return None
+    return OwnStock(
+        StockRepository(db), KeyBox(stock.key.get_secret_value()), low_threshold=stock.low_threshold
+    )
+
+
 @dataclass
 class Shop:
     """Everything the running bot owns."""
@@ -162,6 +175,8 @@ class Shop:
     broadcasts: BroadcastService
     campaigns: CampaignService
     i18n: PoI18n
+    #: the shop's own keys (``None``: ``STOCK__KEY`` unset)
+    own_stock: OwnStock | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     #: set after the first payment reconciliation: invoices expire only after it, so a
     #: payment whose update was lost while the bot was down is not refunded as "expired"
@@ -388,6 +403,8 @@ class Shop:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.tasks.clear()
+        if self.own_stock is not None:
+            await self.own_stock.close()
         await self.bot.session.close()
         await self.http.aclose()
         await self.db.close()
@@ -399,6 +416,9 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
     db = await Database.open(settings.database_path)
     http = httpx.AsyncClient(limits=httpx.Limits(max_connections=20, max_keepalive_connections=10))
     suppliers = build_suppliers(settings, http)
+    own_stock = build_own_stock(settings, db)
+    if own_stock is not None:
+        suppliers = Suppliers([*suppliers, own_stock])
     if not len(suppliers):
         logger.warning("no supplier section is enabled: the shop has nothing to sell")
     bot = Bot(
@@ -433,6 +453,9 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
     outbox = DeliveryOutbox(bot, deliveries, users, notifier.render, flood, notifier.alert)
     notifier.wake_outbox = outbox.wake
     catalogue.alert = notifier.alert
+    if own_stock is not None:
+        own_stock.alert = notifier.alert
+        own_stock.changed = lambda: catalogue.sync(own_stock.name)
     refunds = RefundService(bot, orders_repo, notifier)
     breaker = CircuitBreaker(
         settings.routing.breaker_failures, settings.routing.breaker_cooldown_minutes * 60
@@ -474,6 +497,7 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
         campaigns=campaigns,
         user_middleware=user_middleware,
         admin_service=AdminService(db, order_service, users),
+        own_stock=own_stock,
         notifier=notifier,
         i18n=i18n,
     )
@@ -489,5 +513,5 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
     return Shop(
         settings=settings, bot=bot, dispatcher=dispatcher, db=db, http=http, suppliers=suppliers,
         catalogue=catalogue, orders=order_service, refunds=refunds, outbox=outbox, notifier=notifier, users=users, i18n=i18n,
-        broadcasts=broadcasts, campaigns=campaigns,
+        broadcasts=broadcasts, campaigns=campaigns, own_stock=own_stock,
     )  # fmt: skip

@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr, create_model
+from pydantic import BaseModel, Field, SecretStr, create_model, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.suppliers.base import VendorSettings, VendorSpec
@@ -85,6 +85,27 @@ class AlertSettings(BaseModel):
     min_interval_minutes: float = 10.0
 
 
+class StockSettings(BaseModel):
+    """Own stock of keys (``services.own_stock``): on when ``key`` is set."""
+
+    #: Secret the stored keys are encrypted with (at least 32 characters; losing or
+    #: changing it makes the keys held unreadable). Unset: own stock is off.
+    key: SecretStr | None = None
+    #: Admins are alerted once when a product's free keys fall to this many or fewer.
+    low_threshold: int = Field(default=3, ge=0)
+
+    @field_validator("key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and 0 < len(value.get_secret_value().strip()) < 32:
+            raise ValueError("STOCK__KEY must be at least 32 characters (a random secret)")
+        return value
+
+    def enabled(self) -> bool:
+        """``True`` when ``key`` is set (non-empty)."""
+        return self.key is not None and bool(self.key.get_secret_value().strip())
+
+
 class ShopSettings(BaseSettings):
     """Everything the bot reads at start but the supplier sections (see :data:`Settings`)."""
 
@@ -96,6 +117,7 @@ class ShopSettings(BaseSettings):
     pricing: PricingSettings = PricingSettings()
     orders: OrderSettings = OrderSettings()
     alerts: AlertSettings = AlertSettings()
+    stock: StockSettings = StockSettings()
     routing: RoutingSettings = RoutingSettings()
     admin_ids: list[int] = Field(default_factory=list)
     database_path: Path = Path("data/shop.sqlite3")

@@ -316,7 +316,7 @@ class CatalogueService:
     @staticmethod
     def _offer_row(name: str, row: CatalogueRow, synced_at: str) -> OfferRow:
         returns_key = None if row.returns_key is None else int(row.returns_key)
-        category = category_of(row)
+        category = row.category or category_of(row)
         return (
             name, row.offer_group_id, row.product_id, row.product_name,
             row.offer_group_name, category, str(row.price), row.currency,

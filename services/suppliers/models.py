@@ -166,6 +166,8 @@ class CatalogueRow(_Requirements):
     image_url: str | None = None
     #: whether the offer returns a key, when the catalogue says (``None``: find-one tells)
     returns_key: bool | None = None
+    #: the shop's category when the source knows it (own stock); ``None``: inferred
+    category: str | None = None
 
 
 class SyncPage(SupplierModel):

@@ -21,6 +21,11 @@ from services.suppliers.models import OfferRef
 logger = logging.getLogger(__name__)
 
 
+#: sources that are the shop itself rather than a vendor (no package here): name -> short
+#: code in callback data. Vendors may use neither.
+SHOP_SOURCES: dict[str, str] = {"own_stock": "o"}
+
+
 @cache
 def discover_vendors() -> tuple[VendorSpec, ...]:
     """Every ``VendorSpec`` exported as ``VENDOR`` by a package under
@@ -35,8 +40,8 @@ def discover_vendors() -> tuple[VendorSpec, ...]:
         if isinstance(spec, VendorSpec):
             found.append(spec)
     found.sort(key=lambda spec: spec.name)
-    for attribute in ("name", "short"):
-        values = [getattr(spec, attribute) for spec in found]
+    for attribute, own in (("name", list(SHOP_SOURCES)), ("short", list(SHOP_SOURCES.values()))):
+        values = [getattr(spec, attribute) for spec in found] + own
         if len(values) != len(set(values)):
             raise ValueError(f"two vendors share a {attribute}: {values}")
     return tuple(found)
@@ -51,8 +56,10 @@ def vendor(name: str) -> VendorSpec:
 
 
 def short_code(name: str) -> str:
-    """The callback-data code of vendor ``name`` (its ``VendorSpec.short``); ``KeyError``
-    for a vendor not discovered."""
+    """The callback-data code of vendor ``name`` (its ``VendorSpec.short``) or of one of
+    the shop's own :data:`SHOP_SOURCES`; ``KeyError`` for a vendor not discovered."""
+    if name in SHOP_SOURCES:
+        return SHOP_SOURCES[name]
     return vendor(name).short
 
 

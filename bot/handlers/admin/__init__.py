@@ -16,6 +16,7 @@ from bot.handlers.admin import (
     prompts,
     sources,
     stats,
+    stock,
     supplier,
     users,
 )
@@ -35,5 +36,6 @@ router.include_routers(
     catalogue.router,
     prices.router,
     users.router,
+    stock.router,
     prompts.router,  # last: catches anything but text in a value prompt
 )

@@ -16,14 +16,18 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import TEXT_ID_PATTERN, Admin
 from bot.handlers.admin.common import back
+from bot.handlers.admin.stock import stock_line
 from bot.ui import show
 from services.admin import AdminService
 from services.catalogue import HeldSyncGone
 from services.orders import OrderService
+from services.own_stock import OwnStock
 from services.suppliers.base import Capability
 
 logger = logging.getLogger(__name__)
 router = Router(name=__name__)
+#: own-stock products listed on the catalogue screen (all on /stock)
+STOCK_LINES = 10
 
 
 def _apply_held_markup(run_id: int) -> Any:
@@ -35,7 +39,9 @@ def _apply_held_markup(run_id: int) -> Any:
 
 
 @router.callback_query(Admin.filter(F.action == "cat"))
-async def catalogue_info(callback: CallbackQuery, order_service: OrderService) -> None:
+async def catalogue_info(
+    callback: CallbackQuery, order_service: OrderService, own_stock: OwnStock | None = None
+) -> None:
     catalogue = order_service.catalogue
     repo = catalogue.repo
     last = await repo.last_sync()
@@ -43,6 +49,12 @@ async def catalogue_info(callback: CallbackQuery, order_service: OrderService) -
         offers=await repo.size(), last=(last[0][:19].replace("T", " ") + " UTC") if last else "-",
         syncing=_("admin.yes") if catalogue.is_syncing else _("admin.no"),
     )  # fmt: skip
+    if own_stock is not None:
+        products = await own_stock.products()
+        text += "\n\n" + _("admin.catalogue_stock").format(
+            free=sum(p.available for p in products), products=len(products)
+        )
+        text += "".join("\n" + stock_line(p) for p in products[:STOCK_LINES])
     builder = InlineKeyboardBuilder()
     held = await catalogue.held_run()
     if held is not None:

@@ -16,8 +16,9 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.callbacks import Admin
 from bot.handlers.admin.common import back
 from bot.ui import show
-from services.admin import AdminService
+from services.admin import AdminService, period_start
 from services.charts import ChartError, ChartLabels, DayPoint, render_stats_chart
+from services.own_stock import OwnStock
 from services.parsing import SQLITE_INT_MAX, BadNumber, parse_int
 
 logger = logging.getLogger(__name__)
@@ -28,9 +29,14 @@ EXPORT_FIRST, EXPORT_LAST = date(2000, 1, 1), date(2999, 12, 31)
 
 @router.callback_query(Admin.filter(F.action == "stats"))
 async def stats(
-    callback: CallbackQuery, callback_data: Admin, bot: Bot, admin_service: AdminService
+    callback: CallbackQuery,
+    callback_data: Admin,
+    bot: Bot,
+    admin_service: AdminService,
+    own_stock: OwnStock | None = None,
 ) -> None:
-    """Figures for today, 7 or 30 days; for 7 and 30 days also a chart and a CSV per day."""
+    """Figures for today, 7 or 30 days; for 7 and 30 days also a chart and a CSV per day.
+    With own stock: its free keys and the keys sold in the period."""
     days = int(callback_data.arg) if callback_data.arg in ("1", "7", "30") else 1
     figures = await admin_service.stats(days)
     by_status = (
@@ -47,6 +53,12 @@ async def stats(
         revenue=figures.revenue_usd, cost=figures.supplier_cost_usd, margin=figures.margin_usd, top=top,
         new_users=figures.new_users,
     )  # fmt: skip
+    if own_stock is not None:
+        held = await own_stock.products()
+        text += "\n" + _("admin.stats_stock").format(
+            free=sum(p.available for p in held), products=len(held),
+            sold=await own_stock.repo.sold_since(period_start(days)),
+        )  # fmt: skip
     lines = [
         _("admin.stats_supplier_line").format(
             supplier=escape(f.supplier),
