@@ -7,17 +7,30 @@ follow, apart from Telegram. The marketplace itself is a
   within the batch reported with their line numbers and sent once.
 * :func:`parse_listing_price` / :func:`parse_offer_price` read a price an admin typed:
   decimal units for listings (sent as typed), whole cents for offers, never a float.
+* :func:`move_stock_to_listing` moves keys of the shop's own stock to an AUTO listing:
+  they leave own stock in one step before the upload (so they can never be sold twice)
+  and come back only when the marketplace certainly did not take them.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any, Protocol
 
 from services.parsing import parse_decimal
-from services.suppliers.marketplace import to_cents
+from services.suppliers.marketplace import (
+    CodesUploaded,
+    Marketplace,
+    WriteOutcomeUnknown,
+    to_cents,
+)
+
+logger = logging.getLogger(__name__)
 
 #: the most codes one batch may carry (one request)
 MAX_CODES = 1000
@@ -76,3 +89,68 @@ def parse_offer_price(text: str) -> int:
     """An offer price typed in decimal units (``17.99``) -> integer cents (``1799``),
     converted exactly. Raises ``BadNumber``."""
     return to_cents(parse_listing_price(text))
+
+
+class StockWithdrawal(Protocol):
+    """Keys taken out of own stock: ``batch`` names them, ``keys`` in clear text."""
+
+    batch: str
+    keys: list[str]
+
+
+class StockForMarketplace(Protocol):
+    """What the marketplace screens need from the shop's own stock of keys (the
+    ``own_stock`` workflow value): see ``services/own_stock.py``.
+
+    ``withdraw_for_marketplace`` takes ``count`` free keys of own-stock offer
+    ``offer_id`` out in one step, all or none (raises ``OfferNotFound``, ``ValueError``,
+    or a ``LookupError`` with ``available`` when fewer are free); ``return_withdrawn``
+    puts a withdrawal back on sale; ``products`` lists what is held (each with ``id``,
+    ``product_name``, ``offer_name``, ``available``)."""
+
+    async def withdraw_for_marketplace(
+        self, offer_id: str, count: int, *, by: int | None = None
+    ) -> StockWithdrawal: ...
+
+    async def return_withdrawn(self, batch: str, keys: Sequence[str] | None = None) -> int: ...
+
+    async def products(self) -> list[Any]: ...
+
+
+async def move_stock_to_listing(
+    stock: StockForMarketplace,
+    marketplace: Marketplace,
+    *,
+    stock_offer_id: str,
+    count: int,
+    listing_id: str,
+    by: int | None = None,
+) -> CodesUploaded:
+    """Move ``count`` keys of own-stock offer ``stock_offer_id`` to AUTO listing
+    ``listing_id`` (``POST /seller/products/{id}/codes``); returns ``uploaded`` and
+    ``stock_available``.
+
+    The keys leave own stock first, in one step, so the shop can never sell them while
+    or after they are offered on the marketplace. When the upload certainly did not
+    happen (refused, rate limited, not connected, bad key) they are put back and the
+    error is raised. When its outcome is unknown (``WriteOutcomeUnknown``) they stay
+    withdrawn (they may be on the marketplace: selling them here too could sell a key
+    twice), the batch is logged for the admin to settle, and the error is raised.
+    Errors of the withdrawal itself are raised as they are (nothing moved)."""
+    withdrawal = await stock.withdraw_for_marketplace(stock_offer_id, count, by=by)
+    try:
+        return await marketplace.upload_codes(listing_id, withdrawal.keys)
+    except WriteOutcomeUnknown:
+        logger.error(
+            "own stock batch %s (%d keys) uploaded to listing %s with no answer: the keys "
+            "stay withdrawn; check the listing's stock before returning them",
+            withdrawal.batch, len(withdrawal.keys), listing_id,
+        )  # fmt: skip
+        raise
+    except Exception:
+        returned = await stock.return_withdrawn(withdrawal.batch)
+        logger.warning(
+            "own stock batch %s refused by listing %s: %d keys back on sale",
+            withdrawal.batch, listing_id, returned,
+        )  # fmt: skip
+        raise

@@ -11,6 +11,7 @@ import pytest
 
 from bot.offline import ADMIN_ID, OfflineShop
 from sandboxes.gaming_goods import FOREIGN_LISTING_ID, GIFT_CARD_PRODUCT_ID, GamingGoodsSandbox
+from tests.services.test_marketplace import FakeStock, StockRow
 
 
 async def _shop(tmp_path: Path, **overrides) -> OfflineShop:
@@ -212,3 +213,30 @@ async def test_no_seller_key_no_marketplace_screens(tmp_path: Path) -> None:
         assert not [t for t in admin.texts() if "seller account" in t]
     finally:
         await shop.stop()
+
+
+async def test_admin_moves_keys_from_own_stock_to_a_listing(market: OfflineShop) -> None:
+    assert market.shop is not None
+    stock = FakeStock(StockRow(3, "Hades", "Steam Key", ["HD-1", "HD-2", "HD-3"]))
+    market.shop.dispatcher["own_stock"] = stock
+    admin, start = await _open(market)
+    await _press(market, admin, "New listing")
+    await _send(market, admin, "Hades Steam Key")
+    await _send(market, admin, "14.99")
+    await _press(market, admin, "Automatically")
+    await _send(market, admin, "HD-0")
+    await admin.wait_for_text("The listing is created", since=start)
+
+    await _press(market, admin, "Upload codes")
+    await _press(market, admin, "From own stock")
+    await _press(market, admin, "Hades — Steam Key (3)")
+    await admin.wait_for_text("They leave own stock now", since=start)
+    await _send(market, admin, "5")
+    await admin.wait_for_text("only 3 free keys", since=start)
+    await _send(market, admin, "2")
+
+    moved = await admin.wait_for_text("Keys moved from own stock: 2", since=start)
+    assert "Codes for sale now: 3" in moved["text"]
+    [listing] = [x for x in _desk(market).listings.values() if x.title == "Hades Steam Key"]
+    assert listing.codes == ["HD-0", "HD-1", "HD-2"]
+    assert stock.rows["3"].keys == ["HD-3"]  # never sold by the shop again

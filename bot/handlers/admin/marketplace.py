@@ -32,6 +32,8 @@ from services.admin import AdminService
 from services.marketplace import (
     MAX_CODES,
     CodeBatch,
+    StockForMarketplace,
+    move_stock_to_listing,
     parse_listing_price,
     parse_offer_price,
     read_codes,
@@ -40,6 +42,7 @@ from services.parsing import BadNumber, parse_int
 from services.suppliers.errors import (
     InvalidRequestBody,
     InvalidToken,
+    OfferNotFound,
     RetryLaterError,
     SupplierAPIError,
     SupplierConnectionError,
@@ -86,6 +89,7 @@ class MarketInput(StatesGroup):
     offer_price = State()
     offer_codes = State()
     offer_new_price = State()
+    stock_count = State()
 
 
 _EDITABLE = {"name": "market.ask_name", "desc": "market.ask_description",
@@ -486,10 +490,110 @@ async def new_listing_codes(
 
 
 @router.callback_query(Admin.filter(F.action == "mkcodes"))
-async def ask_codes(callback: CallbackQuery, callback_data: Admin, state: FSMContext) -> None:
+async def ask_codes(
+    callback: CallbackQuery,
+    callback_data: Admin,
+    state: FSMContext,
+    own_stock: StockForMarketplace | None = None,
+) -> None:
+    """Codes for an AUTO listing: pasted, a file, or (when the shop holds keys of its
+    own) moved from own stock."""
     await state.set_state(MarketInput.codes)
     await state.update_data(mk_id=callback_data.arg)
-    await show(callback, _("market.ask_codes"), back(None, "mkd", callback_data.arg))
+    builder = InlineKeyboardBuilder()
+    if own_stock is not None:
+        builder.button(
+            text=_("market.from_stock"), callback_data=Admin(action="mkst", arg=callback_data.arg)
+        )
+    await show(callback, _("market.ask_codes"), back(builder, "mkd", callback_data.arg))
+
+
+@router.callback_query(Admin.filter(F.action == "mkst"))
+async def stock_products(
+    callback: CallbackQuery,
+    callback_data: Admin,
+    state: FSMContext,
+    own_stock: StockForMarketplace | None = None,
+) -> None:
+    """The own-stock products with free keys, to move some to listing ``arg``."""
+    await state.clear()
+    if own_stock is None:
+        await callback.answer()
+        return
+    builder = InlineKeyboardBuilder()
+    for product in await own_stock.products():
+        if product.available > 0:
+            label = f"{product.product_name} — {product.offer_name} ({product.available})"
+            builder.row(button(label[:60], "mksp", f"{callback_data.arg}={product.id}"))
+    text = _("market.stock_pick") if builder.buttons else _("market.stock_empty")
+    await show(callback, text, back(builder, "mkd", callback_data.arg))
+
+
+@router.callback_query(Admin.filter(F.action == "mksp"))
+async def stock_count(
+    callback: CallbackQuery,
+    callback_data: Admin,
+    state: FSMContext,
+    own_stock: StockForMarketplace | None = None,
+) -> None:
+    listing_id, _sep, offer_id = callback_data.arg.partition("=")
+    if own_stock is None or not listing_id or not offer_id:
+        await callback.answer()
+        return
+    await state.set_state(MarketInput.stock_count)
+    await state.update_data(mk_id=listing_id, mk_stock=offer_id)
+    await show(callback, _("market.ask_stock_count"), back(None, "mkd", listing_id))
+
+
+@router.message(MarketInput.stock_count, F.text)
+async def move_from_stock(
+    message: Message,
+    state: FSMContext,
+    marketplace: Marketplace,
+    admin_service: AdminService,
+    own_stock: StockForMarketplace | None = None,
+) -> None:
+    """Move the number of keys typed from own stock to the listing: they leave own stock
+    in the same step (never sold twice) and come back if the marketplace refuses them."""
+    data = await state.get_data()
+    listing_id, offer_id = data.get("mk_id", ""), data.get("mk_stock", "")
+    if own_stock is None:
+        await state.clear()
+        return
+    try:
+        count = parse_int(message.text or "", low=1, high=MAX_CODES)
+    except BadNumber as exc:
+        await message.answer(bad_number_text(exc))
+        return
+    admin_id = message.from_user.id if message.from_user else 0
+    try:
+        result = await move_stock_to_listing(
+            own_stock, marketplace, stock_offer_id=offer_id, count=count, listing_id=listing_id,
+            by=admin_id,
+        )  # fmt: skip
+    except (SupplierError, ValueError) as exc:
+        if isinstance(exc, SupplierError):
+            _log_failure("move own stock", exc)
+        if isinstance(exc, OfferNotFound):
+            await message.answer(_("market.stock_gone"), reply_markup=back(None, "mkd", listing_id))
+            return
+        text = _error_text(exc)
+        if not isinstance(exc, WriteOutcomeUnknown):
+            text += "\n" + _("market.stock_returned")
+        await message.answer(text, reply_markup=back(None, "mkd", listing_id))
+        return
+    except LookupError as exc:  # fewer free keys than asked: nothing was withdrawn
+        if not hasattr(exc, "available"):
+            raise
+        available = exc.available
+        await message.answer(_("market.stock_not_enough").format(available=available))
+        return
+    await state.clear()
+    await admin_service.audit(
+        admin_id, "market_codes_from_stock", f"{listing_id} {offer_id} {result.uploaded}"
+    )
+    note = _("market.moved").format(uploaded=result.uploaded, stock=result.stock_available)
+    await _show_listing(message, marketplace, listing_id, note)
 
 
 @router.message(MarketInput.codes, F.text | F.document)
