@@ -110,11 +110,17 @@ class StockForMarketplace(Protocol):
 
     async def withdraw_for_marketplace(
         self, offer_id: str, count: int, *, by: int | None = None
-    ) -> StockWithdrawal: ...
+    ) -> StockWithdrawal:
+        """``count`` free keys out of own stock, all or none."""
+        ...
 
-    async def return_withdrawn(self, batch: str, keys: Sequence[str] | None = None) -> int: ...
+    async def return_withdrawn(self, batch: str, keys: Sequence[str] | None = None) -> int:
+        """Keys of ``batch`` (all, or ``keys``) back on sale; how many came back."""
+        ...
 
-    async def products(self) -> list[Any]: ...
+    async def products(self) -> list[Any]:
+        """The products held, with their free keys (``available``)."""
+        ...
 
 
 async def move_stock_to_listing(

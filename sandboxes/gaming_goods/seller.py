@@ -83,6 +83,9 @@ def _not_found() -> SellerError:
 
 @dataclass
 class SellerListing:
+    """A seller's listing: ``price`` decimal units as sent, unsold ``codes``, moderation
+    ``pending`` until ``pending_until`` (the desk's clock)."""
+
     id: str
     owner: str
     title: str
@@ -104,6 +107,8 @@ class SellerListing:
 
 @dataclass
 class OfferCode:
+    """One code offered on a marketplace product at ``price_cents`` (C2C)."""
+
     owner: str
     product_id: str
     price_cents: int
@@ -203,6 +208,7 @@ class SellerDesk:
         )  # fmt: skip
 
     def routes(self) -> list[web.RouteDef]:
+        """The aiohttp routes of every Seller API endpoint."""
         base = SELLER_PATH
         return [
             web.get(f"{base}/dashboard", self._dashboard),

@@ -164,11 +164,17 @@ class Marketplace(Protocol):
 
     name: str
 
-    async def dashboard(self) -> SellerDashboard: ...
+    async def dashboard(self) -> SellerDashboard:
+        """``GET /seller/dashboard``."""
+        ...
 
-    async def listings(self, *, limit: int = 20, offset: int = 0) -> ListingPage: ...
+    async def listings(self, *, limit: int = 20, offset: int = 0) -> ListingPage:
+        """``GET /seller/products?limit=&offset=`` (limit at most 100)."""
+        ...
 
-    async def listing(self, product_id: str) -> Listing: ...
+    async def listing(self, product_id: str) -> Listing:
+        """``GET /seller/products/{productId}``; raises :class:`ListingNotFound`."""
+        ...
 
     async def create_listing(
         self,
@@ -182,7 +188,9 @@ class Marketplace(Protocol):
         brand: str | None = None,
         currency: str = "EUR",
         image_url: str | None = None,
-    ) -> Listing: ...
+    ) -> Listing:
+        """``POST /seller/products``: answers the listing, moderation ``pending``."""
+        ...
 
     async def update_listing(
         self,
@@ -193,21 +201,38 @@ class Marketplace(Protocol):
         price: Decimal | None = None,
         image_url: str | None = None,
         is_active: bool | None = None,
-    ) -> Listing: ...
+    ) -> Listing:
+        """``PUT /seller/products/{productId}``: a changed title, description or image may
+        send it back to moderation; ``is_active=True`` re-enables."""
+        ...
 
-    async def deactivate(self, product_id: str) -> Listing: ...
+    async def deactivate(self, product_id: str) -> Listing:
+        """``POST /seller/products/{productId}/deactivate``."""
+        ...
 
-    async def upload_codes(self, product_id: str, codes: list[str]) -> CodesUploaded: ...
+    async def upload_codes(self, product_id: str, codes: list[str]) -> CodesUploaded:
+        """``POST /seller/products/{productId}/codes`` (AUTO only): ``uploaded``,
+        ``stock_available``."""
+        ...
 
-    async def add_offers(self, product_id: str, price_cents: int, codes: list[str]) -> int: ...
+    async def add_offers(self, product_id: str, price_cents: int, codes: list[str]) -> int:
+        """``POST /seller/offers``: codes on any product at ``price_cents``; returns
+        ``added``."""
+        ...
 
-    async def offers(self, *, page: int = 1, page_size: int = 20) -> OfferPage: ...
+    async def offers(self, *, page: int = 1, page_size: int = 20) -> OfferPage:
+        """``GET /seller/offers?page=&page_size=``."""
+        ...
 
     async def update_offer_price(
         self, product_id: str, old_price_cents: int, new_price_cents: int
-    ) -> int: ...
+    ) -> int:
+        """``PATCH /seller/offers/{productId}/price``; returns ``updated``."""
+        ...
 
-    async def delete_offers(self, product_id: str) -> int: ...
+    async def delete_offers(self, product_id: str) -> int:
+        """``DELETE /seller/offers/{productId}``: unsold offers only; returns ``deleted``."""
+        ...
 
 
 def to_cents(price: Decimal) -> int:

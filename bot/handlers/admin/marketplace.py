@@ -79,6 +79,10 @@ router.callback_query.filter(HasMarketplace())
 
 
 class MarketInput(StatesGroup):
+    """The marketplace prompts: a new listing (title, price, delivery, codes), one field of
+    a listing, codes for a listing, a new offer (product, price, codes), an offer's new
+    price, and how many own-stock keys to move."""
+
     new_name = State()
     new_price = State()
     new_type = State()
@@ -299,6 +303,7 @@ async def _show_listing(
 async def listing_detail(
     callback: CallbackQuery, callback_data: Admin, state: FSMContext, marketplace: Marketplace
 ) -> None:
+    """One listing (``GET /seller/products/{id}``) with its moderation status and buttons."""
     await state.clear()
     await _show_listing(callback, marketplace, callback_data.arg)
 
@@ -330,6 +335,8 @@ async def listing_switch(
 
 @router.callback_query(Admin.filter(F.action == "mked"))
 async def edit_listing(callback: CallbackQuery, callback_data: Admin, state: FSMContext) -> None:
+    """Ask for a listing's new title, description, price or image (``arg``
+    ``<field>=<id>``)."""
     field, _sep, product_id = callback_data.arg.partition("=")
     if field not in _EDITABLE or not product_id:
         await callback.answer()
@@ -394,12 +401,14 @@ async def edit_value(
 
 @router.callback_query(Admin.filter(F.action == "mknew"))
 async def new_listing(callback: CallbackQuery, state: FSMContext) -> None:
+    """Start a new listing: ask its title."""
     await state.set_state(MarketInput.new_name)
     await show(callback, _("market.ask_new_name"), back(None, "mk"))
 
 
 @router.message(MarketInput.new_name, F.text)
 async def new_listing_name(message: Message, state: FSMContext) -> None:
+    """The new listing's title (unique on the marketplace): ask the price."""
     name = (message.text or "").strip()
     problem = _check_text(name, "name")
     if problem:
@@ -412,6 +421,7 @@ async def new_listing_name(message: Message, state: FSMContext) -> None:
 
 @router.message(MarketInput.new_price, F.text)
 async def new_listing_price(message: Message, state: FSMContext) -> None:
+    """The new listing's price in EUR (whole cents, kept as typed): ask AUTO or MANUAL."""
     try:
         price = parse_listing_price(message.text or "")
     except BadNumber as exc:
@@ -462,6 +472,7 @@ async def new_listing_type(
     callback: CallbackQuery, callback_data: Admin, state: FSMContext, marketplace: Marketplace,
     admin_service: AdminService,
 ) -> None:  # fmt: skip
+    """MANUAL: ``POST /seller/products`` now; AUTO: ask the codes first."""
     if callback_data.arg == "AUTO":
         await state.set_state(MarketInput.new_codes)
         await show(callback, _("market.ask_codes"), back(None, "mk"))
@@ -477,6 +488,7 @@ async def new_listing_codes(
     marketplace: Marketplace,
     admin_service: AdminService,
 ) -> None:
+    """The AUTO listing's codes (lines or a .txt/.csv file): ``POST /seller/products``."""
     batch = await _codes_from(message, bot)
     if batch is None:
         return
@@ -536,6 +548,8 @@ async def stock_count(
     state: FSMContext,
     own_stock: StockForMarketplace | None = None,
 ) -> None:
+    """An own-stock product chosen (``arg`` ``<listing id>=<own-stock offer id>``): ask how
+    many keys."""
     listing_id, _sep, offer_id = callback_data.arg.partition("=")
     if own_stock is None or not listing_id or not offer_id:
         await callback.answer()
@@ -676,6 +690,7 @@ async def offers(
 
 @router.callback_query(Admin.filter(F.action == "mkoadd"))
 async def new_offer(callback: CallbackQuery, state: FSMContext) -> None:
+    """Start an offer: ask the marketplace product."""
     await state.set_state(MarketInput.offer_product)
     await show(callback, _("market.ask_offer_product"), back(None, "mko", "1"))
 
@@ -694,6 +709,7 @@ async def new_offer_product(message: Message, state: FSMContext) -> None:
 
 @router.message(MarketInput.offer_price, F.text)
 async def new_offer_price(message: Message, state: FSMContext) -> None:
+    """The offer price typed in EUR, kept as integer cents: ask the codes."""
     try:
         cents = parse_offer_price(message.text or "")
     except BadNumber as exc:
@@ -739,6 +755,8 @@ async def new_offer_codes(
 
 @router.callback_query(Admin.filter(F.action == "mkop"))
 async def ask_offer_price(callback: CallbackQuery, callback_data: Admin, state: FSMContext) -> None:
+    """Ask the new price of the unsold offers on a product at one price (``arg`` ``<product
+    id>=<cents>``)."""
     product_id, _sep, old = callback_data.arg.partition("=")
     try:
         old_cents = parse_int(old, low=1, high=10_000_000_00)
@@ -787,6 +805,7 @@ async def offer_new_price(
 
 @router.callback_query(Admin.filter(F.action == "mkodel"))
 async def ask_delete_offers(callback: CallbackQuery, callback_data: Admin) -> None:
+    """Ask before deleting every unsold offer on a product."""
     builder = InlineKeyboardBuilder()
     builder.button(
         text=_("market.offer_delete_yes"),
