@@ -54,6 +54,12 @@ async def _press(shop: OfflineShop, admin, text: str) -> None:
     await shop.wait_handled(since)
 
 
+async def _press_data(shop: OfflineShop, admin, data: str) -> None:
+    since = shop.telegram.last_update_id
+    await admin.press_data(data)
+    await shop.wait_handled(since)
+
+
 async def _send(shop: OfflineShop, admin, text: str) -> None:
     since = shop.telegram.last_update_id
     await admin.send(text)
@@ -240,3 +246,56 @@ async def test_admin_moves_keys_from_own_stock_to_a_listing(market: OfflineShop)
     [listing] = [x for x in _desk(market).listings.values() if x.title == "Hades Steam Key"]
     assert listing.codes == ["HD-0", "HD-1", "HD-2"]
     assert stock.rows["3"].keys == ["HD-3"]  # never sold by the shop again
+
+
+async def test_bad_input_is_explained_and_nothing_reaches_the_marketplace(
+    market: OfflineShop,
+) -> None:
+    desk = _desk(market)
+    admin, _ = await _open(market)
+    await _press(market, admin, "New listing")
+    await _send(market, admin, "Celeste Steam Key")
+    mark = admin.mark()
+    await _send(market, admin, "1.999")
+    await admin.wait_for_text("decimal places", since=mark)
+    await _send(market, admin, "12.00")
+    await _press(market, admin, "Automatically")
+    mark = admin.mark()
+    since = market.telegram.last_update_id
+    await admin.send_document("codes.pdf", b"%PDF-1.4")
+    await market.wait_handled(since)
+    await admin.wait_for_text("I can read a .txt or .csv file", since=mark)
+    await _send(market, admin, "   \n\n")
+    await admin.wait_for_text("There are no codes in that", since=mark)
+    assert desk.writes == 0
+
+    await _press(market, admin, "Back")
+    await _press(market, admin, "Add offer")
+    await _send(market, admin, GIFT_CARD_PRODUCT_ID)
+    mark = admin.mark()
+    await _send(market, admin, "0")
+    await admin.wait_for_text("outside the allowed range", since=mark)
+    assert desk.writes == 0 and desk.offer_codes == []
+
+
+async def test_a_lost_answer_is_not_sent_again_and_says_to_check(market: OfflineShop) -> None:
+    sandbox: GamingGoodsSandbox = market.sandboxes["gaming_goods"]  # type: ignore[assignment]
+    admin, start = await _open(market)
+    await _press(market, admin, "Add offer")
+    await _send(market, admin, GIFT_CARD_PRODUCT_ID)
+    await _send(market, admin, "5")
+    sandbox.faults.unavailable = 1
+    await _send(market, admin, "LOST-1")
+    await admin.wait_for_text("may or may not have been made", since=start)
+    assert _desk(market).offer_codes == [] and sandbox.faults.unavailable == 0
+    assert await _audit(market, "market_offers") == []
+
+
+async def test_another_sellers_listing_is_not_shown(market: OfflineShop) -> None:
+    admin, start = await _open(market)
+    await _press_data(market, admin, f"adm:mkd:{FOREIGN_LISTING_ID}")
+    await admin.wait_for_text("another seller's", since=start)
+    since = market.telegram.last_update_id
+    await admin.press_data(f"adm:mkoff:{FOREIGN_LISTING_ID}")
+    await market.wait_handled(since)
+    assert _desk(market).listings[FOREIGN_LISTING_ID].is_active is True
