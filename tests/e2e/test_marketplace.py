@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from bot.offline import ADMIN_ID, OfflineShop
-from sandboxes.gaming_goods import FOREIGN_LISTING_ID, GIFT_CARD_PRODUCT_ID, GamingGoodsSandbox
+from sandboxes.gaming_goods import (
+    DEFAULT_SELLER_KEY,
+    FOREIGN_LISTING_ID,
+    GIFT_CARD_PRODUCT_ID,
+    GamingGoodsSandbox,
+)
+from sandboxes.gaming_goods.seller import SellerListing
 from tests.services.test_marketplace import FakeStock, StockRow
 
 
@@ -299,3 +305,20 @@ async def test_another_sellers_listing_is_not_shown(market: OfflineShop) -> None
     await admin.press_data(f"adm:mkoff:{FOREIGN_LISTING_ID}")
     await market.wait_handled(since)
     assert _desk(market).listings[FOREIGN_LISTING_ID].is_active is True
+
+
+async def test_a_deactivation_left_without_an_answer_is_said_to_be_unknown(
+    market: OfflineShop,
+) -> None:
+    desk = _desk(market)
+    desk.listings["own-1"] = SellerListing(
+        id="own-1", owner=DEFAULT_SELLER_KEY, title="Owned", slug="owned",
+        price=Decimal("2.00"), currency="EUR", delivery_type="MANUAL",
+    )  # fmt: skip
+    sandbox: GamingGoodsSandbox = market.sandboxes["gaming_goods"]  # type: ignore[assignment]
+    sandbox.faults.retry_after = 0
+    admin, start = await _open(market)
+    sandbox.faults.unavailable = 3  # every try of the deactivation answers 503
+    await _press_data(market, admin, "adm:mkoff:own-1")
+    await admin.wait_for_text("may or may not have been made", since=start)
+    assert await _audit(market, "market_deactivate") == []

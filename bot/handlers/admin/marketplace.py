@@ -43,6 +43,7 @@ from services.suppliers.errors import (
     InvalidRequestBody,
     InvalidToken,
     OfferNotFound,
+    RateLimited,
     RetryLaterError,
     SupplierAPIError,
     SupplierConnectionError,
@@ -154,14 +155,19 @@ def _codes_report(batch: CodeBatch) -> str:
     return "\n".join(parts)
 
 
-def _error_text(exc: Exception) -> str:
+def _error_text(exc: Exception, *, write: bool = False) -> str:
     """What went wrong with the marketplace, in the admin's language; nothing was changed
-    in the shop (a lost answer says it may have happened there)."""
+    in the shop (a lost answer says it may have happened there). ``write``: the call
+    changes something and is repeated on failure (update, deactivate), so no answer or a
+    5xx after the last try leaves its outcome unknown."""
     detail = escape(
         (getattr(exc, "supplier_message", None) or getattr(exc, "code", None) or "")[:200]
     )
     if isinstance(exc, WriteOutcomeUnknown):
         return _("market.error.unknown")
+    if write and isinstance(exc, SupplierConnectionError | RetryLaterError):
+        if not isinstance(exc, RateLimited):  # a 429 did nothing
+            return _("market.error.unknown")
     if isinstance(exc, InvalidToken):
         return _("market.error.key")
     if isinstance(exc, RuleViolation):
@@ -176,8 +182,8 @@ def _error_text(exc: Exception) -> str:
         return _("market.error.unreachable")
     if isinstance(exc, SupplierAPIError):
         return _("market.error.other").format(detail=detail or exc.http_status)
-    if isinstance(exc, ValueError):  # refused by the client before sending
-        return _("market.error.invalid").format(detail=escape(str(exc)[:200]))
+    if isinstance(exc, ValueError):  # an empty id (crafted button): refused before sending
+        return _("market.error.not_found")
     return _("market.error.unreachable")
 
 
@@ -324,7 +330,7 @@ async def listing_switch(
             await marketplace.deactivate(callback_data.arg)
     except SupplierError as exc:
         _log_failure(callback_data.action, exc)
-        await show(callback, _error_text(exc), back(None, "mkd", callback_data.arg))
+        await show(callback, _error_text(exc, write=True), back(None, "mkd", callback_data.arg))
         return
     await admin_service.audit(
         callback.from_user.id, "market_enable" if on else "market_deactivate", callback_data.arg
@@ -385,7 +391,9 @@ async def edit_value(
         updated = await marketplace.update_listing(product_id, **changes)
     except SupplierError as exc:
         _log_failure("update", exc)
-        await message.answer(_error_text(exc), reply_markup=back(None, "mkd", product_id))
+        await message.answer(
+            _error_text(exc, write=True), reply_markup=back(None, "mkd", product_id)
+        )
         return
     await state.clear()
     await admin_service.audit(message.from_user.id if message.from_user else 0, "market_update",
