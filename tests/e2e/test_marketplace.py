@@ -322,3 +322,16 @@ async def test_a_deactivation_left_without_an_answer_is_said_to_be_unknown(
     await _press_data(market, admin, "adm:mkoff:own-1")
     await admin.wait_for_text("may or may not have been made", since=start)
     assert await _audit(market, "market_deactivate") == []
+
+
+async def test_cancel_leaves_a_marketplace_prompt_without_sending_anything(
+    market: OfflineShop,
+) -> None:
+    admin, _ = await _open(market)
+    await _press(market, admin, "New listing")
+    mark = admin.mark()
+    await _send(market, admin, "/cancel")
+    await admin.wait_for_text("Cancelled", since=mark)
+    await _send(market, admin, "Not A Title")  # a search now, not a listing's title
+    assert _desk(market).writes == 0
+    assert not [x for x in _desk(market).listings.values() if x.title == "Not A Title"]

@@ -18,7 +18,7 @@ from html import escape
 from typing import Any
 
 from aiogram import Bot, F, Router
-from aiogram.filters import BaseFilter, StateFilter
+from aiogram.filters import BaseFilter, Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message, TelegramObject
@@ -95,6 +95,14 @@ class MarketInput(StatesGroup):
     offer_codes = State()
     offer_new_price = State()
     stock_count = State()
+
+
+@router.message(StateFilter(MarketInput), Command("cancel"))
+async def cancel_prompt(message: Message, state: FSMContext) -> None:
+    """``/cancel`` in a marketplace prompt leaves it (before any prompt takes it as a
+    title or a code); nothing is sent to the marketplace."""
+    await state.clear()
+    await message.answer(_("common.cancelled"), reply_markup=back(None, "mk"))
 
 
 _EDITABLE = {"name": "market.ask_name", "desc": "market.ask_description",
