@@ -47,6 +47,7 @@ from services.routing import ALERT_BREAKER, CircuitBreaker, RoutingService
 from services.stars import RecipientResolver
 from services.suppliers.base import Capability, build_supplier
 from services.suppliers.errors import SupplierError
+from services.suppliers.marketplace import Marketplace
 from services.suppliers.models import Balance
 from services.suppliers.registry import Suppliers, discover_vendors
 from storage.catalogue import CatalogueRepository
@@ -134,6 +135,23 @@ def order_timings(settings: Settings) -> OrderTimings:
 def section_value(settings: Settings, vendor: str, field_name: str, default: Any) -> Any:
     """A field of a vendor's settings section, or ``default`` when the vendor has none."""
     return getattr(settings.vendor_sections().get(vendor), field_name, default)
+
+
+def build_marketplace(
+    settings: Settings, http: httpx.AsyncClient, suppliers: Suppliers
+) -> Marketplace | None:
+    """The seller API of the first discovered vendor that has one and whose section holds
+    seller credentials (``VendorSpec.marketplace``), sharing that vendor's buyer client
+    (rate budget) when the shop runs it; ``None`` when no section enables one."""
+    sections = settings.vendor_sections()
+    for spec in discover_vendors():
+        if spec.marketplace is None or spec.name not in sections:
+            continue
+        buyer = suppliers.get(spec.name) if spec.name in suppliers else None
+        marketplace: Marketplace | None = spec.marketplace(sections[spec.name], http, buyer)
+        if marketplace is not None:
+            return marketplace
+    return None
 
 
 def build_suppliers(settings: Settings, http: httpx.AsyncClient) -> Suppliers:
@@ -419,6 +437,7 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
     own_stock = build_own_stock(settings, db)
     if own_stock is not None:
         suppliers = Suppliers([*suppliers, own_stock])
+    marketplace = build_marketplace(settings, http, suppliers)
     if not len(suppliers):
         logger.warning("no supplier section is enabled: the shop has nothing to sell")
     bot = Bot(
@@ -498,6 +517,7 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
         user_middleware=user_middleware,
         admin_service=AdminService(db, order_service, users),
         own_stock=own_stock,
+        marketplace=marketplace,
         notifier=notifier,
         i18n=i18n,
     )

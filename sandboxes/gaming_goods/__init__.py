@@ -1,4 +1,5 @@
-"""Gaming Goods sandbox: a local twin of the Catalog and Partner buyer APIs."""
+"""Gaming Goods sandbox: a local twin of the Catalog and Partner buyer APIs and of the
+Seller API."""
 
 from __future__ import annotations
 
@@ -11,6 +12,12 @@ from sandboxes.gaming_goods.catalogue import (
     TWO_KEY_PRODUCT_ID,
     SandboxProduct,
     generate_catalogue,
+)
+from sandboxes.gaming_goods.seller import (
+    DEFAULT_SELLER_KEY,
+    FOREIGN_LISTING_ID,
+    OTHER_SELLER_KEY,
+    SellerDesk,
 )
 from sandboxes.gaming_goods.server import (
     DEFAULT_API_KEY,
@@ -31,14 +38,18 @@ def create_sandbox(**options: Any) -> GamingGoodsSandbox:
 __all__ = [
     "DEFAULT_API_KEY",
     "DEFAULT_JWT",
+    "DEFAULT_SELLER_KEY",
     "FAILING_PRODUCT_ID",
+    "FOREIGN_LISTING_ID",
     "GIFT_CARD_PRODUCT_ID",
+    "OTHER_SELLER_KEY",
     "SOLD_OUT_PRODUCT_ID",
     "TWO_KEY_PRODUCT_ID",
     "Faults",
     "GamingGoodsSandbox",
     "SandboxConfig",
     "SandboxProduct",
+    "SellerDesk",
     "create_sandbox",
     "generate_catalogue",
 ]

@@ -13,7 +13,11 @@
   ``cart``), ``GET /orders`` (newest first) and ``GET /orders/{id}`` with
   ``delivery.codes``; every amount in euro cents.
 
-Errors are ``{"error": {"code", "message"}}`` with lower-case codes. Every answer carries
+* Seller API under ``/api/partner/v1/seller`` (a seller's ``X-API-Key``): listings,
+  codes, moderation and C2C offers; see :mod:`sandboxes.gaming_goods.seller`.
+
+Buyer errors are ``{"error": {"code", "message"}}`` with lower-case codes (the Seller
+API's are upper-case, as its document shows). Every answer carries
 ``X-RateLimit-Limit/Remaining/Reset`` (Unix seconds); past ``rate_limit`` requests per
 ``rate_window`` seconds per IP it answers 429 with ``Retry-After``. Orders start
 ``pending_payment`` (catalog) or ``created`` (partner) and are ``completed`` with their
@@ -37,6 +41,13 @@ from typing import Any
 from aiohttp import web
 
 from sandboxes.gaming_goods.catalogue import SandboxProduct, generate_catalogue
+from sandboxes.gaming_goods.seller import (
+    DEFAULT_SELLER_KEY,
+    OTHER_SELLER_KEY,
+    SELLER_PATH,
+    SellerDesk,
+    SellerError,
+)
 from sandboxes.serving import LocalServer
 from services import exact_json
 
@@ -64,6 +75,12 @@ class SandboxConfig:
     rate_limit: int = 100
     rate_window: float = 60.0
     clock: Callable[[], float] = time.time
+    #: Seller API keys (each one seller); ``supplier_settings`` hands out the first
+    seller_keys: list[str] = field(default_factory=lambda: [DEFAULT_SELLER_KEY, OTHER_SELLER_KEY])
+    #: a new or significantly edited listing stays ``pending`` this long
+    moderation_seconds: float = 0.0
+    #: moderation rejects a listing whose title or description holds one of these
+    refused_words: tuple[str, ...] = ("counterfeit",)
 
 
 @dataclass
@@ -152,6 +169,11 @@ class GamingGoodsSandbox(LocalServer):
         self.by_idempotency_key: dict[tuple[str, str], SandboxOrder] = {}
         self.create_calls = 0
         self._windows: dict[str, tuple[float, int]] = {}
+        self.seller = SellerDesk(
+            self.products, clock=self.config.clock,
+            moderation_seconds=self.config.moderation_seconds,
+            refused_words=self.config.refused_words,
+        )  # fmt: skip
         self._runner: web.AppRunner | None = None
         self.base_url = ""
         self.app = self._build_app()
@@ -172,6 +194,7 @@ class GamingGoodsSandbox(LocalServer):
             "order_api": self.config.order_api,
             "catalog_url": self.catalog_url,
             "partner_url": self.partner_url,
+            "seller_api_key": self.config.seller_keys[0],
         }
 
     # -- controls --------------------------------------------------------------------
@@ -201,6 +224,7 @@ class GamingGoodsSandbox(LocalServer):
             web.post(f"{PARTNER}/checkout", self._partner_checkout),
             web.get(f"{PARTNER}/orders", self._partner_orders),
             web.get(f"{PARTNER}/orders/{{id}}", self._partner_order),
+            *self.seller.routes(),
             web.get("/_sandbox/state", self._control_state),
             web.post("/_sandbox/faults", self._control_faults),
         ])  # fmt: skip
@@ -246,16 +270,22 @@ class GamingGoodsSandbox(LocalServer):
                 raise SandboxError("service_unavailable", 503, "Service temporarily unavailable")
             self._authorize(request)
             response = await handler(request)
-        except SandboxError as exc:
+        except (SandboxError, SellerError) as exc:
             if exc.http_status >= 500:
                 headers.setdefault("Retry-After", str(self.faults.retry_after))
-            response = _json({"error": {"code": exc.code, "message": exc.message}}, exc.http_status)
+            code = exc.code.upper() if request.path.startswith(SELLER_PATH) else exc.code
+            if exc.http_status == 429 and request.path.startswith(SELLER_PATH):
+                code = "TOO_MANY_REQUESTS"
+            response = _json({"error": {"code": code, "message": exc.message}}, exc.http_status)
         for name, value in headers.items():
             response.headers[name] = value
         return response  # type: ignore[no-any-return]
 
     def _authorize(self, request: web.Request) -> None:
-        if request.path.startswith(PARTNER):
+        if request.path.startswith(SELLER_PATH):
+            if request.headers.get("X-API-Key", "") not in self.config.seller_keys:
+                raise SellerError("UNAUTHORIZED", 401, "Missing or invalid X-API-Key")
+        elif request.path.startswith(PARTNER):
             if request.headers.get("X-API-Key", "") not in self.config.api_keys:
                 raise SandboxError("unauthorized", 401, "Invalid or missing X-API-Key")
         elif request.path.startswith(f"{CATALOG}/orders"):

@@ -160,13 +160,20 @@ class VendorSpec:
     ``name``: the stored supplier code and the settings section (``codegames`` ->
     ``CODEGAMES__TOKEN``); ``short``: its code in callback data; ``settings``: the
     section's model; ``build(section, http)``: the client; ``sandbox``: the import path
-    of its sandbox package (exports ``create_sandbox``)."""
+    of its sandbox package (exports ``create_sandbox``); ``marketplace(section, http,
+    supplier)``: for a vendor with a seller API, its
+    :class:`~services.suppliers.marketplace.Marketplace` client or ``None`` when the
+    section holds no seller credentials (``supplier`` is the vendor's buyer client, when
+    the shop runs it, to share its rate budget)."""
 
     name: str
     short: str
     settings: type[VendorSettings]
     build: Any  # Callable[[VendorSettings, httpx.AsyncClient], Supplier]
     sandbox: str
+    marketplace: Any = (
+        None  # Callable[[VendorSettings, AsyncClient, Supplier | None], Marketplace | None]
+    )
 
 
 def build_supplier(spec: VendorSpec, section: VendorSettings, http: httpx.AsyncClient) -> Supplier:

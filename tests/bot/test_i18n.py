@@ -44,7 +44,7 @@ def _plurals(language: str) -> dict[str, tuple[str, ...]]:
     return {m.id[0]: tuple(m.string) for m in _read(language) if m.id and m.pluralizable}
 
 
-_NAMESPACES = {"admin", "mass", "catalogue", "category", "cmd", "common", "confirm", "delivery", "inline",
+_NAMESPACES = {"admin", "market", "mass", "catalogue", "category", "cmd", "common", "confirm", "delivery", "inline",
                "invoice", "language", "menu", "offer", "orders", "player", "precheckout", "reason",
                "search", "start", "stars", "status", "support", "paysupport", "terms"}  # fmt: skip
 

@@ -10,6 +10,7 @@ from aiogram import Router
 
 from bot.handlers.admin import (
     catalogue,
+    marketplace,
     menu,
     orders,
     prices,
@@ -37,5 +38,6 @@ router.include_routers(
     prices.router,
     users.router,
     stock.router,
+    marketplace.router,  # only when a seller API is configured
     prompts.router,  # last: catches anything but text in a value prompt
 )

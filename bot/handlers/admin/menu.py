@@ -13,11 +13,12 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import Admin
 from bot.ui import show
+from services.suppliers.marketplace import Marketplace
 
 router = Router(name=__name__)
 
 
-def _menu_markup() -> Any:
+def _menu_markup(marketplace: Marketplace | None = None) -> Any:
     builder = InlineKeyboardBuilder()
     for key, action, arg in (
         ("admin.balance", "bal", ""), ("admin.sources", "sources", ""), ("admin.transactions", "tx", "1"), ("admin.orders", "orders", "all"),
@@ -27,17 +28,23 @@ def _menu_markup() -> Any:
         ("admin.audit", "audit", "1"), ("admin.own_stock", "stock", ""),
     ):  # fmt: skip
         builder.button(text=_(key), callback_data=Admin(action=action, arg=arg))
+    if marketplace is not None:
+        builder.button(text=_("market.menu"), callback_data=Admin(action="mk"))
     builder.adjust(2)
     return builder.as_markup()
 
 
 @router.message(Command("admin"))
-async def admin_command(message: Message, state: FSMContext) -> None:
+async def admin_command(
+    message: Message, state: FSMContext, marketplace: Marketplace | None = None
+) -> None:
     await state.clear()
-    await message.answer(_("admin.menu"), reply_markup=_menu_markup())
+    await message.answer(_("admin.menu"), reply_markup=_menu_markup(marketplace))
 
 
 @router.callback_query(Admin.filter(F.action == "menu"))
-async def admin_menu(callback: CallbackQuery, state: FSMContext) -> None:
+async def admin_menu(
+    callback: CallbackQuery, state: FSMContext, marketplace: Marketplace | None = None
+) -> None:
     await state.clear()
-    await show(callback, _("admin.menu"), _menu_markup())
+    await show(callback, _("admin.menu"), _menu_markup(marketplace))

@@ -3,7 +3,9 @@
 
 Settings section ``GAMING_GOODS__...``: ``JWT``, ``API_KEY``, ``ORDER_API``
 (``partner`` or ``catalog``), ``CATALOG_URL``, ``PARTNER_URL``, ``LOCALE``,
-``PROMO_CODE`` and timeouts in seconds.
+``PROMO_CODE``, timeouts in seconds, and ``SELLER_API_KEY``: the Seller API
+(gaming-goods-seller-api.txt, :mod:`.seller`) for selling on the marketplace from the
+admin console, enabled on its own (a shop may sell there without buying there).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from services.suppliers.gaming_goods.client import (
     Timeouts,
     idempotency_key,
 )
+from services.suppliers.gaming_goods.seller import SellerClient
 
 
 class GamingGoodsSettings(VendorSettings):
@@ -41,6 +44,9 @@ class GamingGoodsSettings(VendorSettings):
     connect_timeout: float = 5.0
     read_timeout: float = 8.0
     create_timeout: float = 25.0
+    #: Seller API key (``X-API-Key`` of ``/seller/...`` on ``partner_url``); the
+    #: marketplace screens of the admin console appear when it is set.
+    seller_api_key: SecretStr | None = None
 
     def enabled(self) -> bool:
         """``True`` when the chosen order API's credential is set (non-empty)."""
@@ -67,12 +73,36 @@ def build(section: GamingGoodsSettings, http: httpx.AsyncClient) -> GamingGoodsC
     )
 
 
+def build_marketplace(
+    section: GamingGoodsSettings, http: httpx.AsyncClient, supplier: object | None = None
+) -> SellerClient | None:
+    """The Seller API client when ``seller_api_key`` is set (else ``None``), over the
+    shop's ``http`` client. ``supplier``: this vendor's buyer client when the shop runs
+    one, whose rate limiter is shared (one budget of 100 requests per minute per IP)."""
+    key = section.seller_api_key
+    if key is None or not key.get_secret_value().strip():
+        return None
+    limiter = supplier.limiter if isinstance(supplier, GamingGoodsClient) else None
+    return SellerClient(
+        http,
+        api_key=key,
+        base_url=section.partner_url,
+        timeouts=Timeouts(
+            connect=section.connect_timeout,
+            read=section.read_timeout,
+            create_order=section.create_timeout,
+        ),
+        limiter=limiter,
+    )
+
+
 VENDOR = VendorSpec(
     name="gaming_goods",
     short="gg",
     settings=GamingGoodsSettings,
     build=build,
     sandbox="sandboxes.gaming_goods",
+    marketplace=build_marketplace,
 )
 
 __all__ = [
@@ -81,7 +111,9 @@ __all__ = [
     "GamingGoodsSettings",
     "RateLimiter",
     "RetryPolicy",
+    "SellerClient",
     "Timeouts",
     "build",
+    "build_marketplace",
     "idempotency_key",
 ]
