@@ -38,6 +38,7 @@ from services.admin import AdminService
 from services.alerts import AlertService
 from services.catalogue import CatalogueService
 from services.flood import FloodBudget
+from services.loyalty import LoyaltyConfig, LoyaltyService
 from services.mass_sending import BroadcastService, CampaignService
 from services.orders import OrderService, OrderTimings
 from services.payments import PaymentReconciler, RefundService
@@ -50,6 +51,7 @@ from storage.catalogue import CatalogueRepository
 from storage.db import Database
 from storage.deliveries import DeliveriesRepository
 from storage.fsm import SQLiteStorage
+from storage.loyalty import LoyaltyRepository
 from storage.mass_sending import MassSendingRepository
 from storage.orders import OrdersRepository
 from storage.settings import ShopSettingsRepository
@@ -77,6 +79,8 @@ COMMANDS = (
     "search",
     "stars",
     "orders",
+    "rewards",
+    "promo",
     "language",
     "support",
     "paysupport",
@@ -126,6 +130,19 @@ def order_timings(settings: Settings) -> OrderTimings:
     )
 
 
+def loyalty_config(settings: Settings) -> LoyaltyConfig:
+    """The loyalty programme's rules from ``LOYALTY__*``."""
+    section = settings.loyalty
+    return LoyaltyConfig(
+        cashback_percent=section.cashback_percent,
+        category_cashback=dict(section.category_cashback_percent),
+        referral_percent=section.referral_percent,
+        min_order_stars=section.min_order_stars,
+        hold_seconds=section.hold_hours * 3600,
+        auto_payout=section.auto_payout,
+    )
+
+
 def section_value(settings: Settings, vendor: str, field_name: str, default: Any) -> Any:
     """A field of a vendor's settings section, or ``default`` when the vendor has none."""
     return getattr(settings.vendor_sections().get(vendor), field_name, default)
@@ -160,6 +177,7 @@ class Shop:
     broadcasts: BroadcastService
     campaigns: CampaignService
     i18n: PoI18n
+    loyalty: LoyaltyService
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     #: set after the first payment reconciliation: invoices expire only after it, so a
     #: payment whose update was lost while the bot was down is not refunded as "expired"
@@ -213,6 +231,7 @@ class Shop:
         self._spawn(self.outbox.run_worker(), "delivery outbox")
         self._spawn(self.orders.run_worker(), "order worker")
         self._spawn(self.refunds.run_worker(), "refund worker")
+        self._spawn(self.loyalty.run_worker(), "loyalty worker")
         self._spawn(self._expire_invoices(), "invoice expiry")
         for supplier in self.suppliers:
             if self._sync_minutes(supplier.name) > 0:
@@ -438,6 +457,12 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
         suppliers, mass_repo, catalogue.repo, pricing, resolver, notifier,
         transaction_prefix=settings.orders.transaction_prefix, supplier_rate=settings.supplier_rate,
     )  # fmt: skip
+    loyalty = LoyaltyService(
+        LoyaltyRepository(db), catalogue.repo, suppliers, pricing, notifier,
+        loyalty_config(settings), transaction_prefix=settings.orders.transaction_prefix,
+        supplier_rate=settings.supplier_rate,
+    )  # fmt: skip
+    notifier.wake_loyalty = loyalty.wake
     user_middleware = UserMiddleware(users, i18n)
     dispatcher = Dispatcher(
         storage=SQLiteStorage(db),
@@ -449,6 +474,7 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
         mass_sending_repo=mass_repo,
         broadcasts=broadcasts,
         campaigns=campaigns,
+        loyalty=loyalty,
         user_middleware=user_middleware,
         admin_service=AdminService(db, order_service, users),
         notifier=notifier,
@@ -466,5 +492,5 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
     return Shop(
         settings=settings, bot=bot, dispatcher=dispatcher, db=db, http=http, suppliers=suppliers,
         catalogue=catalogue, orders=order_service, refunds=refunds, outbox=outbox, notifier=notifier, users=users, i18n=i18n,
-        broadcasts=broadcasts, campaigns=campaigns,
+        broadcasts=broadcasts, campaigns=campaigns, loyalty=loyalty,
     )  # fmt: skip

@@ -76,6 +76,21 @@ class AlertSettings(BaseModel):
     min_interval_minutes: float = 10.0
 
 
+class LoyaltySettings(BaseModel):
+    #: Cashback: percent of the Stars paid credited to the customer (0: none).
+    cashback_percent: Decimal = Decimal(0)
+    #: Cashback percent per catalogue category, overriding the above (JSON map).
+    category_cashback_percent: dict[str, Decimal] = Field(default_factory=dict)
+    #: Referrals: percent of a referred customer's Stars paid credited to the referrer.
+    referral_percent: Decimal = Decimal(0)
+    #: Orders under this many Stars earn nothing.
+    min_order_stars: int = 0
+    #: Hours a reward waits before it can be withdrawn or spent (refunds come first).
+    hold_hours: float = 0.0
+    #: Withdraw automatically once a balance reaches the smallest Stars pack on sale.
+    auto_payout: bool = False
+
+
 class ShopSettings(BaseSettings):
     """Everything the bot reads at start but the supplier sections (see :data:`Settings`)."""
 
@@ -87,6 +102,7 @@ class ShopSettings(BaseSettings):
     pricing: PricingSettings = PricingSettings()
     orders: OrderSettings = OrderSettings()
     alerts: AlertSettings = AlertSettings()
+    loyalty: LoyaltySettings = LoyaltySettings()
     admin_ids: list[int] = Field(default_factory=list)
     database_path: Path = Path("data/shop.sqlite3")
     #: Run against the embedded supplier sandboxes; every message and invoice says "test".

@@ -28,6 +28,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from services.catalogue import CatalogueService
+from services.loyalty import price_still_fits
 from services.pricing import PricingService, UnknownCurrency
 from services.suppliers.base import Capability, Customer, OrderAttempt, Supplier
 from services.suppliers.errors import (
@@ -232,8 +233,12 @@ class OrderService:
         recipient_name: str | None = None,
         kind: str = "goods",
         test_mode: bool = False,
+        discount_stars: int = 0,
+        promo_code: str | None = None,
     ) -> Order:
-        """Create the order the invoice will carry (status ``awaiting_payment``)."""
+        """Create the order the invoice will carry (status ``awaiting_payment``). With a
+        discount (:func:`services.loyalty.price_checkout`) the invoice charges the quote's
+        Stars less ``discount_stars``."""
         offer = quote.offer
         return await self.orders.create(
             NewOrder(
@@ -249,7 +254,9 @@ class OrderService:
                 supplier_price=quote.details.price,
                 supplier_currency=quote.details.currency,
                 cost_usd=quote.cost_usd,
-                stars=quote.stars,
+                stars=quote.stars - discount_stars,
+                discount_stars=discount_stars,
+                promo_code=promo_code,
                 game_user_id=game_user_id,
                 game_server_id=game_server_id,
                 game_server_label=game_server_label,
@@ -311,7 +318,8 @@ class OrderService:
                 "order %s: offer now priced in %s, which has no rate", order_id, details.currency
             )
             return PreCheckoutRefusal.OFFER_GONE
-        if stars_now > order.stars:
+        if not price_still_fits(order.stars, order.discount_stars, stars_now, book, details.price,
+                                details.currency, await self._stars_delivered(order)):  # fmt: skip
             return PreCheckoutRefusal.PRICE_ROSE
         if balance is not None and not balance.is_postpaid and balance.balance < cost_now:
             logger.error(
@@ -468,7 +476,11 @@ class OrderService:
         except (SupplierError, UnknownCurrency) as exc:
             logger.warning("order %s: price refresh after WRONG_PRICE failed: %s", order.id, exc)
             raise refused from exc
-        if stars_now > order.stars:
+        delivered = await self._stars_delivered(order)
+        if not price_still_fits(
+            order.stars, order.discount_stars, stars_now, self.pricing.book, details.price,
+            details.currency, delivered,
+        ):  # fmt: skip
             logger.warning(
                 "order %s: supplier price rose past the %d Stars paid", order.id, order.stars
             )
