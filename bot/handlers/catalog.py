@@ -23,7 +23,7 @@ from aiogram.utils.i18n import ngettext
 
 from bot import keyboards
 from bot.callbacks import CategoryPage, Nav, OfferView, ProductView, SearchPage
-from bot.handlers.admin import IsAdmin
+from bot.handlers.admin.common import IsAdmin
 from bot.states import SearchInput
 from bot.ui import show
 from services.catalogue import CATEGORY_STARS

@@ -20,7 +20,7 @@ from aiogram.utils.i18n import ngettext
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import Admin
-from bot.handlers.admin import InPrivateChat, IsAdmin
+from bot.handlers.admin.common import InPrivateChat, IsAdmin
 from bot.ui import show
 from services.mass_sending import BroadcastService, CampaignPreview, CampaignService
 from services.parsing import BadNumber, parse_int

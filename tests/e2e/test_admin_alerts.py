@@ -190,7 +190,7 @@ async def test_a_chart_that_cannot_be_drawn_is_said_and_the_csv_still_comes(
     month: str,
     failed: str,
 ) -> None:
-    from bot.handlers import admin as handlers
+    from bot.handlers.admin import stats as handlers
     from services.charts import ChartError
 
     async def broken(*_: object, **__: object) -> bytes:

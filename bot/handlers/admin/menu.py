@@ -1,0 +1,43 @@
+"""The admin menu (/admin) and the way back to it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.callbacks import Admin
+from bot.ui import show
+
+router = Router(name=__name__)
+
+
+def _menu_markup() -> Any:
+    builder = InlineKeyboardBuilder()
+    for key, action, arg in (
+        ("admin.balance", "bal", ""), ("admin.transactions", "tx", "1"), ("admin.orders", "orders", "all"),
+        ("admin.stats", "stats", "1"), ("admin.catalogue", "cat", ""), ("admin.prices", "prices", ""),
+        ("admin.users", "users", ""), ("admin.export", "export", "7"),
+        ("admin.broadcast", "broadcast", ""), ("admin.campaign", "campaign", ""),
+        ("admin.audit", "audit", "1"),
+    ):  # fmt: skip
+        builder.button(text=_(key), callback_data=Admin(action=action, arg=arg))
+    builder.adjust(2)
+    return builder.as_markup()
+
+
+@router.message(Command("admin"))
+async def admin_command(message: Message, state: FSMContext) -> None:
+    await state.clear()
+    await message.answer(_("admin.menu"), reply_markup=_menu_markup())
+
+
+@router.callback_query(Admin.filter(F.action == "menu"))
+async def admin_menu(callback: CallbackQuery, state: FSMContext) -> None:
+    await state.clear()
+    await show(callback, _("admin.menu"), _menu_markup())
