@@ -61,7 +61,8 @@ logger = logging.getLogger(__name__)
 
 ADMIN_COMMANDS = (
     "admin", "order", "refund", "user", "markup", "starvalue", "export", "sync", "offers", "broadcast",
-    "campaign", "alias", "aliases",
+    "campaign", "alias", "aliases", "loyalty", "promos", "promo_new", "promo_pause", "promo_resume",
+    "promo_delete",
 )  # fmt: skip
 #: A conversation step untouched this long is forgotten (the customer starts again).
 CONVERSATION_TTL = timedelta(days=7)

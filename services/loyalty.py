@@ -23,10 +23,11 @@ import asyncio
 import logging
 import re
 import secrets
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
 from typing import Protocol
@@ -142,6 +143,77 @@ def price_checkout(
 def reward_share(stars: int, percent: Decimal) -> int:
     """Whole Stars of ``percent`` % of ``stars`` (rounded down)."""
     return int((Decimal(stars) * percent / 100).to_integral_value(ROUND_FLOOR))
+
+
+# -- promo code specs ------------------------------------------------------------------
+
+
+class PromoSpecError(ValueError):
+    """An admin's promo code spec that cannot be used: ``problem`` is ``format``,
+    ``code``, ``value`` or ``option`` (each has a translated message); ``text`` the part
+    at fault."""
+
+    def __init__(self, problem: str, text: str = "") -> None:
+        super().__init__(f"{problem}: {text}")
+        self.problem = problem
+        self.text = text
+
+
+_PROMO_OPTIONS = {"min", "uses", "per_user", "days", "category", "product"}
+
+
+def parse_promo_spec(text: str, admin_id: int, now: datetime | None = None) -> PromoCode:
+    """``CODE 10%`` (percent off) or ``CODE 20`` (Stars off), then any of ``min=N``
+    (order of at least N Stars), ``uses=N``, ``per_user=N``, ``days=N`` (expires in N days),
+    ``category="Gift cards"``, ``product=<supplier>:<product id>``. Raises
+    :class:`PromoSpecError`; numbers are ASCII digits."""
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise PromoSpecError("format", text[:60]) from exc
+    if len(words) < 2:
+        raise PromoSpecError("format", text[:60])
+    code = words[0].upper()
+    if not PROMO_CODE.match(code):
+        raise PromoSpecError("code", words[0][:40])
+    raw = words[1]
+    kind = "percent" if raw.endswith("%") else "fixed"
+    digits = raw.removesuffix("%")
+    if not digits.isascii() or not digits.isdigit() or len(digits) > 6:
+        raise PromoSpecError("value", raw[:20])
+    value = int(digits)
+    if not (1 <= value <= 100 if kind == "percent" else 1 <= value <= 100_000):
+        raise PromoSpecError("value", raw[:20])
+    options: dict[str, str] = {}
+    for word in words[2:]:
+        name, sep, option = word.partition("=")
+        if not sep or name not in _PROMO_OPTIONS or not option or name in options:
+            raise PromoSpecError("option", word[:40])
+        options[name] = option
+    numbers: dict[str, int] = {}
+    for name in ("min", "uses", "per_user", "days"):
+        if name in options:
+            number = options[name]
+            if not number.isascii() or not number.isdigit() or len(number) > 7 or int(number) < 1:
+                raise PromoSpecError("option", f"{name}={number}"[:40])
+            numbers[name] = int(number)
+    scope_kind, scope_value = "all", None
+    if "category" in options and "product" in options:
+        raise PromoSpecError("option", "category + product")
+    if "category" in options:
+        scope_kind, scope_value = "category", options["category"][:100]
+    elif "product" in options:
+        if ":" not in options["product"]:
+            raise PromoSpecError("option", f"product={options['product']}"[:40])
+        scope_kind, scope_value = "product", options["product"][:100]
+    expires = None
+    if "days" in numbers:
+        expires = ((now or datetime.now(UTC)) + timedelta(days=numbers["days"])).isoformat()
+    return PromoCode(
+        code=code, kind=kind, value=value, min_order_stars=numbers.get("min", 0),
+        scope_kind=scope_kind, scope_value=scope_value, max_uses=numbers.get("uses"),
+        max_uses_per_user=numbers.get("per_user"), expires_at=expires, created_by=admin_id,
+    )  # fmt: skip
 
 
 # -- outcomes ------------------------------------------------------------------------
@@ -334,7 +406,7 @@ class LoyaltyService:
             return None, PromoProblem.UNKNOWN
         if promo.status == "paused":
             return promo, PromoProblem.PAUSED
-        if promo.expires_at and promo.expires_at <= datetime.now(UTC).isoformat():
+        if promo.expires_at and datetime.fromisoformat(promo.expires_at) <= datetime.now(UTC):
             return promo, PromoProblem.EXPIRED
         if promo.max_uses is not None and await self.repo.promo_uses(code) >= promo.max_uses:
             return promo, PromoProblem.EXHAUSTED

@@ -62,6 +62,9 @@ def _used_keys() -> set[str]:
     keys |= {f"promo.refused.{p.value}" for p in PromoProblem}
     keys |= {f"referral.{o.value}" for o in ReferralOutcome}
     keys |= {f"loyalty.payout_refused.{r.value}" for r in PayoutRefusal}
+    keys |= {f"admin.promos.status.{s}" for s in ("active", "paused", "deleted")}
+    keys |= {f"admin.promos.done.{a}" for a in ("pause", "resume", "delete")}
+    keys |= {f"admin.promos.bad.{p}" for p in ("format", "code", "value", "option")}
     from bot.app import ADMIN_COMMANDS, COMMANDS
     from services.admin import RefundRefusal
 

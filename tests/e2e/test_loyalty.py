@@ -21,6 +21,7 @@ STEAM_5 = 10_034  # Steam Wallet 5 USD: a key, no player ID
 STEAM_10 = 10_035
 STEAM_20 = 10_036
 CASHBACK, REFERRAL = 10, 12
+CREATE_ORDER = "/api/v1/offers/create-order"
 
 
 @pytest.fixture
@@ -62,7 +63,19 @@ def _balance(screen: str) -> int:
     return int(match.group(1))
 
 
-async def _withdraw(user: FakeUser) -> dict:
+async def _refund(offline: OfflineShop, order_id: int, customer: FakeUser) -> None:
+    """An admin refunds a delivered order; the customer hears Telegram confirmed it."""
+    admin = offline.telegram.user(ADMIN_ID, "Owner")
+    mark = admin.mark()
+    await admin.send(f"/refund {order_id}")
+    await admin.wait_for_text(f"Refund order #{order_id}", since=mark)
+    await admin.press("Yes, refund")
+    await customer.wait_for_text("were refunded")
+
+
+async def _withdraw(offline: OfflineShop, user: FakeUser) -> dict:
+    """Open the Rewards screen and press Withdraw; returns the bot's answer."""
+    await _rewards(offline, user)
     mark = user.mark()
     await user.press("Withdraw")
     return await user.wait_for_text("Withdrawal of", since=mark)
@@ -93,7 +106,7 @@ async def test_a_referred_customer_buys_and_the_referrer_withdraws_real_stars(
     assert _balance(screen) == share
     assert "Friends invited: 1" in screen
     assert _balance(await _rewards(shop, bob)) == paid * CASHBACK // 100
-    started = await _withdraw(ann)
+    started = await _withdraw(shop, ann)
     assert "50 ⭐" in started["text"]
     await ann.wait_for_text("50 Telegram Stars from your rewards were sent", timeout=15)
 
@@ -141,10 +154,7 @@ async def test_a_refund_takes_the_cashback_and_the_referral_share_back(
     assert _balance(await _rewards(shop, ann)) > 0
     [order] = (await shop.shop.orders.orders.list_for_user(carl.id, 0, 5))[0]
 
-    admin = shop.telegram.user(ADMIN_ID, "Owner")
-    await admin.send(f"/refund {order.id}")
-    await admin.press("Yes, refund")
-    await carl.wait_for_text("were refunded")
+    await _refund(shop, order.id, carl)
 
     assert _balance(await _rewards(shop, carl)) == 0
     assert _balance(await _rewards(shop, ann)) == 0
@@ -185,9 +195,7 @@ async def test_a_promo_code_is_applied_exhausted_refused_and_released_by_a_refun
     await eve.send("/promo NOPE")
     await eve.wait_for_text("There is no promo code NOPE", since=mark)
 
-    await admin.send(f"/refund {order.id}")
-    await admin.press("Yes, refund")
-    await dan.wait_for_text("were refunded")
+    await _refund(shop, order.id, dan)
     mark = eve.mark()
     await eve.send("/promo SAVE10")
     await eve.wait_for_text("Promo code SAVE10 applied", since=mark)
@@ -229,10 +237,7 @@ async def test_the_balance_is_spent_as_a_discount_and_comes_back_when_refunded(
     latest = orders[0]
     assert latest.discount_stars == earned
     assert _balance(await _rewards(shop, gus)) == latest.stars * CASHBACK // 100
-    admin = shop.telegram.user(ADMIN_ID, "Owner")
-    await admin.send(f"/refund {latest.id}")
-    await admin.press("Yes, refund")
-    await gus.wait_for_text("were refunded")
+    await _refund(shop, latest.id, gus)
     assert _balance(await _rewards(shop, gus)) == earned  # the spent balance came back
 
 
@@ -244,7 +249,7 @@ async def test_a_payout_whose_delivery_fails_is_returned_to_the_balance(
     earned = invoice["invoice"]["total_amount"] * CASHBACK // 100
     assert earned >= 50
 
-    await _withdraw(hal)
+    await _withdraw(shop, hal)
 
     failed = await hal.wait_for_text("could not be delivered", timeout=15)
     assert "blocked the delivery bot" in failed["text"] and "back on your rewards" in failed["text"]
@@ -260,8 +265,11 @@ async def test_restarting_mid_payout_never_pays_twice(shop: OfflineShop) -> None
     assert earned >= 150
     shop.sandbox.faults.create_latency = 0.5  # the crash comes while create-order is answered
 
-    await _withdraw(ivy)
-    await shop.telegram.wait_until(lambda: _stars_orders(shop, ivy), timeout=10)
+    creates = shop.sandbox.calls.get(CREATE_ORDER, 0)
+
+    await _withdraw(shop, ivy)
+    await shop.sandbox.wait_calls(CREATE_ORDER, creates + 1)  # the supplier has it
+    assert not any("rewards were sent" in t for t in ivy.texts())  # the crash is mid-payout
     await shop.stop_bot(crash=True)
     shop.sandbox.faults.create_latency = 0
     await shop.start_bot()
@@ -272,17 +280,17 @@ async def test_restarting_mid_payout_never_pays_twice(shop: OfflineShop) -> None
     assert set(per_transaction.values()) == {1}
     paid = sum(o.offer.stars_amount for o in orders)
     assert f"{paid} Telegram Stars" in done["text"]
-    assert paid == (earned // 50) * 50 if earned < 2500 else paid
+    assert paid == earned // 50 * 50  # packs of 50, 100, 500, 1000
     assert _balance(await _rewards(shop, ivy)) == earned - paid
     parts = await shop.shop.db.fetchall("SELECT status FROM loyalty_payout_parts")
     assert {row["status"] for row in parts} == {"completed"}
-    assert sum("from your rewards were sent" in t for t in ivy.texts()) == 1
+    assert sum("from your rewards were sent" in t for t in ivy.texts()) == 1, ivy.texts()
 
 
 async def test_admins_see_liabilities_and_get_every_ledger_row_as_csv(shop: OfflineShop) -> None:
     jo = shop.telegram.user(1_000_171, "Jo")
     invoice = await _buy(shop, jo, STEAM_10)
-    await _withdraw(jo)
+    await _withdraw(shop, jo)
     await jo.wait_for_text("from your rewards were sent", timeout=15)
     earned = invoice["invoice"]["total_amount"] * CASHBACK // 100
 
@@ -295,7 +303,10 @@ async def test_admins_see_liabilities_and_get_every_ledger_row_as_csv(shop: Offl
     assert "Paid out: 50 ⭐" in screen["text"] and "supplier cost" in screen["text"]
     await admin.press("CSV")
     report = await shop.telegram.wait_until(
-        lambda: next((b for n, b in shop.telegram.documents.items() if b.startswith(b"\xef\xbb\xbfid,")), None)
+        lambda: next(
+            (b for n, b in shop.telegram.documents.items() if b.startswith(b"\xef\xbb\xbfid,")),
+            None,
+        )
     )
     text = report.decode("utf-8-sig")
     assert "cashback" in text and "payout" in text

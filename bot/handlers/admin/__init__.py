@@ -8,7 +8,17 @@ One module per area, each with its own router; the order below is the dispatch o
 
 from aiogram import Router
 
-from bot.handlers.admin import catalogue, menu, orders, prices, prompts, stats, supplier, users
+from bot.handlers.admin import (
+    catalogue,
+    loyalty,
+    menu,
+    orders,
+    prices,
+    prompts,
+    stats,
+    supplier,
+    users,
+)
 from bot.handlers.admin.common import InPrivateChat, IsAdmin
 
 __all__ = ["InPrivateChat", "IsAdmin", "router"]
@@ -24,5 +34,6 @@ router.include_routers(
     catalogue.router,
     prices.router,
     users.router,
+    loyalty.router,
     prompts.router,  # last: catches anything but text in a value prompt
 )

@@ -24,7 +24,7 @@ def _menu_markup() -> Any:
         ("admin.stats", "stats", "1"), ("admin.catalogue", "cat", ""), ("admin.prices", "prices", ""),
         ("admin.users", "users", ""), ("admin.export", "export", "7"),
         ("admin.broadcast", "broadcast", ""), ("admin.campaign", "campaign", ""),
-        ("admin.audit", "audit", "1"),
+        ("admin.audit", "audit", "1"), ("admin.loyalty", "loy", ""),
     ):  # fmt: skip
         builder.button(text=_(key), callback_data=Admin(action=action, arg=arg))
     builder.adjust(2)
