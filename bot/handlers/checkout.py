@@ -352,14 +352,14 @@ async def pre_checkout(
         refusal = await order_service.pre_checkout_within(
             order_id, query.from_user.id, query.total_amount, query.currency
         )
-    loyalty_refusal = None
-    if refusal is None and order_id is not None:
+    loyalty_refusal, code = None, ""
+    if refusal is None and order_id is not None:  # a discounted invoice: code and balance
         order = await order_service.orders.get(order_id)
         if order is not None and order.discount_stars:
-            loyalty_refusal = await loyalty.pre_checkout(order)
+            loyalty_refusal, code = await loyalty.pre_checkout(order), order.promo_code or ""
     if loyalty_refusal is not None:
         logger.info("pre-checkout of order %s refused: %s", order_id, loyalty_refusal)
-        await query.answer(ok=False, error_message=_(loyalty_refusal).format(code="", min=0))
+        await query.answer(ok=False, error_message=_(loyalty_refusal).format(code=code, min=0))
     elif refusal is None:
         await query.answer(ok=True)
     else:

@@ -20,6 +20,7 @@ from tests.e2e.journeys import reach_invoice
 STEAM_5 = 10_034  # Steam Wallet 5 USD: a key, no player ID
 STEAM_10 = 10_035
 STEAM_20 = 10_036
+PUBG_325 = 10_002  # a top-up: player ID, then the confirmation step
 CASHBACK, REFERRAL = 10, 12
 CREATE_ORDER = "/api/v1/offers/create-order"
 
@@ -312,3 +313,60 @@ async def test_admins_see_liabilities_and_get_every_ledger_row_as_csv(shop: Offl
     assert "cashback" in text and "payout" in text
     orders = await shop.shop.orders.orders.list_for_user(jo.id, 0, 5)
     assert orders[0][0].status is OrderStatus.COMPLETED
+
+
+async def test_a_code_typed_at_the_confirmation_step_discounts_that_invoice(
+    shop: OfflineShop,
+) -> None:
+    admin = shop.telegram.user(ADMIN_ID, "Owner")
+    await admin.send('/promo_new GIFTS 10% category="Gift Cards"')
+    await admin.wait_for_text("Promo code GIFTS created")
+    await admin.send('/promo_new TOPUP 10% category="Top Up" per_user=1')
+    await admin.wait_for_text("Promo code TOPUP created")
+    kim = shop.telegram.user(1_000_181, "Kim")
+    mark = kim.mark()
+    await kim.send(f"/start offer_{PUBG_325}")
+    await kim.wait_for_text("⭐", since=mark)
+    await kim.press("Buy for")
+    await kim.wait_for_text("Send your player ID", since=mark)
+    await kim.send("12345678")
+    await kim.wait_for_text("Please check your order", since=mark)
+    await kim.press("Promo code")
+    await kim.wait_for_text("it applies to this order", since=mark)
+    await kim.send("gifts")
+    await kim.wait_for_text("Promo code GIFTS does not apply to this product", since=mark)
+    await kim.send("topup")
+    applied = await kim.wait_for_text("Promo code TOPUP applied", since=mark)
+    old, new = map(int, re.findall(r"(\d+) ⭐", applied["text"]))
+    assert new == old - old * 10 // 100
+
+    await kim.press("Pay")
+    invoice = await shop.telegram.wait_until(
+        lambda: next((m for m in kim.messages[mark:] if "invoice" in m), None)
+    )
+    assert invoice["invoice"]["total_amount"] == new
+    assert "(TOPUP)" in invoice["invoice"]["description"]
+    paid, error = await kim.pay(invoice)
+    assert paid, error
+    await kim.wait_for_text("is complete", timeout=15)
+    mark = kim.mark()
+    await kim.send("/promo TOPUP")
+    await kim.wait_for_text("You have already used promo code TOPUP", since=mark)
+
+
+async def test_rewards_are_paid_out_automatically_when_the_owner_says_so(tmp_path: Path) -> None:
+    offline = OfflineShop(
+        tmp_path / "auto.sqlite3",
+        sandbox_config=SandboxConfig(topup_seconds=0.6),
+        settings_overrides={"loyalty": {"cashback_percent": CASHBACK, "auto_payout": True}},
+    )
+    await offline.start()
+    try:
+        lou = offline.telegram.user(1_000_191, "Lou")
+        await _buy(offline, lou, STEAM_10)
+        await lou.wait_for_text("50 Telegram Stars from your rewards were sent", timeout=15)
+        assert [o.offer.stars_amount for o in _stars_orders(offline, lou)] == [50]
+        payout = await offline.shop.loyalty.repo.payout(1)
+        assert payout is not None and payout.trigger == "auto"
+    finally:
+        await offline.stop()
