@@ -213,3 +213,36 @@ async def test_referrals_are_refused_for_oneself_loops_and_customers_who_bought(
     assert (await loyalty.bind_referral(14, a.code)).value == "not_new"
     assert (await loyalty.bind_referral(15, "nosuch")).value == "unknown_code"
     assert (await loyalty.bind_referral(15, "../../etc")).value == "unknown_code"
+
+
+async def test_expired_and_too_small_orders_are_refused_a_code(db: Database) -> None:
+    loyalty = await _service(db, _Clock())
+    assert await loyalty.create_promo(
+        PromoCode("OLD", "fixed", 5, expires_at="2020-01-01T00:00:00+00:00")
+    )
+    assert await loyalty.create_promo(PromoCode("BIG", "percent", 5, min_order_stars=1000))
+    assert not await loyalty.create_promo(PromoCode("BIG", "percent", 7))  # exists
+    with pytest.raises(ValueError):
+        await loyalty.create_promo(PromoCode("PCT", "percent", 101))
+    assert (await loyalty.promo_problem("old", 1))[1].value == "expired"  # type: ignore[union-attr]
+    assert (await loyalty.promo_problem("BIG", 1, 999))[1].value == "min_order"  # type: ignore[union-attr]
+    assert (await loyalty.promo_problem("BIG", 1, 1000))[1] is None
+    _promo, problem = await loyalty.enter_promo(1, "old")
+    assert problem is not None and (await loyalty.member(1)).promo_code is None
+
+
+async def test_cashback_follows_the_category_of_the_offer(db: Database) -> None:
+    clock = _Clock()
+    loyalty = await _service(
+        db, clock, cashback_percent=Decimal(10), category_cashback={"Telegram Stars": Decimal(0)}
+    )
+    await db.execute(
+        """INSERT INTO offers (supplier, offer_id, product_id, product_name, offer_name, category,
+               price, currency, in_stock, needs_player, needs_server, stars_amount, synced_at)
+           VALUES ('gamesdrop', '999', '999', 'Stars', '50 Stars', 'Telegram Stars', '1', 'USD',
+                   1, 1, 0, 50, 'now')"""
+    )
+    await _completed_order(db, 21, 500)
+    await loyalty.process_due()
+    assert await loyalty.repo.ledger(21) == []  # 0 % on Stars packs: nothing written
+    assert (await loyalty.repo.balance(21, clock.now)).available == 0
