@@ -461,7 +461,7 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
     loyalty = LoyaltyService(
         LoyaltyRepository(db), catalogue.repo, suppliers, pricing, notifier,
         loyalty_config(settings), transaction_prefix=settings.orders.transaction_prefix,
-        supplier_rate=settings.supplier_rate,
+        supplier_rate=settings.supplier_rate, recheck=order_service.timings.first_check,
     )  # fmt: skip
     notifier.wake_loyalty = loyalty.wake
     user_middleware = UserMiddleware(users, i18n)

@@ -304,7 +304,9 @@ class LoyaltyNotifier(Protocol):
 
 class LoyaltyService:
     """The loyalty programme. ``transaction_prefix``: as orders' (``<prefix>-y<payout>-p<part>``
-    for payout packs); ``supplier_rate``: supplier calls per second while paying."""
+    for payout packs); ``supplier_rate``: supplier calls per second while paying;
+    ``recheck``: seconds between order-status checks of a pack the supplier has not
+    settled (7-10 s in the field); ``idle``: the longest sleep with nothing due."""
 
     def __init__(
         self,
@@ -319,6 +321,7 @@ class LoyaltyService:
         supplier_rate: float = 25.0,
         clock: Callable[[], float] = time.time,
         idle: float = 30.0,
+        recheck: float = 7.0,
     ) -> None:
         self.repo = repo
         self.config = config
@@ -329,6 +332,7 @@ class LoyaltyService:
         self._rate = supplier_rate
         self._clock = clock
         self._idle = idle
+        self._recheck = recheck
         self._sender = StarsPackSender(suppliers, catalogue)
         self._wake = asyncio.Event()
         self.passes = PassCounter()
@@ -371,6 +375,7 @@ class LoyaltyService:
         return ReferralOutcome.BOUND
 
     async def rewards(self, user_id: int) -> RewardsView:
+        """What the Rewards screen of ``user_id`` shows (:class:`RewardsView`)."""
         member = await self.member(user_id)
         totals = await self.repo.totals_by_kind(user_id)
         packs = await self._sender.packs()
@@ -382,6 +387,7 @@ class LoyaltyService:
         )  # fmt: skip
 
     async def set_spend_next(self, user_id: int, spend: bool) -> None:
+        """Whether the balance goes into ``user_id``'s next invoice."""
         await self.member(user_id)
         await self.repo.set_spend_next(user_id, spend)
 
@@ -389,6 +395,7 @@ class LoyaltyService:
 
     @staticmethod
     def normalise_code(text: str) -> str:
+        """A promo code as stored: trimmed, upper case."""
         return text.strip().upper()
 
     async def promo_problem(
@@ -441,6 +448,7 @@ class LoyaltyService:
         return promo, problem
 
     async def clear_promo(self, user_id: int) -> None:
+        """Forget the code kept for ``user_id``'s next invoice."""
         await self.member(user_id)
         await self.repo.set_member_promo(user_id, None)
 
@@ -506,14 +514,15 @@ class LoyaltyService:
         self._wake.set()
 
     async def run_worker(self) -> None:
+        """Forever: :meth:`process_due`, then sleep until woken or something is due."""
         await run_due_loop(
             "loyalty worker", self.process_due, self._next_due, self._wake, self._clock,
             idle=self._idle, max_wait=self._idle, passes=self.passes,
         )  # fmt: skip
 
     async def _next_due(self) -> float | None:
-        if await self.repo.open_parts(limit=1):
-            return self._clock() + 1.0
+        if await self.repo.open_parts(limit=1):  # the supplier is at it: ask again soon
+            return self._clock() + self._recheck
         return await self.repo.next_available_ts(self._clock()) if self.config.auto_payout else None
 
     async def process_due(self) -> None:
@@ -678,6 +687,7 @@ class LoyaltyService:
         return await self.repo.create_promo(promo)
 
     async def promo_stats(self, code: str) -> PromoStats:
+        """Uses, Stars discounted and revenue of ``code``."""
         return await self.repo.promo_stats(code)
 
     async def ledger_csv(self) -> bytes:

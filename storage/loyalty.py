@@ -38,6 +38,9 @@ class Member:
 
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
+    """One balance change: signed ``stars`` of ``kind`` for ``user_id``, with the order or
+    payout it came from and ``detail`` saying why."""
+
     id: int
     user_id: int
     kind: str
@@ -97,6 +100,9 @@ class PromoStats:
 
 @dataclass(frozen=True, slots=True)
 class Payout:
+    """A withdrawal of ``stars``: ``open`` until every pack is settled, then ``done``;
+    ``trigger`` ``withdraw`` (the customer pressed it) or ``auto``."""
+
     id: int
     user_id: int
     stars: int
@@ -108,6 +114,9 @@ class Payout:
 
 @dataclass(frozen=True, slots=True)
 class PayoutPart:
+    """One Stars pack order of a payout: ``pending`` -> ``sending`` -> ``completed`` or
+    ``failed`` (its Stars returned); money as Decimal text as the supplier sent it."""
+
     payout_id: int
     part: int
     stars: int
@@ -196,10 +205,12 @@ class LoyaltyRepository:
     # -- members and referrals ---------------------------------------------------------
 
     async def member(self, user_id: int) -> Member | None:
+        """The member row of ``user_id`` (``None``: never used the programme)."""
         row = await self._db.fetchone("SELECT * FROM loyalty_members WHERE user_id = ?", (user_id,))
         return _member(row) if row else None
 
     async def member_by_code(self, code: str) -> Member | None:
+        """Whose personal referral code ``code`` is (``None``: nobody's)."""
         row = await self._db.fetchone("SELECT * FROM loyalty_members WHERE code = ?", (code,))
         return _member(row) if row else None
 
@@ -238,6 +249,7 @@ class LoyaltyRepository:
         return [row["id"] for row in rows]
 
     async def has_paid_orders(self, user_id: int) -> bool:
+        """Whether ``user_id`` ever paid an order (whatever became of it)."""
         return (
             await self._db.fetchval(
                 """SELECT 1 FROM orders WHERE user_id = ?
@@ -248,6 +260,7 @@ class LoyaltyRepository:
         )
 
     async def referral_count(self, user_id: int) -> int:
+        """How many customers ``user_id`` invited."""
         return int(
             await self._db.fetchval(
                 "SELECT count(*) FROM loyalty_members WHERE referrer_id = ?", (user_id,)
@@ -255,11 +268,13 @@ class LoyaltyRepository:
         )
 
     async def set_spend_next(self, user_id: int, spend: bool) -> None:
+        """Whether the balance goes into the member's next invoice."""
         await self._db.execute(
             "UPDATE loyalty_members SET spend_next = ? WHERE user_id = ?", (int(spend), user_id)
         )
 
     async def set_member_promo(self, user_id: int, code: str | None) -> None:
+        """The promo code kept for the member's next invoice (``None``: none)."""
         await self._db.execute(
             "UPDATE loyalty_members SET promo_code = ? WHERE user_id = ?", (code, user_id)
         )
@@ -267,6 +282,7 @@ class LoyaltyRepository:
     # -- balances ---------------------------------------------------------------------
 
     async def balance(self, user_id: int, now_ts: float) -> Balance:
+        """``user_id``'s balance at ``now_ts`` (Unix seconds): available and held Stars."""
         row = await self._db.fetchone(
             f"""SELECT coalesce(sum(CASE WHEN {_AVAILABLE} THEN stars END), 0) AS available,
                       coalesce(sum(CASE WHEN NOT {_AVAILABLE} THEN stars END), 0) AS held
@@ -277,6 +293,7 @@ class LoyaltyRepository:
         return Balance(int(row["available"]), int(row["held"]))
 
     async def totals_by_kind(self, user_id: int) -> dict[str, int]:
+        """Signed Stars of ``user_id``'s ledger by kind (``{"cashback": 45, "payout": -50}``)."""
         rows = await self._db.fetchall(
             "SELECT kind, sum(stars) AS n FROM loyalty_ledger WHERE user_id = ? GROUP BY kind",
             (user_id,),
@@ -319,6 +336,7 @@ class LoyaltyRepository:
         return int(value or 0)
 
     async def spends_to_release(self, limit: int = 100) -> list[LedgerEntry]:
+        """Balances held for invoices that expired, failed or were refunded, not returned yet."""
         marks = ",".join("?" * len(SPEND_RELEASED_STATUSES))
         rows = await self._db.fetchall(
             f"""SELECT l.* FROM loyalty_ledger l JOIN orders o ON o.id = l.order_id
@@ -331,6 +349,7 @@ class LoyaltyRepository:
         return [_row(LedgerEntry, row) for row in rows]
 
     async def release_spend(self, spend: LedgerEntry, now_ts: float, why: str) -> bool:
+        """Return a held balance (a ``spend_release`` entry, once). ``False``: returned before."""
         async with self._db.transaction() as conn:
             return await _insert_entry(
                 conn, f"spend_release:{spend.order_id}", spend.user_id, "spend_release",
@@ -468,16 +487,19 @@ class LoyaltyRepository:
         return payout
 
     async def payout(self, payout_id: int) -> Payout | None:
+        """One payout (``None``: no such payout)."""
         row = await self._db.fetchone("SELECT * FROM loyalty_payouts WHERE id = ?", (payout_id,))
         return _row(Payout, row) if row else None
 
     async def open_payout(self, user_id: int) -> Payout | None:
+        """``user_id``'s payout still being delivered, if any (at most one)."""
         row = await self._db.fetchone(
             "SELECT * FROM loyalty_payouts WHERE user_id = ? AND status = 'open'", (user_id,)
         )
         return _row(Payout, row) if row else None
 
     async def payout_parts(self, payout_id: int) -> list[PayoutPart]:
+        """A payout's pack orders, in order."""
         rows = await self._db.fetchall(
             "SELECT * FROM loyalty_payout_parts WHERE payout_id = ? ORDER BY part", (payout_id,)
         )
@@ -543,6 +565,7 @@ class LoyaltyRepository:
         return [_row(Payout, row) for row in rows]
 
     async def finish_payout(self, payout_id: int) -> None:
+        """Mark an open payout done (its customer has been told)."""
         await self._db.execute(
             "UPDATE loyalty_payouts SET status = 'done', finished_at = ? WHERE id = ? AND status = 'open'",
             (utcnow_iso(), payout_id),
@@ -587,6 +610,7 @@ class LoyaltyRepository:
             return cursor.rowcount > 0
 
     async def promo(self, code: str) -> PromoCode | None:
+        """The code ``code`` (upper case; deleted ones included), or ``None``."""
         row = await self._db.fetchone("SELECT * FROM promo_codes WHERE code = ?", (code,))
         return _row(PromoCode, row) if row else None
 
@@ -598,6 +622,7 @@ class LoyaltyRepository:
         return [_row(PromoCode, row) for row in rows]
 
     async def set_promo_status(self, code: str, status: str) -> bool:
+        """``active``, ``paused`` or ``deleted``; ``False`` for an unknown or deleted code."""
         changed = await self._db.execute(
             "UPDATE promo_codes SET status = ? WHERE code = ? AND status != 'deleted'",
             (status, code),
@@ -615,6 +640,7 @@ class LoyaltyRepository:
         return int(await self._db.fetchval(sql, params))
 
     async def promo_stats(self, code: str) -> PromoStats:
+        """Uses, Stars discounted and Stars paid of ``code`` (released uses not counted)."""
         marks = ",".join("?" * len(PROMO_USED_STATUSES))
         row = await self._db.fetchone(
             f"""SELECT count(*) AS uses, coalesce(sum(discount_stars), 0) AS discounted,
@@ -628,6 +654,7 @@ class LoyaltyRepository:
     # -- accounting -------------------------------------------------------------------
 
     async def liabilities(self) -> Liabilities:
+        """The programme's figures for the admin screen (:class:`Liabilities`)."""
         row = await self._db.fetchone(
             """SELECT
                  (SELECT coalesce(sum(CASE WHEN b > 0 THEN b END), 0) FROM
