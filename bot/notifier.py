@@ -155,6 +155,11 @@ class BotNotifier:
             params={"payout": payout.id, "paid": result.paid, "returned": result.returned,
                     "reason": result.reason},
         )  # fmt: skip
+        if result.returned:
+            await self.alert(
+                "payout_failed", "alert.payout_failed", user_id=payout.user_id,
+                payout=payout.id, returned=result.returned, reason=result.reason,
+            )  # fmt: skip
 
     async def resend_completed(self, order: Order) -> None:
         """Send the delivery message of a completed order once more (an admin's order)."""

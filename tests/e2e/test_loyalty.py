@@ -257,6 +257,9 @@ async def test_a_payout_whose_delivery_fails_is_returned_to_the_balance(
     assert _balance(await _rewards(shop, hal)) == earned
     kinds = Counter(e.kind for e in await shop.shop.loyalty.repo.ledger(hal.id))
     assert kinds == {"cashback": 1, "payout": 1, "payout_return": 1}
+    admin = shop.telegram.user(ADMIN_ID, "Owner")
+    alert = await admin.wait_for_text("Loyalty payout #1")
+    assert "50 Stars not delivered" in alert["text"] and "bot was blocked" in alert["text"]
 
 
 async def test_restarting_mid_payout_never_pays_twice(shop: OfflineShop) -> None:
