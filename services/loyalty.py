@@ -26,7 +26,7 @@ import secrets
 import shlex
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
@@ -111,6 +111,8 @@ class CheckoutPrice:
     promo_code: str | None = None
     promo_stars: int = 0
     balance_stars: int = 0
+    #: the code the customer entered that does not apply to this invoice
+    refused_code: str | None = None
 
     @property
     def discount(self) -> int:
@@ -229,6 +231,11 @@ class PromoProblem(StrEnum):
     USED_BY_YOU = "used_by_you"
     MIN_ORDER = "min_order"
     SCOPE = "scope"
+
+
+#: problems after which a code kept for the next invoice is forgotten (it cannot recover)
+_CODE_GONE = (PromoProblem.UNKNOWN, PromoProblem.EXPIRED, PromoProblem.EXHAUSTED,
+              PromoProblem.USED_BY_YOU)  # fmt: skip
 
 
 class ReferralOutcome(StrEnum):
@@ -470,10 +477,15 @@ class LoyaltyService:
             promo, problem = await self.promo_problem(member.promo_code, user_id, list_stars, offer)
             if problem is not None:
                 promo = None
+            if problem in _CODE_GONE:  # it will never apply again: said once, forgotten
+                await self.repo.set_member_promo(user_id, None)
         balance = 0
         if member.spend_next:
             balance = (await self.repo.balance(user_id, self._clock())).spendable
-        return price_checkout(list_stars, floor, promo, balance), problem
+        price = price_checkout(list_stars, floor, promo, balance)
+        if problem is not None:
+            price = replace(price, refused_code=member.promo_code)
+        return price, problem
 
     async def hold(self, order: Order, price: CheckoutPrice) -> bool:
         """Take the balance spent on ``order`` off the customer's balance (a ``spend``

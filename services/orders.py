@@ -308,18 +308,19 @@ class OrderService:
             logger.warning("pre-checkout of order %s: supplier re-check skipped: %s", order_id, exc)
             return None
         book = self.pricing.book
+        delivered = await self._stars_delivered(order)
         try:
-            stars_now = book.stars(
-                details.price, details.currency, await self._stars_delivered(order)
-            )
+            stars_now = book.stars(details.price, details.currency, delivered)
             cost_now = book.usd(details.price, details.currency)
         except UnknownCurrency:
             logger.error(
                 "order %s: offer now priced in %s, which has no rate", order_id, details.currency
             )
             return PreCheckoutRefusal.OFFER_GONE
-        if not price_still_fits(order.stars, order.discount_stars, stars_now, book, details.price,
-                                details.currency, await self._stars_delivered(order)):  # fmt: skip
+        if not price_still_fits(
+            order.stars, order.discount_stars, stars_now, book, details.price, details.currency,
+            delivered,
+        ):  # fmt: skip
             return PreCheckoutRefusal.PRICE_ROSE
         if balance is not None and not balance.is_postpaid and balance.balance < cost_now:
             logger.error(

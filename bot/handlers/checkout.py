@@ -124,7 +124,7 @@ async def open_and_invoice(
     )
     if problem is not None:  # the code entered no longer applies: the invoice goes without
         await bot.send_message(chat_id, _(f"promo.refused.{problem.value}").format(
-            code=escape(price.promo_code or ""), min=0))  # fmt: skip
+            code=escape(price.refused_code or ""), min=0))  # fmt: skip
     order = await order_service.open_checkout(
         user_id, chat_id, quote, test_mode=settings.sandbox, discount_stars=price.discount,
         promo_code=price.promo_code if price.promo_stars else None, **details,

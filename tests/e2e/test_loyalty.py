@@ -175,6 +175,9 @@ async def test_a_promo_code_is_applied_exhausted_refused_and_released_by_a_refun
     dan = shop.telegram.user(1_000_131, "Dan")
     await dan.send("/start promo_SAVE10")
     await dan.wait_for_text("Promo code SAVE10 applied: 10% off")
+    eve = shop.telegram.user(1_000_132, "Eve")
+    await eve.send("/promo SAVE10")  # kept for her next invoice; Dan pays first
+    await eve.wait_for_text("Promo code SAVE10 applied")
 
     invoice = await _buy(shop, dan, STEAM_5)
 
@@ -183,15 +186,15 @@ async def test_a_promo_code_is_applied_exhausted_refused_and_released_by_a_refun
     assert order.promo_code == "SAVE10" and order.discount_stars == order.list_stars // 10
     assert stars == order.list_stars - order.discount_stars
     assert f"discount −{order.discount_stars} ⭐ (SAVE10)" in invoice["invoice"]["description"]
-    eve = shop.telegram.user(1_000_132, "Eve")
+    mark = eve.mark()
+    full = await reach_invoice(shop, eve, STEAM_5)
+    await eve.wait_for_text("Promo code SAVE10 has been used up", since=mark)
+    assert full["invoice"]["total_amount"] == order.list_stars
     mark = eve.mark()
     await eve.send("/promo save10")
     await eve.wait_for_text("Promo code SAVE10 has been used up", since=mark)
-    assert (await shop.shop.loyalty.repo.member(eve.id)) is None or not (
-        await shop.shop.loyalty.repo.member(eve.id)
-    ).promo_code  # a refused code changes nothing
-    full = await reach_invoice(shop, eve, STEAM_5)
-    assert full["invoice"]["total_amount"] == order.list_stars
+    member = await shop.shop.loyalty.repo.member(eve.id)
+    assert member is not None and member.promo_code is None  # a refused code is not kept
     mark = eve.mark()
     await eve.send("/promo NOPE")
     await eve.wait_for_text("There is no promo code NOPE", since=mark)
