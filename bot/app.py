@@ -42,10 +42,12 @@ from services.loyalty import LoyaltyConfig, LoyaltyService
 from services.mass_sending import BroadcastService, CampaignService
 from services.orders import OrderService, OrderTimings
 from services.payments import PaymentReconciler, RefundService
-from services.pricing import PriceBook, PricingService
+from services.pricing import PriceBook, PricingService, UnknownCurrency
+from services.routing import ALERT_BREAKER, CircuitBreaker, RoutingService
 from services.stars import RecipientResolver
 from services.suppliers.base import Capability, build_supplier
 from services.suppliers.errors import SupplierError
+from services.suppliers.models import Balance
 from services.suppliers.registry import Suppliers, discover_vendors
 from storage.catalogue import CatalogueRepository
 from storage.db import Database
@@ -61,8 +63,8 @@ logger = logging.getLogger(__name__)
 
 ADMIN_COMMANDS = (
     "admin", "order", "refund", "user", "markup", "starvalue", "export", "sync", "offers", "broadcast",
-    "campaign", "alias", "aliases", "loyalty", "promos", "promo_new", "promo_pause", "promo_resume",
-    "promo_delete",
+    "campaign", "alias", "aliases", "sources", "link", "unlink", "links", "loyalty", "promos",
+    "promo_new", "promo_pause", "promo_resume", "promo_delete",
 )  # fmt: skip
 #: A conversation step untouched this long is forgotten (the customer starts again).
 CONVERSATION_TTL = timedelta(days=7)
@@ -248,6 +250,13 @@ class Shop:
     def _sync_minutes(self, name: str) -> float:
         return float(section_value(self.settings, name, "sync_interval_minutes", 60))
 
+    def _balance_usd(self, info: Balance) -> Decimal:
+        """A balance in USD at the configured rates (as it is, when its currency has none)."""
+        try:
+            return self.orders.pricing.book.usd(info.balance, info.currency)
+        except UnknownCurrency:
+            return info.balance
+
     async def _watch_supplier(self, name: str) -> None:
         """Every few minutes: alert admins when a prepaid balance runs low or the supplier
         has not answered for a while."""
@@ -258,9 +267,10 @@ class Shop:
             try:
                 info = await supplier.get_balance()
                 down_since = None
-                if not info.is_postpaid and info.balance < alerts.balance_threshold_usd:
+                if not info.is_postpaid and self._balance_usd(info) < alerts.balance_threshold_usd:
+                    # one alert per supplier: a low balance elsewhere does not hide this one
                     await self.notifier.alert(
-                        "balance_low", "alert.balance_low", balance=info.balance,
+                        f"balance_low:{name}", "alert.balance_low", balance=info.balance,
                         currency=info.currency, supplier=name,
                         threshold=alerts.balance_threshold_usd,
                     )  # fmt: skip
@@ -444,9 +454,22 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
     notifier.wake_outbox = outbox.wake
     catalogue.alert = notifier.alert
     refunds = RefundService(bot, orders_repo, notifier)
+    breaker = CircuitBreaker(
+        settings.routing.breaker_failures, settings.routing.breaker_cooldown_minutes * 60
+    )
+    breaker.on_open = lambda name, failures: notifier.alert(
+        f"{ALERT_BREAKER}:{name}", "alert.supplier_breaker", supplier=name, failures=failures,
+        minutes=f"{settings.routing.breaker_cooldown_minutes:g}",
+    )  # fmt: skip
+    routing = RoutingService(
+        suppliers, catalogue.repo, pricing.settings, lambda: pricing.book, breaker=breaker,
+        find_timeout=settings.routing.quote_timeout,
+    )  # fmt: skip
+    await routing.load()
     order_service = OrderService(
         suppliers, orders_repo, catalogue, pricing, notifier,
         timings=timings or order_timings(settings), on_refund_queued=refunds.wake,
+        routing=routing,
     )  # fmt: skip
     mass_repo = MassSendingRepository(db)
     broadcasts = BroadcastService(

@@ -175,11 +175,13 @@ def product_view(supplier: str, product_id: str, page: int = 0) -> ProductView:
 
 
 def offers(
-    supplier: str, items: Sequence[tuple[str, str]], back: InlineKeyboardButton
+    items: Sequence[tuple[str, str, str]], back: InlineKeyboardButton
 ) -> InlineKeyboardMarkup:
-    """``items``: (offer id, button text) pairs of ``supplier``, priced and translated."""
-    short = short_code(supplier)
-    keyboard = [[button(text, OfferView(s=short, offer_id=offer_id))] for offer_id, text in items]
+    """``items``: (supplier short code, offer id, button text) of each good, priced and
+    translated (a product page may show goods of several suppliers' products)."""
+    keyboard = [
+        [button(text, OfferView(s=short, offer_id=offer_id))] for short, offer_id, text in items
+    ]
     keyboard.append([back, _home_button()])
     return InlineKeyboardMarkup(inline_keyboard=keyboard)
 

@@ -65,6 +65,15 @@ class OrderSettings(BaseModel):
     transaction_prefix: str = "shop"
 
 
+class RoutingSettings(BaseModel):
+    #: A supplier whose calls fail this many times in a row gets no new orders for a while.
+    breaker_failures: int = Field(default=5, ge=1)
+    #: How long such a supplier is skipped before one order tries it again, minutes.
+    breaker_cooldown_minutes: float = Field(default=5.0, gt=0)
+    #: Seconds each source's fresh price may take when a good is quoted from several.
+    quote_timeout: float = Field(default=3.0, gt=0)
+
+
 class AlertSettings(BaseModel):
     #: Admins are told when the prepaid supplier balance falls under this (USD).
     balance_threshold_usd: Decimal = Decimal("50")
@@ -103,6 +112,7 @@ class ShopSettings(BaseSettings):
     orders: OrderSettings = OrderSettings()
     alerts: AlertSettings = AlertSettings()
     loyalty: LoyaltySettings = LoyaltySettings()
+    routing: RoutingSettings = RoutingSettings()
     admin_ids: list[int] = Field(default_factory=list)
     database_path: Path = Path("data/shop.sqlite3")
     #: Run against the embedded supplier sandboxes; every message and invoice says "test".

@@ -7,7 +7,7 @@ Decimal text stored per order, never as SQL floats; Stars are whole numbers.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
@@ -25,7 +25,7 @@ CENT = Decimal("0.01")
 
 CSV_COLUMNS = (
     "order_id", "created_at", "paid_at", "status", "user_id", "username", "first_name", "kind",
-    "product", "offer", "player_id", "server", "recipient", "stars", "supplier_price",
+    "product", "offer", "player_id", "server", "recipient", "stars", "supplier", "supplier_price",
     "supplier_currency", "cost_usd", "revenue_usd", "margin_usd", "supplier_order_id",
     "transaction_id", "charge_id", "failure_reason",
 )  # fmt: skip
@@ -44,6 +44,19 @@ class Stats:
     margin_usd: Decimal
     top_products: list[tuple[str, int, int]]  # (product, orders, Stars)
     new_users: int
+    by_supplier: list[SupplierFigures] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class SupplierFigures:
+    """Completed orders of one supplier in a period: how many, their supplier cost, their
+    revenue (their Stars at the current Star value) and the margin, Decimal USD in cents."""
+
+    supplier: str
+    orders: int
+    cost_usd: Decimal
+    revenue_usd: Decimal
+    margin_usd: Decimal
 
 
 SERIES_COLUMNS = ("day", "revenue_usd", "orders", "refunds", "stars_taken", "stars_refunded")
@@ -226,8 +239,34 @@ class AdminService:
         cost_cents = cost.quantize(CENT, ROUND_HALF_UP)
         return Stats(
             since, by_status, taken, refunded, cost_cents, revenue_cents, revenue_cents - cost_cents,
-            top, new_users,
+            top, new_users, await self._by_supplier(since),
         )  # fmt: skip
+
+    async def _by_supplier(self, since: str) -> list[SupplierFigures]:
+        """Completed orders paid since ``since``, per supplier, most orders first."""
+        star_usd = self._orders.pricing.book.star_usd
+        rows = await self._db.fetchall(
+            "SELECT supplier, cost_usd, stars FROM orders WHERE status = 'completed' AND paid_at >= ?",
+            (since,),
+        )
+        totals: dict[str, tuple[int, Decimal, int]] = {}
+        for row in rows:
+            count, cost, stars = totals.get(row["supplier"], (0, Decimal(0), 0))
+            totals[row["supplier"]] = (
+                count + 1,
+                cost + Decimal(row["cost_usd"]),
+                stars + row["stars"],
+            )
+        figures = []
+        for supplier, (count, cost, stars) in totals.items():
+            cost_cents = cost.quantize(CENT, ROUND_HALF_UP)
+            revenue_cents = (Decimal(stars) * star_usd).quantize(CENT, ROUND_HALF_UP)
+            figures.append(
+                SupplierFigures(
+                    supplier, count, cost_cents, revenue_cents, revenue_cents - cost_cents
+                )
+            )
+        return sorted(figures, key=lambda f: (-f.orders, f.supplier))
 
     async def export_csv(self, since: str, until: str) -> tuple[bytes, int]:
         """Orders created in ``[since, until)`` (ISO dates) as CSV for a spreadsheet (UTF-8
@@ -254,7 +293,8 @@ class AdminService:
                 [r["id"], r["created_at"], r["paid_at"], r["status"], r["user_id"],
                  r["username"], r["first_name"], r["kind"],
                  r["product_name"], r["offer_name"], r["game_user_id"], r["game_server_label"],
-                 r["recipient_name"], r["stars"], r["supplier_price"], r["supplier_currency"],
+                 r["recipient_name"], r["stars"], r["supplier"], r["supplier_price"],
+                 r["supplier_currency"],
                  r["cost_usd"], revenue, margin, r["supplier_order_id"], r["transaction_id"],
                  r["charge_id"], r["failure_reason"]]
             )  # fmt: skip

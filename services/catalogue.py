@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from services.routing import match_key, product_key
 from services.search import SearchService
 from services.suppliers.base import Capability, Supplier
 from services.suppliers.errors import OfferNotFound
@@ -202,15 +203,19 @@ class CatalogueService:
 
     @staticmethod
     def _details_row(name: str, offer_id: str, details: OfferDetails, synced_at: str) -> OfferRow:
+        category = category_of(details)
         return (
-            name, offer_id, product_id_of(details.product_name, category_of(details)),
+            name, offer_id, product_id_of(details.product_name, category),
             details.product_name,
             details.offer_name,
-            category_of(details), str(details.price), details.currency, int(details.in_stock),
+            category, str(details.price), details.currency, int(details.in_stock),
             int(details.requires_game_user_id), int(details.requires_game_server_id),
             int(details.is_return_data_for_customer),
             stars_amount_of(details.product_name, details.offer_name), synced_at, 1,
             details.image_url,
+            match_key(name, category, details.product_name, details.offer_name,
+                      details.requires_game_server_id),
+            product_key(category, details.product_name),
         )  # fmt: skip
 
     async def _sync_feed(self, supplier: Supplier) -> SyncReport:
@@ -311,12 +316,16 @@ class CatalogueService:
     @staticmethod
     def _offer_row(name: str, row: CatalogueRow, synced_at: str) -> OfferRow:
         returns_key = None if row.returns_key is None else int(row.returns_key)
+        category = category_of(row)
         return (
             name, row.offer_group_id, row.product_id, row.product_name,
-            row.offer_group_name, category_of(row), str(row.price), row.currency,
+            row.offer_group_name, category, str(row.price), row.currency,
             int(row.in_stock), int(row.requires_game_user_id), int(row.requires_game_server_id),
             returns_key, stars_amount_of(row.product_name, row.offer_group_name), synced_at, 1,
             row.image_url,
+            match_key(name, category, row.product_name, row.offer_group_name,
+                      row.requires_game_server_id),
+            product_key(category, row.product_name),
         )  # fmt: skip
 
     async def quote(self, supplier: str, offer_id: str) -> tuple[StoredOffer, OfferDetails]:

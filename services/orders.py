@@ -30,11 +30,11 @@ from typing import Any, Protocol
 from services.catalogue import CatalogueService
 from services.loyalty import price_still_fits
 from services.pricing import PricingService, UnknownCurrency
+from services.routing import RoutingService, Source
 from services.suppliers.base import Capability, Customer, OrderAttempt, Supplier
 from services.suppliers.errors import (
     FixRequestError,
     MoneyError,
-    OfferNotFound,
     OrderNotFound,
     OrderOutcomeUnknown,
     RefreshPriceError,
@@ -46,7 +46,7 @@ from services.suppliers.errors import (
     UnknownSupplierError,
     WrongPrice,
 )
-from services.suppliers.models import OfferDetails, SupplierOrder
+from services.suppliers.models import Balance, OfferDetails, SupplierOrder
 from services.suppliers.models import OrderStatus as SupplierStatus
 from services.suppliers.registry import Suppliers
 from services.workers import PassCounter, run_due_loop
@@ -62,6 +62,7 @@ from storage.orders import (
     OrderStatus,
     PendingRefund,
     RecordedCharge,
+    SourceSwitch,
 )
 
 logger = logging.getLogger(__name__)
@@ -136,6 +137,7 @@ class ResolveOutcome(StrEnum):
     NOT_OPEN = "not_open"  # nothing to resolve: the order is settled or was never paid
     FOUND = "found"  # the supplier has the order: it moved to what the supplier says
     ABSENT_REFUNDED = "absent_refunded"  # the supplier confirmed no order: failed, refund queued
+    ABSENT_REROUTED = "absent_rerouted"  # the supplier confirmed no order: sent to another source
     UNREACHABLE = "unreachable"  # the supplier did not answer: nothing changed
     UNCONFIRMED = "unconfirmed"  # the supplier gave us its order id, now denies it: nothing changed
 
@@ -188,8 +190,13 @@ class OrderService:
         timings: OrderTimings | None = None,
         clock: Callable[[], float] = time.time,
         on_refund_queued: Callable[[], None] | None = None,
+        routing: RoutingService | None = None,
     ) -> None:
         self.suppliers = suppliers if isinstance(suppliers, Suppliers) else Suppliers([suppliers])
+        #: the sources of every good, supplier switches and the circuit breaker
+        self.routing = routing or RoutingService(
+            self.suppliers, catalogue.repo, pricing.settings, lambda: self.pricing.book
+        )
         self.orders = orders
         self.catalogue = catalogue
         self.pricing = pricing
@@ -211,14 +218,54 @@ class OrderService:
         return self.suppliers.get(order.supplier)
 
     async def quote(self, supplier: str, offer_id: str) -> Quote:
-        """Fresh find-one price in Stars of ``supplier``'s offer. Raises ``OfferNotFound``,
-        ``LookupError``, ``UnknownCurrency`` or any supplier error."""
-        offer, details = await self.catalogue.quote(supplier, offer_id)
+        """The price in Stars of the good ``supplier``'s offer is, from its cheapest source
+        in stock (find-one asked of every usable linked source at once), and the source an
+        order would be placed at: a preferred supplier whose cost gives the same Stars,
+        else the cheapest. Raises ``OfferNotFound`` or ``LookupError`` (no source sells
+        it), ``UnknownCurrency`` or any supplier error (a good with one source)."""
+        sources = await self.routing.sources(supplier, offer_id)
+        if not sources:
+            if await self.catalogue.repo.get(supplier, offer_id) is None:
+                raise LookupError(f"offer {supplier}:{offer_id} is not in the catalogue")
+            if not self.routing.usable(supplier) or not (
+                await self.routing.linked(supplier, offer_id)
+            ):
+                raise LookupError(f"no usable source sells {supplier}:{offer_id}")
+            # the only source is priced in a currency without a rate: say so
+            offer, details = await self.catalogue.quote(supplier, offer_id)
+            return self._quote(offer, details)
+        if len(sources) == 1:
+            only = sources[0].offer
+            offer, details = await self.catalogue.quote(only.supplier, only.offer_id)
+            return self._quote(offer, details)
+        fresh = await self.routing.fresh(sources)
+        if not fresh.in_stock:
+            for gone in fresh.gone:
+                await self.catalogue.repo.deactivate(gone.supplier, gone.offer.offer_id)
+            raise LookupError(f"no source has {supplier}:{offer_id} in stock")
+        best = self._best(fresh.in_stock, None)
+        assert best is not None and best.details is not None
+        await self.catalogue.repo.set_offer_details(
+            best.supplier, best.offer.offer_id, best.details.price, best.details.currency,
+            best.details.is_return_data_for_customer,
+            best.details.requires_game_user_id or best.offer.needs_player,
+            best.details.requires_game_server_id or best.offer.needs_server,
+        )  # fmt: skip
+        stored = await self.catalogue.repo.get(best.supplier, best.offer.offer_id)
+        return self._quote(stored or best.offer, best.details)
+
+    def _quote(self, offer: StoredOffer, details: OfferDetails) -> Quote:
         book = self.pricing.book
         return Quote(
             offer, details, book.stars(details.price, details.currency, offer.stars_amount),
             book.usd(details.price, details.currency),
         )  # fmt: skip
+
+    def _best(self, ranked: list[Source], paid: int | None) -> Source | None:
+        """Of ranked sources in stock, the one to buy at: the first (preferred, then
+        cheapest) whose Stars fit ``paid``, or before payment the cheapest price."""
+        limit = paid if paid is not None else min(self.routing.stars(s) for s in ranked)
+        return next((s for s in ranked if self.routing.stars(s) <= limit), None)
 
     async def open_checkout(
         self,
@@ -242,6 +289,7 @@ class OrderService:
         offer = quote.offer
         return await self.orders.create(
             NewOrder(
+                source_code=self.suppliers.short_of(offer.supplier),
                 user_id=user_id,
                 chat_id=chat_id,
                 kind=kind,
@@ -287,58 +335,104 @@ class OrderService:
             return PreCheckoutRefusal.ALREADY_PAID
         if currency != STARS_CURRENCY or total_amount != order.stars:
             return PreCheckoutRefusal.AMOUNT_MISMATCH
-        supplier = self.suppliers.get(order.supplier) if order.supplier in self.suppliers else None
-        if supplier is None:
+        sources = await self.routing.sources(order.supplier, order.offer_id)
+        if not sources:
             return PreCheckoutRefusal.OFFER_GONE
         try:
             async with asyncio.timeout(self.timings.precheck_budget):
-                if Capability.BALANCE in supplier.capabilities:
-                    details, balance = await asyncio.gather(
-                        supplier.find_offer(order.offer_id), supplier.get_balance()
-                    )
-                else:
-                    details, balance = await supplier.find_offer(order.offer_id), None
-        except OfferNotFound:
-            self._write_later(
-                self.catalogue.repo.deactivate(order.supplier, order.offer_id),
-                f"deactivating offer {order.offer_id}",
-            )
-            return PreCheckoutRefusal.OFFER_GONE
+                fresh, balances = await asyncio.gather(
+                    self.routing.fresh(sources), self._balances({s.supplier for s in sources})
+                )
         except (TimeoutError, SupplierError) as exc:
             logger.warning("pre-checkout of order %s: supplier re-check skipped: %s", order_id, exc)
             return None
-        book = self.pricing.book
-        delivered = await self._stars_delivered(order)
-        try:
-            stars_now = book.stars(details.price, details.currency, delivered)
-            cost_now = book.usd(details.price, details.currency)
-        except UnknownCurrency:
-            logger.error(
-                "order %s: offer now priced in %s, which has no rate", order_id, details.currency
-            )
-            return PreCheckoutRefusal.OFFER_GONE
-        if not price_still_fits(
-            order.stars, order.discount_stars, stars_now, book, details.price, details.currency,
-            delivered,
-        ):  # fmt: skip
-            return PreCheckoutRefusal.PRICE_ROSE
-        if balance is not None and not balance.is_postpaid and balance.balance < cost_now:
-            logger.error(
-                "supplier balance %s %s cannot pay order %s (%s USD)",
-                balance.balance, balance.currency, order_id, cost_now,
-            )  # fmt: skip
-            return PreCheckoutRefusal.SUPPLIER_BALANCE
-        if details.price != order.supplier_price or details.currency != order.supplier_currency:
-            # written after the answer: a write may wait for the database lock, and a
-            # create-order at the old price is re-priced after WRONG_PRICE anyway
+        for gone in fresh.gone:
             self._write_later(
-                self.orders.update(
-                    order_id, supplier_price=details.price, supplier_currency=details.currency,
-                    cost_usd=cost_now,
-                ),
-                f"new price of order {order_id}",
+                self.catalogue.repo.deactivate(gone.supplier, gone.offer.offer_id),
+                f"deactivating offer {gone.supplier}:{gone.offer.offer_id}",
+            )
+        fits = [s for s in fresh.in_stock if self._fits(s, order)]
+        funded = [s for s in fits if self._funded(s, balances.get(s.supplier))]
+        if not funded:
+            if fresh.unanswered and not fresh.in_stock:
+                logger.warning(
+                    "pre-checkout of order %s: no source answered; local state decides", order_id
+                )
+                return None
+            if fits:
+                logger.error(
+                    "no supplier balance can pay order %s (%s USD)", order_id, fits[0].cost_usd
+                )
+                return PreCheckoutRefusal.SUPPLIER_BALANCE
+            return (
+                PreCheckoutRefusal.PRICE_ROSE if fresh.in_stock else PreCheckoutRefusal.OFFER_GONE
+            )
+        best = funded[0]
+        assert best.details is not None
+        if (best.supplier, best.offer.offer_id, best.price, best.currency) != (
+            order.supplier,
+            order.offer_id,
+            order.supplier_price,
+            order.supplier_currency,
+        ):
+            # written after the answer: a write may wait for the database lock; the switch
+            # applies only while the order awaits payment, and a create-order at an old
+            # price is re-priced after WRONG_PRICE anyway
+            self._write_later(
+                self.orders.switch_source(order_id, self._switch(best), "planned",
+                                          f"pre-checkout: {best.supplier}:{best.offer.offer_id}"),
+                f"new source of order {order_id}",
             )  # fmt: skip
         return None
+
+    async def _balances(self, names: set[str]) -> dict[str, Balance | None]:
+        """Balances of the named suppliers that have one (``None``: not answered)."""
+        having = [n for n in sorted(names) if self.suppliers.can(n, Capability.BALANCE)]
+
+        async def one(name: str) -> Balance | None:
+            try:
+                return await self.suppliers.get(name).get_balance()
+            except SupplierError as exc:
+                logger.warning("balance of %s not read: %s", name, exc)
+                return None
+
+        return dict(zip(having, await asyncio.gather(*(one(n) for n in having)), strict=True))
+
+    def _fits(self, source: Source, order: Order) -> bool:
+        """Whether ``source``'s fresh cost still fits the Stars the order is paid with: its
+        retail price within the invoice's list price (paid + discount), and a discounted
+        order still above the source's cost (:func:`services.loyalty.price_still_fits`)."""
+        try:
+            return price_still_fits(
+                order.stars, order.discount_stars, self.routing.stars(source), self.pricing.book,
+                source.price, source.currency, source.offer.stars_amount,
+            )  # fmt: skip
+        except UnknownCurrency:
+            return False
+
+    def _funded(self, source: Source, balance: Balance | None) -> bool:
+        """Whether a prepaid balance (when known) covers ``source``'s cost."""
+        if balance is None or balance.is_postpaid:
+            return True
+        try:
+            cover = self.pricing.book.usd(balance.balance, balance.currency)
+        except UnknownCurrency:
+            cover = balance.balance
+        if cover < source.cost_usd:
+            logger.error(
+                "supplier %s balance %s %s cannot pay %s USD",
+                source.supplier, balance.balance, balance.currency, source.cost_usd,
+            )  # fmt: skip
+            return False
+        return True
+
+    def _switch(self, source: Source) -> SourceSwitch:
+        assert source.details is not None
+        return SourceSwitch(
+            source.supplier, source.offer.offer_id, source.price, source.currency,
+            source.cost_usd, source.details.is_return_data_for_customer,
+            self.suppliers.short_of(source.supplier),
+        )  # fmt: skip
 
     def _write_later(self, write: Coroutine[object, object, object], what: str) -> None:
         """Run a write that an answer must not wait for; its failure is logged."""
@@ -423,7 +517,9 @@ class OrderService:
         return Customer(game_user_id=order.game_user_id, game_server_id=order.game_server_id)
 
     async def _place(self, order: Order) -> None:
-        """Send create-order once and act on the answer. Caller holds the order lock."""
+        """Send create-order once at the order's source and act on the answer. Caller
+        holds the order lock."""
+        await self.orders.start_attempt(order)
         await self._settle(order, lambda: self._create(order))
 
     async def _create(self, order: Order) -> SupplierOrder:
@@ -458,26 +554,64 @@ class OrderService:
         try:
             result = await attempt()
         except (OrderOutcomeUnknown, SupplierConnectionError, RetryLaterError) as exc:
+            await self.routing.breaker.failure(order.supplier, exc)
             await self._mark_unknown(order, str(exc), getattr(exc, "retry_after", None))
             return
-        except (RefreshPriceError, MoneyError, FixRequestError, UnknownSupplierError) as exc:
+        except (RefreshPriceError, MoneyError) as exc:
+            # refused before any supplier order existed: another source may deliver it
+            self.routing.breaker.success(order.supplier)
+            await self._fail_over(order, exc.supplier_message or str(exc), exc.code, "refused")
+            return
+        except (FixRequestError, UnknownSupplierError) as exc:
             await self._fail(order, exc.supplier_message or str(exc), exc.code)
             return
+        self.routing.breaker.success(order.supplier)
         await self._apply(order, result)
+
+    async def _fail_over(self, order: Order, reason: str, code: str | None, outcome: str) -> None:
+        """The order's current attempt made no supplier order (``outcome``: ``refused``, or
+        ``absent``: proven never placed). Place it at the next usable source not tried yet
+        whose fresh cost fits the Stars paid, with that source's own ``transactionId``;
+        fail and refund when none can. Caller holds the order lock."""
+        order = await self._reload(order)
+        if not order.status.is_open:
+            return
+        tried = await self.orders.tried_sources(order.id) | {(order.supplier, order.offer_id)}
+        candidates = await self.routing.sources(order.supplier, order.offer_id, exclude=tried)
+        fresh = await self.routing.fresh(candidates) if candidates else None
+        for source in fresh.in_stock if fresh else []:
+            if not self._fits(source, order):
+                continue
+            detail = (
+                f"{order.supplier}:{order.offer_id} {outcome} ({code}: {reason}); "
+                f"next source {source.supplier}:{source.offer.offer_id} at "
+                f"{source.price} {source.currency}"
+            )
+            switched = await self.orders.switch_source(
+                order.id, self._switch(source), outcome, detail
+            )
+            if switched is None:
+                return
+            logger.warning("order %s: %s", order.id, detail)
+            await self._place(switched)
+            return
+        if candidates:
+            logger.warning(
+                "order %s: no other source can deliver it for %d Stars", order.id, order.stars
+            )
+        await self._fail(order, reason, code)
 
     async def _order_at_new_price(self, order: Order, refused: WrongPrice) -> SupplierOrder:
         """The price moved between pre-checkout and now. When the new price still fits the
         Stars paid, order once more at it (same transactionId: the first was refused);
         otherwise raise the refusal."""
+        delivered = await self._stars_delivered(order)
         try:
             details = await self.supplier_of(order).find_offer(order.offer_id)
-            stars_now = self.pricing.book.stars(
-                details.price, details.currency, await self._stars_delivered(order)
-            )
+            stars_now = self.pricing.book.stars(details.price, details.currency, delivered)
         except (SupplierError, UnknownCurrency) as exc:
             logger.warning("order %s: price refresh after WRONG_PRICE failed: %s", order.id, exc)
             raise refused from exc
-        delivered = await self._stars_delivered(order)
         if not price_still_fits(
             order.stars, order.discount_stars, stars_now, self.pricing.book, details.price,
             details.currency, delivered,
@@ -693,10 +827,11 @@ class OrderService:
             await self.orders.update(order.id, supplier_absent_since_ts=since)
         absent = now - since
         if absent >= self.timings.absent_for:
-            await self._fail(
+            await self._fail_over(
                 order,
                 f"the supplier has had no order {order.transaction_id} for {absent / 60:.0f} min",
                 NOT_PLACED,
+                "absent",
             )
             return
         logger.info(
@@ -731,12 +866,16 @@ class OrderService:
                         order.id, order.supplier_order_id,
                     )  # fmt: skip
                     return order, ResolveOutcome.UNCONFIRMED
-                await self._fail(
+                await self._fail_over(
                     order,
                     f"an admin asked: the supplier has no order {order.transaction_id}",
                     NOT_PLACED,
+                    "absent",
                 )
-                return await self._reload(order), ResolveOutcome.ABSENT_REFUNDED
+                order = await self._reload(order)
+                if order.status.is_open or order.status is OrderStatus.COMPLETED:
+                    return order, ResolveOutcome.ABSENT_REROUTED
+                return order, ResolveOutcome.ABSENT_REFUNDED
             except SupplierError as exc:
                 logger.warning("order %s: resolve now: supplier did not answer: %s", order.id, exc)
                 return order, ResolveOutcome.UNREACHABLE

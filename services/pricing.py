@@ -110,6 +110,11 @@ class PricingService:
         self._settings = settings
 
     @property
+    def settings(self) -> ShopSettingsRepository:
+        """Where admins' changes are kept (shared with other run-time switches)."""
+        return self._settings
+
+    @property
     def book(self) -> PriceBook:
         return self._book
 

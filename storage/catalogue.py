@@ -77,10 +77,20 @@ OfferRow = tuple[
     str,
     int,
     str | None,
+    str | None,
+    str | None,
 ]
 """Row tuple for :meth:`CatalogueRepository.upsert_offers`: supplier, offer_id, product_id,
 product_name, offer_name, category, price text, currency, in_stock, needs_player,
-needs_server, returns_key, stars_amount, synced_at, active, image_url."""
+needs_server, returns_key, stars_amount, synced_at, active, image_url, link_key,
+product_key (the last two from :mod:`services.routing`, ``None`` to leave an offer a good
+of its own)."""
+
+#: the group an offer belongs to: an admin's link, else the automatic key, else itself
+_GROUP = "coalesce(l.group_key, o.link_key, 'own:' || o.supplier || ':' || o.offer_id)"
+_WITH_LINKS = (
+    "offers o LEFT JOIN offer_links l ON l.supplier = o.supplier AND l.offer_id = o.offer_id"
+)
 
 
 def _offer(row: aiosqlite.Row) -> StoredOffer:
@@ -122,8 +132,9 @@ class CatalogueRepository:
             await conn.executemany(
                 """INSERT INTO offers (supplier, offer_id, product_id, product_name, offer_name,
                        category, price, currency, in_stock, needs_player, needs_server,
-                       returns_key, stars_amount, synced_at, active, image_url)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                       returns_key, stars_amount, synced_at, active, image_url, link_key,
+                       product_key)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT (supplier, offer_id) DO UPDATE SET
                        product_id = excluded.product_id, product_name = excluded.product_name,
                        offer_name = excluded.offer_name, category = excluded.category,
@@ -133,7 +144,8 @@ class CatalogueRepository:
                        returns_key = coalesce(excluded.returns_key, offers.returns_key),
                        stars_amount = excluded.stars_amount, synced_at = excluded.synced_at,
                        active = excluded.active,
-                       image_url = coalesce(excluded.image_url, offers.image_url)""",
+                       image_url = coalesce(excluded.image_url, offers.image_url),
+                       link_key = excluded.link_key, product_key = excluded.product_key""",
                 rows,
             )
 
@@ -149,9 +161,11 @@ class CatalogueRepository:
                 )
             await conn.execute("DELETE FROM products WHERE supplier = ?", (supplier,))
             await conn.execute(
-                """INSERT INTO products (supplier, product_id, name, category, offer_count, sold, offer_names)
+                """INSERT INTO products (supplier, product_id, name, category, offer_count, sold,
+                                        offer_names, product_key)
                    SELECT o.supplier, o.product_id, min(o.product_name), min(o.category),
-                          count(*), coalesce(s.sold, 0), group_concat(o.offer_name, ' · ')
+                          count(*), coalesce(s.sold, 0), group_concat(o.offer_name, ' · '),
+                          min(o.product_key)
                    FROM offers o LEFT JOIN (
                        SELECT product_id, count(*) AS sold FROM orders
                        WHERE supplier = ? AND status = 'completed' GROUP BY product_id
@@ -160,12 +174,23 @@ class CatalogueRepository:
                    GROUP BY o.supplier, o.product_id""",
                 (supplier, supplier),
             )
+            await self._list_one_per_key(conn)
             await conn.execute("INSERT INTO products_fts (products_fts) VALUES ('rebuild')")
         self.generation += 1
         return int(
             await self._db.fetchval(
                 "SELECT count(*) FROM offers WHERE supplier = ? AND active = 1", (supplier,)
             )
+        )
+
+    @staticmethod
+    async def _list_one_per_key(conn: aiosqlite.Connection) -> None:
+        """Of products of several suppliers with the same ``product_key``, list one in the
+        storefront (the one with most offers, then by supplier): its page shows them all."""
+        await conn.execute(
+            """UPDATE products SET listed = CASE WHEN product_key IS NULL THEN 1 ELSE
+                   rowid = (SELECT p.rowid FROM products p WHERE p.product_key = products.product_key
+                            ORDER BY p.offer_count DESC, p.supplier, p.product_id LIMIT 1) END"""
         )
 
     async def set_offer_details(
@@ -236,10 +261,81 @@ class CatalogueRepository:
         )
         return _offer(row) if row else None
 
+    async def group_of(self, supplier: str, offer_id: str) -> str:
+        """The group (good) an offer belongs to; its own when it is not stored."""
+        value = await self._db.fetchval(
+            f"SELECT {_GROUP} FROM {_WITH_LINKS} WHERE o.supplier = ? AND o.offer_id = ?",
+            (supplier, offer_id),
+        )
+        return str(value) if value is not None else f"own:{supplier}:{offer_id}"
+
+    async def linked_offers(self, supplier: str, offer_id: str) -> list[StoredOffer]:
+        """Every active offer of the same good as ``supplier:offer_id`` (itself first when
+        active): offers with its automatic key that no admin moved, and offers an admin
+        linked into its group."""
+        group = await self.group_of(supplier, offer_id)
+        if group.startswith(("own:", "apart:")):
+            rows = await self._db.fetchall(
+                "SELECT * FROM offers WHERE supplier = ? AND offer_id = ? AND active = 1",
+                (supplier, offer_id),
+            )
+        else:
+            rows = await self._db.fetchall(
+                """SELECT o.* FROM offers o WHERE o.link_key = ? AND o.active = 1
+                       AND NOT EXISTS (SELECT 1 FROM offer_links l
+                                       WHERE l.supplier = o.supplier AND l.offer_id = o.offer_id)
+                   UNION
+                   SELECT o.* FROM offer_links l JOIN offers o
+                       ON o.supplier = l.supplier AND o.offer_id = l.offer_id
+                   WHERE l.group_key = ? AND o.active = 1""",
+                (group, group),
+            )
+        offers = [_offer(row) for row in rows]
+        offers.sort(key=lambda o: (o.supplier, o.offer_id) != (supplier, offer_id))
+        return offers
+
+    async def set_link(
+        self, supplier: str, offer_id: str, group: str, how: str, admin_id: int | None
+    ) -> None:
+        """An admin's link (``how`` ``manual``: into ``group``; ``apart``: alone), kept
+        across syncs."""
+        await self._db.execute(
+            """INSERT INTO offer_links (supplier, offer_id, group_key, how, admin_id, at)
+               VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT (supplier, offer_id) DO UPDATE SET group_key = excluded.group_key,
+                   how = excluded.how, admin_id = excluded.admin_id, at = excluded.at""",
+            (supplier, offer_id, group, how, admin_id, utcnow_iso()),
+        )
+
+    async def product_offers(self, supplier: str, product_id: str) -> list[tuple[str, StoredOffer]]:
+        """``(group, offer)`` of every active offer a product page shows: the product's
+        own and those of other suppliers' products with the same ``product_key``."""
+        key = await self._db.fetchval(
+            "SELECT product_key FROM products WHERE supplier = ? AND product_id = ?",
+            (supplier, product_id),
+        )
+        if key is None:
+            where, params = "o.supplier = ? AND o.product_id = ?", (supplier, product_id)
+        else:
+            where, params = "o.product_key = ?", (key,)
+        rows = await self._db.fetchall(
+            f"""SELECT {_GROUP} AS grp, o.* FROM {_WITH_LINKS} WHERE {where} AND o.active = 1
+                ORDER BY o.supplier, o.offer_id""",
+            params,
+        )
+        return [(row["grp"], _offer(row)) for row in rows]
+
+    async def active_offers_with_groups(self) -> list[tuple[str, StoredOffer]]:
+        """``(group, offer)`` of every active offer (admins' review of doubtful matches)."""
+        rows = await self._db.fetchall(
+            f"SELECT {_GROUP} AS grp, o.* FROM {_WITH_LINKS} WHERE o.active = 1"
+        )
+        return [(row["grp"], _offer(row)) for row in rows]
+
     async def categories(self) -> list[tuple[str, int]]:
         """``[(category, product count)]`` in a stable order."""
         rows = await self._db.fetchall(
-            """SELECT category, count(*) AS n FROM products GROUP BY category
+            """SELECT category, count(*) AS n FROM products WHERE listed = 1 GROUP BY category
                ORDER BY CASE category WHEN 'Top Up' THEN 0 WHEN 'Gift Cards' THEN 1
                         WHEN 'Telegram Stars' THEN 2 ELSE 3 END, category"""
         )
@@ -248,12 +344,12 @@ class CatalogueRepository:
     async def products(self, category: str, offset: int, limit: int) -> tuple[list[Product], int]:
         """One page of a category's products, best sellers first, then by name; and the total."""
         rows = await self._db.fetchall(
-            """SELECT * FROM products WHERE category = ?
+            """SELECT * FROM products WHERE category = ? AND listed = 1
                ORDER BY sold DESC, name COLLATE NOCASE LIMIT ? OFFSET ?""",
             (category, limit, offset),
         )
         total = await self._db.fetchval(
-            "SELECT count(*) FROM products WHERE category = ?", (category,)
+            "SELECT count(*) FROM products WHERE category = ? AND listed = 1", (category,)
         )
         return [
             Product(r["supplier"], r["product_id"], r["name"], r["category"], r["offer_count"])
@@ -287,7 +383,7 @@ class CatalogueRepository:
             return []
         rows = await self._db.fetchall(
             """SELECT p.* FROM products_fts f JOIN products p ON p.rowid = f.rowid
-               WHERE products_fts MATCH ? ORDER BY bm25(products_fts, 10.0, 1.0) LIMIT ?""",
+               WHERE products_fts MATCH ? AND p.listed = 1 ORDER BY bm25(products_fts, 10.0, 1.0) LIMIT ?""",
             (query, limit),
         )
         return [
@@ -298,7 +394,7 @@ class CatalogueRepository:
     async def search_products_raw(self) -> list[tuple[int, Product, str]]:
         """Every product as ``(rowid, product, offer names)``, for the in-memory search
         index (services.search)."""
-        rows = await self._db.fetchall("SELECT rowid, * FROM products")
+        rows = await self._db.fetchall("SELECT rowid, * FROM products WHERE listed = 1")
         return [
             (
                 int(r["rowid"]),

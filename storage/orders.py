@@ -85,6 +85,23 @@ class NewOrder:
     #: Stars taken off the list price (promo code and loyalty balance); ``stars`` is paid
     discount_stars: int = 0
     promo_code: str | None = None
+    #: the source's code (``Supplier.short``): the ``transactionId`` becomes
+    #: ``<prefix>-<order id>-<code>``, one per order and source (``None``: no suffix)
+    source_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSwitch:
+    """The next source of an order: its offer, the price last received (Decimal in
+    ``currency``), the cost in USD, whether it returns a key, and its code."""
+
+    supplier: str
+    offer_id: str
+    price: Decimal
+    currency: str
+    cost_usd: Decimal
+    returns_key: bool
+    source_code: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +262,12 @@ class OrdersRepository:
         self._db = db
         self._prefix = transaction_prefix
 
+    def transaction_id(self, order_id: int, source_code: str | None) -> str:
+        """The supplier ``transactionId`` of order ``order_id`` at the source with
+        ``source_code``: derived from both, so no order ever sends two ids to one source."""
+        base = f"{self._prefix}-{order_id}"
+        return f"{base}-{source_code}" if source_code else base
+
     async def create(self, new: NewOrder) -> Order:
         """Insert an order awaiting payment, with its first event."""
         now = utcnow_iso()
@@ -270,7 +293,7 @@ class OrdersRepository:
             order_id = int(cursor.lastrowid or 0)
             await conn.execute(
                 "UPDATE orders SET transaction_id = ? WHERE id = ?",
-                (f"{self._prefix}-{order_id}", order_id),
+                (self.transaction_id(order_id, new.source_code), order_id),
             )
             await self._event(conn, order_id, None, OrderStatus.AWAITING_PAYMENT, "invoice sent")
         order = await self.get(order_id)
@@ -501,6 +524,59 @@ class OrdersRepository:
         order = await self.get(order_id)
         assert order is not None
         return order
+
+    async def start_attempt(self, order: Order) -> None:
+        """Record the order's current source as an attempt about to be sent (once)."""
+        await self._db.execute(
+            """INSERT INTO order_attempts (order_id, supplier, offer_id, transaction_id, price,
+                   currency, outcome, started_at) VALUES (?, ?, ?, ?, ?, ?, 'current', ?)
+               ON CONFLICT DO NOTHING""",
+            (order.id, order.supplier, order.offer_id, order.transaction_id,
+             str(order.supplier_price), order.supplier_currency, utcnow_iso()),
+        )  # fmt: skip
+
+    async def tried_sources(self, order_id: int) -> set[tuple[str, str]]:
+        """``(supplier, offer id)`` of every source an order has been sent to."""
+        rows = await self._db.fetchall(
+            "SELECT supplier, offer_id FROM order_attempts WHERE order_id = ?", (order_id,)
+        )
+        return {(row["supplier"], row["offer_id"]) for row in rows}
+
+    async def switch_source(
+        self, order_id: int, to: SourceSwitch, outcome: str, detail: str
+    ) -> Order | None:
+        """Move a paid order whose current attempt is settled as ``outcome`` (``refused``
+        before any supplier order existed, or ``absent``: proven never placed) to the
+        source ``to``, with that source's own ``transactionId``, in one transaction that
+        also writes the order event. An order awaiting payment (pre-checkout) moves
+        without an attempt row. Returns ``None`` (nothing changed) when the order is no
+        longer awaiting payment, paid or unknown."""
+        transaction_id = self.transaction_id(order_id, to.source_code)
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                "SELECT status, transaction_id FROM orders WHERE id = ?", (order_id,)
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is None or row["status"] not in ("awaiting_payment", "paid", "unknown"):
+                return None
+            now = utcnow_iso()
+            await conn.execute(
+                """UPDATE order_attempts SET outcome = ?, detail = ?, finished_at = ?
+                   WHERE transaction_id = ?""",
+                (outcome, detail[:500], now, row["transaction_id"]),
+            )
+            await conn.execute(
+                """UPDATE orders SET supplier = ?, offer_id = ?, supplier_price = ?,
+                       supplier_currency = ?, cost_usd = ?, returns_key = ?, transaction_id = ?,
+                       supplier_order_id = NULL, supplier_status = NULL,
+                       supplier_absent_since_ts = NULL, updated_at = ?
+                   WHERE id = ?""",
+                (to.supplier, to.offer_id, str(to.price), to.currency, str(to.cost_usd),
+                 int(to.returns_key), transaction_id, now, order_id),
+            )  # fmt: skip
+            if row["status"] != "awaiting_payment":
+                await self._event(conn, order_id, row["status"], row["status"], detail)
+        return await self.get(order_id)
 
     async def due_for_check(self, now_ts: float, limit: int = 50) -> list[Order]:
         """Open orders whose next supplier check is due, oldest first."""

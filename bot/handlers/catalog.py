@@ -46,6 +46,12 @@ def offer_stars(order_service: OrderService, offer: StoredOffer) -> int | None:
         return None
 
 
+def any_priced(order_service: OrderService, offer: StoredOffer) -> bool:
+    """Whether the offer's currency has a rate (an unpriced good is "not priced", not
+    "out of stock")."""
+    return order_service.pricing.book.can_price(offer.currency)
+
+
 def _delivery_line(offer: StoredOffer) -> str:
     if offer.stars_amount is not None or offer.category == CATEGORY_STARS:
         return _("offer.delivery_stars")
@@ -81,11 +87,13 @@ async def send_offer_card(
 ) -> None:
     """The offer card: what the customer gets, what it needs, the price, a Buy button."""
     offer = await lookup_offer(order_service, short, offer_id)
-    if offer is None or not offer.active:
+    good = await order_service.routing.good(offer.supplier, offer.offer_id) if offer else None
+    if offer is None or good is None:
         await show(target, _("offer.unavailable"), keyboards.home_only())
         return
-    stars = offer_stars(order_service, offer) if offer.in_stock else None
-    if not offer.in_stock:
+    # the good as the customer sees it: its cheapest source in stock, never which one
+    offer, stars = good.shown, good.stars
+    if stars is None and any_priced(order_service, offer):
         price_line = _("offer.out_of_stock")
     elif stars is None:
         price_line = _("offer.not_priced")
@@ -166,23 +174,23 @@ async def product_offers(
         await show(callback, _("offer.unavailable"), keyboards.home_only())
         return
     product = await repo.product(supplier, callback_data.product_id)
-    offers = await repo.offers_of(supplier, callback_data.product_id)
-    if product is None or not offers:
+    goods = await order_service.routing.goods_of_product(supplier, callback_data.product_id)
+    if product is None or not goods:
         await show(callback, _("offer.unavailable"), keyboards.home_only())
         return
     rows = []
-    for offer in offers:
-        stars = offer_stars(order_service, offer)
-        if not offer.in_stock:
+    for good in goods:
+        offer = good.shown
+        if good.stars is not None:
+            label = _("catalogue.offer_button").format(offer=offer.offer_name, stars=good.stars)
+        elif any_priced(order_service, offer):
             label = _("catalogue.out_of_stock_button").format(offer=offer.offer_name)
-        elif stars is None:
-            continue
         else:
-            label = _("catalogue.offer_button").format(offer=offer.offer_name, stars=stars)
-        rows.append((offer.offer_id, label))
+            continue
+        rows.append((order_service.suppliers.short_of(offer.supplier), offer.offer_id, label))
     back = keyboards.back_to_category(product.category, callback_data.back_page)
     text = _("catalogue.offers").format(product=escape(product.name))
-    await show(callback, text, keyboards.offers(supplier, rows, back))
+    await show(callback, text, keyboards.offers(rows, back))
 
 
 @router.callback_query(OfferView.filter())

@@ -135,6 +135,10 @@ class SandboxConfig:
             raise ValueError(f"balance_profile is one of {sorted(COMPATIBLE_METHODS)}")
 
 
+#: HTTP status of each refusal a create-order can answer (as the sandbox answers them)
+_REFUSAL_STATUS = {"OUT_OF_STOCK": 409, "OFFER_NOT_FOUND": 404, "INSUFFICIENT_BALANCE": 402}
+
+
 @dataclass
 class Faults:
     """Injected trouble. Counters go down by one per affected request."""
@@ -153,6 +157,13 @@ class Faults:
     balance_unavailable: int = 0  # next N balance reads answer 503 BALANCE_UNAVAILABLE
     create_latency: float = 0.0  # extra delay before create-order answers (after it is made)
     out_of_stock: set[int] = field(default_factory=set)
+    #: the next create-orders answer these refusals, one code each, although find-one said
+    #: the offer is there at its price (guide: "the cheapest supplier became unavailable"
+    #: between the price check and the order): OUT_OF_STOCK, OFFER_NOT_FOUND,
+    #: INSUFFICIENT_BALANCE
+    create_refusals: list[str] = field(default_factory=list)
+    #: offer id -> a new price it takes at its next create-order (it rose meanwhile)
+    price_rises: dict[int, Decimal] = field(default_factory=dict)
     #: sync lists only the first N offers, with ``count`` N (0: ``{"count":0,"rows":[]}``)
     sync_offers: int | None = None
     #: the first N page boundaries of sync repeat the previous page's last row, shifting the
@@ -680,6 +691,11 @@ class GamesDropSandbox(LocalServer):
             raise SandboxError("TRANSACTION_DUPLICATE", 409)
         if not offer.in_stock or offer_id in self.faults.out_of_stock:
             raise SandboxError("OUT_OF_STOCK", 409)
+        if self.faults.create_refusals:
+            code = self.faults.create_refusals.pop(0)
+            raise SandboxError(code, _REFUSAL_STATUS[code])
+        if offer_id in self.faults.price_rises:
+            self.set_price(offer_id, self.faults.price_rises.pop(offer_id))
         # "The order will only be accepted if the confirmed price still covers the required
         # GamesDrop purchase price"; the test product wants "exact value".
         if self.config.exact_price or offer_id == TEST_OFFER_ID:

@@ -9,13 +9,17 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from services.catalogue import CatalogueService
 from services.orders import OrderService, OrderTimings, ResolveOutcome
+from services.pricing import PriceBook, PricingService
 from services.suppliers import errors
 from services.suppliers.base import Capability, OrderAttempt
 from services.suppliers.models import OrderStatus as SupplierStatus
 from services.suppliers.models import SupplierOrder
+from storage.catalogue import CatalogueRepository
 from storage.db import Database
 from storage.orders import IncomingCharge, NewOrder, Order, OrdersRepository, OrderStatus
+from storage.settings import ShopSettingsRepository
 from storage.users import UsersRepository
 
 MINUTE = 60.0
@@ -108,8 +112,11 @@ async def _paid_order(db: Database, repo: OrdersRepository) -> Order:
 def _service(db: Database, supplier: ScriptedSupplier, clock: Clock, **timings: float):
     repo = OrdersRepository(db)
     notifier = RecordingNotifier()
+    catalogue = CatalogueService(supplier, CatalogueRepository(db))  # type: ignore[arg-type]
+    book = PriceBook({"KZT": Decimal("0.002")}, Decimal("0.1"), Decimal("0.013"))
+    pricing = PricingService(book, ShopSettingsRepository(db))
     service = OrderService(
-        supplier, repo, None, None, notifier,  # type: ignore[arg-type]
+        supplier, repo, catalogue, pricing, notifier,  # type: ignore[arg-type]
         timings=OrderTimings(**timings), clock=clock,
     )  # fmt: skip
     return service, repo, notifier

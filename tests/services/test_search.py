@@ -13,7 +13,7 @@ from storage.db import Database, utcnow_iso
 def _row(offer_id: str, product_id: str, name: str, synced_at: str) -> OfferRow:
     return (
         "gamesdrop", offer_id, product_id, name, "10 USD", "Gift Cards", "10", "USD",
-        1, 0, 0, 1, None, synced_at, 1, None,
+        1, 0, 0, 1, None, synced_at, 1, None, None, None,
     )  # fmt: skip
 
 

@@ -15,6 +15,7 @@ from bot.handlers.admin import (
     orders,
     prices,
     prompts,
+    sources,
     stats,
     supplier,
     users,
@@ -29,6 +30,7 @@ router.callback_query.filter(InPrivateChat(), IsAdmin())
 router.include_routers(
     menu.router,
     supplier.router,
+    sources.router,
     orders.router,
     stats.router,
     catalogue.router,

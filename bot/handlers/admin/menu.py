@@ -20,7 +20,7 @@ router = Router(name=__name__)
 def _menu_markup() -> Any:
     builder = InlineKeyboardBuilder()
     for key, action, arg in (
-        ("admin.balance", "bal", ""), ("admin.transactions", "tx", "1"), ("admin.orders", "orders", "all"),
+        ("admin.balance", "bal", ""), ("admin.sources", "sources", ""), ("admin.transactions", "tx", "1"), ("admin.orders", "orders", "all"),
         ("admin.stats", "stats", "1"), ("admin.catalogue", "cat", ""), ("admin.prices", "prices", ""),
         ("admin.users", "users", ""), ("admin.export", "export", "7"),
         ("admin.broadcast", "broadcast", ""), ("admin.campaign", "campaign", ""),

@@ -47,6 +47,18 @@ async def stats(
         revenue=figures.revenue_usd, cost=figures.supplier_cost_usd, margin=figures.margin_usd, top=top,
         new_users=figures.new_users,
     )  # fmt: skip
+    lines = [
+        _("admin.stats_supplier_line").format(
+            supplier=escape(f.supplier),
+            orders=f.orders,
+            cost=f.cost_usd,
+            revenue=f.revenue_usd,
+            margin=f.margin_usd,
+        )
+        for f in figures.by_supplier
+    ]
+    if lines:
+        text += "\n" + _("admin.stats_suppliers").format(lines="\n".join(lines))
     builder = InlineKeyboardBuilder()
     for option in ("1", "7", "30"):
         builder.button(
