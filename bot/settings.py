@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, SecretStr, create_model
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -85,17 +85,21 @@ class AlertSettings(BaseModel):
     min_interval_minutes: float = 10.0
 
 
+#: a share of the Stars paid, 0 to 100 %
+Percent = Annotated[Decimal, Field(ge=0, le=100)]
+
+
 class LoyaltySettings(BaseModel):
     #: Cashback: percent of the Stars paid credited to the customer (0: none).
-    cashback_percent: Decimal = Decimal(0)
+    cashback_percent: Percent = Decimal(0)
     #: Cashback percent per catalogue category, overriding the above (JSON map).
-    category_cashback_percent: dict[str, Decimal] = Field(default_factory=dict)
+    category_cashback_percent: dict[str, Percent] = Field(default_factory=dict)
     #: Referrals: percent of a referred customer's Stars paid credited to the referrer.
-    referral_percent: Decimal = Decimal(0)
+    referral_percent: Percent = Decimal(0)
     #: Orders under this many Stars earn nothing.
-    min_order_stars: int = 0
+    min_order_stars: int = Field(default=0, ge=0)
     #: Hours a reward waits before it can be withdrawn or spent (refunds come first).
-    hold_hours: float = 0.0
+    hold_hours: float = Field(default=0.0, ge=0)
     #: Withdraw automatically once a balance reaches the smallest Stars pack on sale.
     auto_payout: bool = False
 
