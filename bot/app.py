@@ -485,6 +485,7 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
         LoyaltyRepository(db), catalogue.repo, suppliers, pricing, notifier,
         loyalty_config(settings), transaction_prefix=settings.orders.transaction_prefix,
         supplier_rate=settings.supplier_rate, recheck=order_service.timings.first_check,
+        stuck_after=order_service.timings.stuck_after,
     )  # fmt: skip
     notifier.wake_loyalty = loyalty.wake
     user_middleware = UserMiddleware(users, i18n)

@@ -23,6 +23,7 @@ from bot.i18n import PoI18n, pick_locale
 from services.alerts import AlertService
 from services.loyalty import PayoutResult
 from storage.deliveries import DeliveriesRepository, Delivery
+from storage.loyalty import Payout
 from storage.mass_sending import Broadcast, Campaign
 from storage.orders import IncomingCharge, Order, OrdersRepository, PendingRefund, RecordedCharge
 from storage.users import UsersRepository
@@ -160,6 +161,13 @@ class BotNotifier:
                 "payout_failed", "alert.payout_failed", user_id=payout.user_id,
                 payout=payout.id, returned=result.returned, reason=result.reason,
             )  # fmt: skip
+
+    async def payout_stuck(self, payout: Payout) -> None:
+        """Admins: a loyalty payout has been open for long (its packs are still asked about)."""
+        await self.alert(
+            "payout_stuck", "alert.payout_stuck", user_id=payout.user_id, payout=payout.id,
+            stars=payout.stars, since=payout.created_at[:16].replace("T", " "),
+        )  # fmt: skip
 
     async def resend_completed(self, order: Order) -> None:
         """Send the delivery message of a completed order once more (an admin's order)."""

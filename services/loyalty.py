@@ -304,16 +304,20 @@ class PayoutResult:
 
 class LoyaltyNotifier(Protocol):
     """Tells customers about their payouts (implemented by the bot layer, through the
-    delivery outbox so a message is sent once)."""
+    delivery outbox so a message is sent once) and admins about payouts that hang."""
 
     async def payout_finished(self, result: PayoutResult) -> None: ...
+
+    async def payout_stuck(self, payout: Payout) -> None: ...
 
 
 class LoyaltyService:
     """The loyalty programme. ``transaction_prefix``: as orders' (``<prefix>-y<payout>-p<part>``
     for payout packs); ``supplier_rate``: supplier calls per second while paying;
     ``recheck``: seconds between order-status checks of a pack the supplier has not
-    settled (7-10 s in the field); ``idle``: the longest sleep with nothing due."""
+    settled (7-10 s in the field); ``idle``: the longest sleep with nothing due;
+    ``stuck_after``: seconds after which a payout still open is reported to admins
+    (once per process; the worker keeps asking the supplier)."""
 
     def __init__(
         self,
@@ -329,6 +333,7 @@ class LoyaltyService:
         clock: Callable[[], float] = time.time,
         idle: float = 30.0,
         recheck: float = 7.0,
+        stuck_after: float = 90 * 60.0,
     ) -> None:
         self.repo = repo
         self.config = config
@@ -340,6 +345,8 @@ class LoyaltyService:
         self._clock = clock
         self._idle = idle
         self._recheck = recheck
+        self._stuck_after = stuck_after
+        self._stuck_told: set[int] = set()
         self._sender = StarsPackSender(suppliers, catalogue)
         self._wake = asyncio.Event()
         self.passes = PassCounter()
@@ -562,6 +569,19 @@ class LoyaltyService:
             await self._auto_payouts()
         await self._pay_open_parts()
         await self._finish_payouts()
+        await self._report_stuck()
+
+    async def _report_stuck(self) -> None:
+        cutoff = datetime.fromtimestamp(self._clock() - self._stuck_after, UTC)
+        for payout in await self.repo.open_payouts():
+            if payout.id in self._stuck_told or datetime.fromisoformat(payout.created_at) > cutoff:
+                continue
+            self._stuck_told.add(payout.id)
+            logger.error("loyalty: payout %s open since %s", payout.id, payout.created_at)
+            try:
+                await self._notifier.payout_stuck(payout)
+            except Exception:
+                logger.exception("loyalty: admins not told about payout %s", payout.id)
 
     async def _accrue(self, order_id: int, candidate: AccrualCandidate) -> None:
         credits: list[tuple[int, str, int, str]] = []

@@ -498,6 +498,13 @@ class LoyaltyRepository:
         )
         return _row(Payout, row) if row else None
 
+    async def open_payouts(self) -> list[Payout]:
+        """Payouts still being delivered, oldest first."""
+        rows = await self._db.fetchall(
+            "SELECT * FROM loyalty_payouts WHERE status = 'open' ORDER BY id"
+        )
+        return [_row(Payout, row) for row in rows]
+
     async def payout_parts(self, payout_id: int) -> list[PayoutPart]:
         """A payout's pack orders, in order."""
         rows = await self._db.fetchall(

@@ -3,6 +3,7 @@ reversals once, debt after a payout, holding periods, balances held for invoices
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -21,10 +22,12 @@ from services.loyalty import (
 )
 from services.pricing import PriceBook, PricingService
 from services.stars import largest_payable
+from services.suppliers.errors import OrderOutcomeUnknown
+from services.suppliers.models import OfferDetails
 from services.suppliers.registry import Suppliers
 from storage.catalogue import CatalogueRepository
 from storage.db import Database
-from storage.loyalty import LoyaltyRepository, PromoCode
+from storage.loyalty import LoyaltyRepository, Payout, PromoCode
 from storage.orders import IncomingCharge, NewOrder, OrdersRepository, OrderStatus
 from storage.settings import ShopSettingsRepository
 from storage.users import UsersRepository
@@ -90,9 +93,13 @@ def test_payouts_take_the_largest_amount_the_packs_make() -> None:
 class _Told:
     def __init__(self) -> None:
         self.results: list[PayoutResult] = []
+        self.stuck: list[int] = []
 
     async def payout_finished(self, result: PayoutResult) -> None:
         self.results.append(result)
+
+    async def payout_stuck(self, payout: Payout) -> None:
+        self.stuck.append(payout.id)
 
 
 class _Clock:
@@ -103,11 +110,13 @@ class _Clock:
         return self.now
 
 
-async def _service(db: Database, clock: _Clock, **config: object) -> LoyaltyService:
+async def _service(
+    db: Database, clock: _Clock, suppliers: Suppliers | None = None, **config: object
+) -> LoyaltyService:
     pricing = PricingService(BOOK, ShopSettingsRepository(db))
     return LoyaltyService(
-        LoyaltyRepository(db), CatalogueRepository(db), Suppliers([]), pricing, _Told(),
-        LoyaltyConfig(**config), clock=clock,  # type: ignore[arg-type]
+        LoyaltyRepository(db), CatalogueRepository(db), suppliers or Suppliers([]), pricing,
+        _Told(), LoyaltyConfig(**config), clock=clock,  # type: ignore[arg-type]
     )  # fmt: skip
 
 
@@ -246,3 +255,56 @@ async def test_cashback_follows_the_category_of_the_offer(db: Database) -> None:
     await loyalty.process_due()
     assert await loyalty.repo.ledger(21) == []  # 0 % on Stars packs: nothing written
     assert (await loyalty.repo.balance(21, clock.now)).available == 0
+
+
+class _SilentSupplier:
+    """A supplier whose create-order and order-status never answer (outcome unknown)."""
+
+    name, short, capabilities = "gamesdrop", "g", frozenset()
+
+    def __init__(self) -> None:
+        self.creates: list[str] = []
+        self.resolves: list[str] = []
+
+    async def find_offer(self, offer_id: str) -> OfferDetails:
+        return OfferDetails(offer_id=offer_id, product_name="Telegram Stars",
+                            offer_name="50 Stars", price=Decimal("0.20"), currency="USD")  # fmt: skip
+
+    async def create_order(self, offer_id, price, transaction_id, customer):  # type: ignore[no-untyped-def]
+        self.creates.append(transaction_id)
+        raise OrderOutcomeUnknown(transaction_id, "read timeout")
+
+    async def resolve_order(self, offer_id, price, transaction_id, customer):  # type: ignore[no-untyped-def]
+        self.resolves.append(transaction_id)
+        raise OrderOutcomeUnknown(transaction_id, "read timeout")
+
+
+async def test_a_payout_whose_outcome_stays_unknown_is_never_ordered_again_and_is_reported(
+    db: Database,
+) -> None:
+    clock = _Clock()
+    clock.now = time.time()
+    supplier = _SilentSupplier()
+    loyalty = await _service(db, clock, Suppliers([supplier]))  # type: ignore[list-item]
+    async with db.transaction() as conn:
+        await conn.execute(
+            """INSERT INTO loyalty_ledger (dedup_key, user_id, kind, stars, available_at_ts,
+                   detail, at) VALUES ('accrual:1:5', 5, 'cashback', 60, 0, 'test', 'now')"""
+        )
+    payout = await loyalty.repo.create_payout(
+        5, [(50, "gamesdrop", "2001")], "withdraw", "shop", clock.now
+    )
+    assert payout is not None
+
+    for _ in range(3):
+        await loyalty.process_due()
+    clock.now += 90 * 60 + 1
+    await loyalty.process_due()
+    await loyalty.process_due()
+
+    assert supplier.creates == ["shop-y1-p0"]  # once; then only asked by the same id
+    assert supplier.resolves == ["shop-y1-p0"] * 4
+    [part] = await loyalty.repo.payout_parts(payout.id)
+    assert part.status == "sending"
+    assert loyalty._notifier.stuck == [payout.id]  # type: ignore[attr-defined]
+    assert (await loyalty.repo.balance(5, clock.now)).available == 10  # not returned: unknown
