@@ -1,10 +1,12 @@
 """``python -m bot.demo``: the shop working offline, as a readable transcript.
 
-Starts the GamesDrop sandbox, the fake Telegram Bot API and the real bot (long polling
-over HTTP on 127.0.0.1, an SQLite order log in a temporary folder), then scripted
-customers and an admin walk the journeys: buy test offer 999 and get the key, top up a
-game with player and server, gift Stars to someone who has not met the shop yet, a
-supplier failure refunded, the admin checking balance and stats. Every bot message is
+Starts the GamesDrop and CodeGames sandboxes, the fake Telegram Bot API and the real bot
+(long polling over HTTP on 127.0.0.1, an SQLite order log in a temporary folder), then
+scripted customers and an admin walk the journeys: buy test offer 999 and get the key, top
+up a game with player and server, gift Stars to someone who has not met the shop yet, a
+supplier failure refunded, a card sold by both suppliers bought at the other when the
+cheaper one sells out after payment, then refunded once when neither can deliver, the
+admin checking balance and stats. Every bot message is
 labelled with who receives it (a customer or the admin). ``--language ru`` (``make demo
 LANG=ru``) plays it in Russian: the people write in Russian and the script finds its
 way by the bot's own catalogue texts. Ends with a summary from the order log.
@@ -18,6 +20,7 @@ import re
 import sys
 import tempfile
 import textwrap
+from decimal import Decimal
 from pathlib import Path
 
 from bot.i18n import LANGUAGES, create_i18n
@@ -25,9 +28,14 @@ from bot.logs import setup_logging
 from bot.offline import ADMIN_ID, OfflineShop
 from sandboxes.gamesdrop import SandboxConfig
 from sandboxes.telegram import FakeUser, TranscriptLine
+from services.suppliers.base import Capability
 
 GENSHIN_60 = 10_010
 PUBG_60 = 10_001
+#: Steam Wallet / 5 USD: the same good at GamesDrop and at CodeGames (linked by name)
+STEAM_5_GAMESDROP = 10_034
+STEAM_5_CODEGAMES = "2062"
+CENT = Decimal("0.01")
 WIDTH = 78
 
 #: the demo's own narration (not bot texts: those come from the bot's catalogues)
@@ -40,6 +48,10 @@ NARRATION = {
         "waiting": "(the supplier takes {seconds:.0f} s; the bot keeps polling the order)",
         "vera": "Vera gifts 100 Telegram Stars to @shy_sam, who has not met the shop yet",
         "dave": "Dave's top-up is canceled by the supplier and refunded",
+        "erin": "Erin buys a 5 USD Steam Wallet card, sold by two suppliers: the cheaper one sells out as she pays",
+        "erin_note": "(GamesDrop answers OUT_OF_STOCK after the payment; the shop buys at CodeGames instead)",
+        "finn": "Finn buys the same card when neither supplier can deliver it: one refund",
+        "finn_note": "(CodeGames no longer sells the card, and GamesDrop sells out the moment Finn pays)",
         "owner": "The shop owner checks the supplier balance and today's stats",
         "log": "Order log", "search": "steam",
     },
@@ -51,15 +63,19 @@ NARRATION = {
         "waiting": "(поставщик выполняет заказ {seconds:.0f} с; бот опрашивает статус)",
         "vera": "Вера дарит 100 Telegram Stars пользователю @shy_sam, который ещё не знаком с магазином",
         "dave": "Поставщик отменяет пополнение Дэйва, и Stars возвращаются",
+        "erin": "Эрин покупает карту Steam Wallet на 5 USD, которую продают два поставщика: у более дешёвого она заканчивается в момент оплаты",
+        "erin_note": "(GamesDrop отвечает OUT_OF_STOCK после оплаты; магазин покупает у CodeGames)",
+        "finn": "Финн покупает ту же карту, когда её не может поставить ни один поставщик: один возврат",
+        "finn_note": "(CodeGames больше не продаёт карту, а у GamesDrop она заканчивается в момент оплаты)",
         "owner": "Владелец проверяет баланс у поставщика и статистику за сегодня",
         "log": "Журнал заказов", "search": "steam",
     },
 }  # fmt: skip
 NAMES = {
     "en": {"alice": "Alice", "bob": "Bob", "vera": "Vera", "sam": "Sam", "dave": "Dave",
-           "admin": "Admin"},
+           "erin": "Erin", "finn": "Finn", "admin": "Admin"},
     "ru": {"alice": "Алиса", "bob": "Боб", "vera": "Вера", "sam": "Сэм", "dave": "Дэйв",
-           "admin": "Админ"},
+           "erin": "Эрин", "finn": "Финн", "admin": "Админ"},
 }  # fmt: skip
 
 
@@ -138,7 +154,12 @@ async def run_demo(database: Path, topup_seconds: float, language: str = "en") -
     """Play the scripted journeys in ``language`` (``en`` or ``ru``); prints the
     transcript, every bot message labelled with its reader. Returns the exit code."""
     words, who, t = NARRATION[language], NAMES[language], Texts(language)
-    offline = OfflineShop(database, sandbox_config=SandboxConfig(topup_seconds=topup_seconds))
+    offline = OfflineShop(
+        database,
+        vendors=("gamesdrop", "codegames"),
+        sandbox_config=SandboxConfig(topup_seconds=topup_seconds),
+        sandbox_options={"codegames": {"process_seconds": 1.0}},
+    )
     await offline.start()
     tg = offline.telegram
     alice = tg.user(1001, who["alice"], username="alice_gamer", language_code=language)
@@ -146,8 +167,10 @@ async def run_demo(database: Path, topup_seconds: float, language: str = "en") -
     vera = tg.user(1003, who["vera"], username="vera_ru", language_code=language)
     sam = tg.user(1005, who["sam"], username="shy_sam", language_code=language)
     dave = tg.user(1004, who["dave"], language_code=language)
+    erin = tg.user(1006, who["erin"], language_code=language)
+    finn = tg.user(1007, who["finn"], language_code=language)
     admin = tg.user(ADMIN_ID, who["admin"], username="shop_owner", language_code=language)
-    people = (alice, bob, vera, sam, dave, admin)
+    people = (alice, bob, vera, sam, dave, erin, finn, admin)
     names = {user.id: user.record["first_name"] for user in people}
     roles = {user.id: "admin" if user is admin else "customer" for user in people}
     narrator = Narrator(offline, names, roles, words)
@@ -220,6 +243,22 @@ async def run_demo(database: Path, topup_seconds: float, language: str = "en") -
         await dave.wait_for_text(t("delivery.failed"), timeout=topup_seconds + 30)
         await dave.wait_for_text(t("delivery.refunded"), timeout=30)
 
+        narrator.chapter(words["erin"])
+        await _two_sources_same_stars(offline)
+        offline.sandboxes["gamesdrop"].faults.create_refusals.append("OUT_OF_STOCK")
+        await _buy_steam_card(erin, offline, t)
+        narrator.flush()
+        print(f"{'':>8}   " + words["erin_note"])
+        await erin.wait_for_text(t("receipt.text"), timeout=30)
+
+        narrator.chapter(words["finn"])
+        offline.sandboxes["codegames"].remove_offer(STEAM_5_CODEGAMES)
+        offline.sandboxes["gamesdrop"].faults.create_refusals.append("OUT_OF_STOCK")
+        await _buy_steam_card(finn, offline, t)
+        narrator.flush()
+        print(f"{'':>8}   " + words["finn_note"])
+        await finn.wait_for_text(t("delivery.refunded"), timeout=30)
+
         narrator.chapter(words["owner"])
         await admin.send("/admin")
         await admin.wait_for_text(t("admin.menu"))
@@ -237,32 +276,57 @@ async def run_demo(database: Path, topup_seconds: float, language: str = "en") -
         await offline.stop()
 
 
+async def _two_sources_same_stars(offline: OfflineShop) -> None:
+    """Price the card a cent apart at the two suppliers, for the same Stars: GamesDrop is
+    the cheaper source, and CodeGames can still deliver what was paid at its price. The
+    catalogue is synced again, as the hourly sync would."""
+    assert offline.shop is not None
+    book = offline.shop.orders.pricing.book
+    price = Decimal("5.00")
+    while book.stars(price, "USD") != book.stars(price + CENT, "USD"):
+        price += CENT
+    offline.sandboxes["gamesdrop"].set_price(STEAM_5_GAMESDROP, price)
+    offline.sandboxes["codegames"].set_price(STEAM_5_CODEGAMES, price + CENT)
+    await offline.shop.catalogue.sync_all()
+
+
+async def _buy_steam_card(user: FakeUser, offline: OfflineShop, t: Texts) -> None:
+    await user.send(f"/start offer_{STEAM_5_GAMESDROP}")
+    await user.wait_for_text("⭐")
+    await user.press(t("offer.buy"))
+    await _invoice(user, offline)
+    await user.pay()
+
+
 async def _summary(offline: OfflineShop, words: dict[str, str]) -> None:
     assert offline.shop is not None
     db = offline.shop.db
     print(f"\n── {words['log']} " + "─" * max(3, WIDTH - len(words["log"]) - 4))
     rows = await db.fetchall(
         """SELECT o.id, u.first_name, o.product_name, o.offer_name, o.stars, o.status,
-                  o.supplier_order_id, (SELECT count(*) FROM order_events e WHERE e.order_id = o.id) AS events
+                  o.supplier, (SELECT count(*) FROM order_events e WHERE e.order_id = o.id) AS events
            FROM orders o JOIN users u ON u.id = o.user_id ORDER BY o.id"""
     )
     print(
-        f"{'#':>3}  {'customer':<8} {'product':<34} {'Stars':>5}  {'status':<10} {'supplier':>9} {'events':>6}"
+        f"{'#':>3}  {'customer':<8} {'product':<34} {'Stars':>5}  {'status':<10} {'supplier':>10} {'events':>6}"
     )
     for r in rows:
         product = f"{r['product_name']} — {r['offer_name']}"[:34]
         print(
             f"{r['id']:>3}  {r['first_name']:<8} {product:<34} {r['stars']:>5}  {r['status']:<10} "
-            f"{r['supplier_order_id'] or '-':>9} {r['events']:>6}"
+            f"{r['supplier']:>10} {r['events']:>6}"
         )
     taken = await db.fetchval("SELECT coalesce(sum(stars), 0) FROM payments")
     refunded = await db.fetchval(
         "SELECT coalesce(sum(stars), 0) FROM refunds WHERE status = 'done'"
     )
-    balance = await next(iter(offline.shop.suppliers)).get_balance()
+    balances = []
+    for supplier in offline.shop.suppliers.having(Capability.BALANCE):
+        balance = await supplier.get_balance()
+        balances.append(f"{supplier.name} {balance.balance} {balance.currency}")
     print(
         f"\nStars taken: {taken}   refunded: {refunded}   kept: {taken - refunded}   "
-        f"supplier balance: {balance.balance} {balance.currency}"
+        f"supplier balance: {', '.join(balances)}"
     )
 
 

@@ -239,9 +239,11 @@ class OrderService:
             offer, details = await self.catalogue.quote(only.supplier, only.offer_id)
             return self._quote(offer, details)
         fresh = await self.routing.fresh(sources)
+        for gone in fresh.gone:
+            await self.catalogue.repo.deactivate(gone.supplier, gone.offer.offer_id)
+        if not fresh.in_stock and fresh.unanswered:
+            raise SupplierConnectionError(f"no source of {supplier}:{offer_id} answered")
         if not fresh.in_stock:
-            for gone in fresh.gone:
-                await self.catalogue.repo.deactivate(gone.supplier, gone.offer.offer_id)
             raise LookupError(f"no source has {supplier}:{offer_id} in stock")
         best = self._best(fresh.in_stock, None)
         assert best is not None and best.details is not None
@@ -378,9 +380,16 @@ class OrderService:
             # written after the answer: a write may wait for the database lock; the switch
             # applies only while the order awaits payment, and a create-order at an old
             # price is re-priced after WRONG_PRICE anyway
+            detail = (
+                f"pre-checkout: {best.supplier}:{best.offer.offer_id} at {best.price} "
+                f"{best.currency}"
+            )
             self._write_later(
-                self.orders.switch_source(order_id, self._switch(best), "planned",
-                                          f"pre-checkout: {best.supplier}:{best.offer.offer_id}"),
+                self.orders.switch_source(
+                    order_id, self._switch(best), "planned", detail,
+                    from_transaction=order.transaction_id,
+                    statuses=(OrderStatus.AWAITING_PAYMENT,),
+                ),
                 f"new source of order {order_id}",
             )  # fmt: skip
         return None
@@ -588,8 +597,10 @@ class OrderService:
                 f"{source.price} {source.currency}"
             )
             switched = await self.orders.switch_source(
-                order.id, self._switch(source), outcome, detail
-            )
+                order.id, self._switch(source), outcome, detail,
+                from_transaction=order.transaction_id,
+                statuses=(OrderStatus.PAID, OrderStatus.UNKNOWN),
+            )  # fmt: skip
             if switched is None:
                 return
             logger.warning("order %s: %s", order.id, detail)
@@ -838,7 +849,7 @@ class OrderService:
             "order %s unknown to the supplier for %.0f s; re-sending with the same id",
             order.id, absent,
         )  # fmt: skip
-        await self._settle(order, lambda: self._create(order))
+        await self._place(order)
 
     async def resolve_now(self, order_id: int) -> tuple[Order | None, ResolveOutcome]:
         """An admin's "resolve now" on an open order: ask the supplier (order-status by the

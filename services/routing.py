@@ -443,7 +443,7 @@ class RoutingService:
             except SupplierError as exc:
                 logger.warning("servers of %s:%s not read: %s", offer.supplier, offer.offer_id, exc)
                 raise LinkRefused("servers_unknown") from exc
-            ids.append({server.id for server in servers})
+            ids.append({server.server_id for server in servers})
         if ids[0] != ids[1]:
             raise LinkRefused("servers_differ")
 

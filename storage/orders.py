@@ -543,39 +543,46 @@ class OrdersRepository:
         return {(row["supplier"], row["offer_id"]) for row in rows}
 
     async def switch_source(
-        self, order_id: int, to: SourceSwitch, outcome: str, detail: str
+        self,
+        order_id: int,
+        to: SourceSwitch,
+        outcome: str,
+        detail: str,
+        *,
+        from_transaction: str,
+        statuses: tuple[OrderStatus, ...],
     ) -> Order | None:
-        """Move a paid order whose current attempt is settled as ``outcome`` (``refused``
-        before any supplier order existed, or ``absent``: proven never placed) to the
-        source ``to``, with that source's own ``transactionId``, in one transaction that
-        also writes the order event. An order awaiting payment (pre-checkout) moves
-        without an attempt row. Returns ``None`` (nothing changed) when the order is no
-        longer awaiting payment, paid or unknown."""
+        """Move an order to the source ``to``, with that source's own ``transactionId``, in
+        one transaction that also settles the attempt ``from_transaction`` as ``outcome``
+        (``refused`` before any supplier order existed, ``absent``: proven never placed,
+        ``planned``: an unpaid order's source chosen again at pre-checkout) and writes the
+        order event. Changes nothing and returns ``None`` unless the order is still in one
+        of ``statuses`` with ``from_transaction`` as its current id (so a payment or
+        another worker that moved it meanwhile always wins)."""
         transaction_id = self.transaction_id(order_id, to.source_code)
+        wanted = ", ".join("?" for _ in statuses)
         async with self._db.transaction() as conn:
-            async with conn.execute(
-                "SELECT status, transaction_id FROM orders WHERE id = ?", (order_id,)
-            ) as cursor:
-                row = await cursor.fetchone()
-            if row is None or row["status"] not in ("awaiting_payment", "paid", "unknown"):
-                return None
             now = utcnow_iso()
-            await conn.execute(
-                """UPDATE order_attempts SET outcome = ?, detail = ?, finished_at = ?
-                   WHERE transaction_id = ?""",
-                (outcome, detail[:500], now, row["transaction_id"]),
-            )
-            await conn.execute(
-                """UPDATE orders SET supplier = ?, offer_id = ?, supplier_price = ?,
+            cursor = await conn.execute(
+                f"""UPDATE orders SET supplier = ?, offer_id = ?, supplier_price = ?,
                        supplier_currency = ?, cost_usd = ?, returns_key = ?, transaction_id = ?,
                        supplier_order_id = NULL, supplier_status = NULL,
                        supplier_absent_since_ts = NULL, updated_at = ?
-                   WHERE id = ?""",
+                   WHERE id = ? AND transaction_id = ? AND status IN ({wanted})""",
                 (to.supplier, to.offer_id, str(to.price), to.currency, str(to.cost_usd),
-                 int(to.returns_key), transaction_id, now, order_id),
+                 int(to.returns_key), transaction_id, now, order_id, from_transaction,
+                 *(status.value for status in statuses)),
             )  # fmt: skip
-            if row["status"] != "awaiting_payment":
-                await self._event(conn, order_id, row["status"], row["status"], detail)
+            if cursor.rowcount != 1:
+                return None
+            await conn.execute(
+                """UPDATE order_attempts SET outcome = ?, detail = ?, finished_at = ?
+                   WHERE transaction_id = ?""",
+                (outcome, detail[:500], now, from_transaction),
+            )
+            async with conn.execute("SELECT status FROM orders WHERE id = ?", (order_id,)) as c:
+                status = (await c.fetchone())["status"]
+            await self._event(conn, order_id, status, status, detail)
         return await self.get(order_id)
 
     async def due_for_check(self, now_ts: float, limit: int = 50) -> list[Order]:

@@ -33,6 +33,11 @@ async def test_the_demo_labels_who_receives_every_bot_message(
     assert any(f"({customer}) ›" in line for line in bot_lines)
     if russian:
         assert russian in out and "Your key" not in out
+    # the routing chapter: bought at the other source after the cheaper one sold out, then
+    # refunded once when neither could deliver
+    log = out.split("──")[-1]
+    assert re.search(r"\n\s*5\s+\S+\s+Steam Wallet — 5 USD\s+\d+\s+completed\s+codegames", log)
+    assert re.search(r"\n\s*6\s+\S+\s+Steam Wallet — 5 USD\s+\d+\s+refunded\s+gamesdrop", log)
 
 
 def test_make_demo_lang_picks_the_language() -> None:

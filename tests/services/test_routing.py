@@ -12,6 +12,8 @@ from services.orders import OrderService
 from services.pricing import PriceBook, PricingService
 from services.routing import (
     CircuitBreaker,
+    LinkRefused,
+    RoutingService,
     SourceMode,
     match_key,
     normalise,
@@ -19,11 +21,11 @@ from services.routing import (
 )
 from services.suppliers import errors
 from services.suppliers.base import Capability
-from services.suppliers.models import CatalogueRow, OfferDetails
+from services.suppliers.models import CatalogueRow, GameServer, OfferDetails
 from services.suppliers.registry import Suppliers
 from storage.catalogue import CatalogueRepository
 from storage.db import Database
-from storage.orders import NewOrder, OrdersRepository
+from storage.orders import IncomingCharge, NewOrder, OrdersRepository, OrderStatus, SourceSwitch
 from storage.settings import ShopSettingsRepository
 from storage.users import UsersRepository
 
@@ -272,3 +274,77 @@ async def test_order_ids_at_two_sources_never_collide(db: Database) -> None:
     b = await repo.create(NewOrder(**new))
     assert (a.transaction_id, b.transaction_id) == (f"shop-{a.id}-g", f"shop-{b.id}")
     assert repo.transaction_id(a.id, "c") != a.transaction_id
+
+
+class WithServers(Scripted):
+    capabilities = Scripted.capabilities | {Capability.SERVERS}
+
+    def __init__(self, name: str, short: str, servers: list[str]) -> None:
+        super().__init__(name, short)
+        self.servers = servers
+
+    def offer(self, offer_id: str, product: str, name: str, price: str) -> None:
+        super().offer(offer_id, product, name, price)
+        row = self.rows[-1]
+        self.rows[-1] = row.model_copy(
+            update={"requires_game_user_id": True, "requires_game_server_id": True}
+        )
+
+    async def get_servers(self, offer_id: str) -> list[GameServer]:
+        return [GameServer(label=server, server_id=server) for server in self.servers]
+
+
+@pytest.mark.parametrize(
+    ("theirs", "linked"), [(["os_usa", "os_euro"], True), (["usa", "euro"], False)]
+)
+async def test_goods_needing_a_server_link_only_when_both_take_the_same_server_ids(
+    db: Database, theirs: list[str], linked: bool
+) -> None:
+    gd = WithServers("gamesdrop", "g", ["os_usa", "os_euro"])
+    cg = WithServers("codegames", "c", theirs)
+    gd.offer("1", "Genshin Impact", "60 Genesis Crystals", "0.99")
+    cg.offer("9", "Genshin Impact", "60 Genesis Crystals", "0.95")
+    suppliers = Suppliers([gd, cg])
+    catalogue = CatalogueService(suppliers, CatalogueRepository(db))
+    await catalogue.sync_all()
+    routing = RoutingService(suppliers, catalogue.repo, ShopSettingsRepository(db), lambda: BOOK)
+    assert len(await routing.linked("gamesdrop", "1")) == 1  # never matched automatically
+
+    if linked:
+        await routing.link(("gamesdrop", "1"), ("codegames", "9"), 1)
+    else:
+        with pytest.raises(LinkRefused) as refused:
+            await routing.link(("gamesdrop", "1"), ("codegames", "9"), 1)
+        assert refused.value.reason == "servers_differ"
+
+    assert len(await routing.linked("gamesdrop", "1")) == (2 if linked else 1)
+
+
+async def test_a_source_chosen_at_pre_checkout_never_moves_an_order_already_paid(
+    world, db: Database
+) -> None:
+    """The pre-checkout's choice is written after its answer; when the payment got there
+    first (and create-order may be on its way) the order keeps the source it is paid at."""
+    _gd, _cg, orders = world
+    await UsersRepository(db).touch(5, "u", "U", "en")
+    order = await orders.open_checkout(5, 5, await orders.quote("gamesdrop", "1"))
+    charge = IncomingCharge("ch-1", 5, order.stars, "XTR", f"order:{order.id}", order.id)
+    assert (await orders.orders.record_payment(charge, 0.0)).rejection is None
+    other = SourceSwitch("codegames", "71", Decimal("5.25"), "USD", Decimal("5.25"), True, "c")
+
+    moved = await orders.orders.switch_source(
+        order.id, other, "planned", "late pre-checkout write",
+        from_transaction=order.transaction_id, statuses=(OrderStatus.AWAITING_PAYMENT,),
+    )  # fmt: skip
+
+    assert moved is None
+    paid = await orders.orders.get(order.id)
+    assert paid is not None and (paid.supplier, paid.transaction_id) == (
+        "gamesdrop",
+        order.transaction_id,
+    )
+    stale = await orders.orders.switch_source(
+        order.id, other, "refused", "a second worker",
+        from_transaction="shop-999-g", statuses=(OrderStatus.PAID,),
+    )  # fmt: skip
+    assert stale is None
