@@ -38,6 +38,7 @@ from services.admin import AdminService
 from services.alerts import AlertService
 from services.catalogue import CatalogueService
 from services.flood import FloodBudget
+from services.loyalty import LoyaltyConfig, LoyaltyService
 from services.mass_sending import BroadcastService, CampaignService
 from services.orders import OrderService, OrderTimings
 from services.own_stock import KeyBox, OwnStock
@@ -54,6 +55,7 @@ from storage.catalogue import CatalogueRepository
 from storage.db import Database
 from storage.deliveries import DeliveriesRepository
 from storage.fsm import SQLiteStorage
+from storage.loyalty import LoyaltyRepository
 from storage.mass_sending import MassSendingRepository
 from storage.orders import OrdersRepository
 from storage.settings import ShopSettingsRepository
@@ -64,8 +66,8 @@ logger = logging.getLogger(__name__)
 
 ADMIN_COMMANDS = (
     "admin", "order", "refund", "user", "markup", "starvalue", "export", "sync", "offers", "broadcast",
-    "campaign", "alias", "aliases", "sources", "link", "unlink", "links", "stock",
-    "addkeys",
+    "campaign", "alias", "aliases", "sources", "link", "unlink", "links", "stock", "addkeys",
+    "loyalty", "promos", "promo_new", "promo_pause", "promo_resume", "promo_delete",
 )  # fmt: skip
 #: A conversation step untouched this long is forgotten (the customer starts again).
 CONVERSATION_TTL = timedelta(days=7)
@@ -83,6 +85,8 @@ COMMANDS = (
     "search",
     "stars",
     "orders",
+    "rewards",
+    "promo",
     "language",
     "support",
     "paysupport",
@@ -129,6 +133,19 @@ def order_timings(settings: Settings) -> OrderTimings:
             or [25.0]
         )
         + 15,
+    )
+
+
+def loyalty_config(settings: Settings) -> LoyaltyConfig:
+    """The loyalty programme's rules from ``LOYALTY__*``."""
+    section = settings.loyalty
+    return LoyaltyConfig(
+        cashback_percent=section.cashback_percent,
+        category_cashback=dict(section.category_cashback_percent),
+        referral_percent=section.referral_percent,
+        min_order_stars=section.min_order_stars,
+        hold_seconds=section.hold_hours * 3600,
+        auto_payout=section.auto_payout,
     )
 
 
@@ -193,6 +210,7 @@ class Shop:
     broadcasts: BroadcastService
     campaigns: CampaignService
     i18n: PoI18n
+    loyalty: LoyaltyService
     #: the shop's own keys (``None``: ``STOCK__KEY`` unset)
     own_stock: OwnStock | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -248,6 +266,7 @@ class Shop:
         self._spawn(self.outbox.run_worker(), "delivery outbox")
         self._spawn(self.orders.run_worker(), "order worker")
         self._spawn(self.refunds.run_worker(), "refund worker")
+        self._spawn(self.loyalty.run_worker(), "loyalty worker")
         self._spawn(self._expire_invoices(), "invoice expiry")
         for supplier in self.suppliers:
             if self._sync_minutes(supplier.name) > 0:
@@ -503,6 +522,13 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
         suppliers, mass_repo, catalogue.repo, pricing, resolver, notifier,
         transaction_prefix=settings.orders.transaction_prefix, supplier_rate=settings.supplier_rate,
     )  # fmt: skip
+    loyalty = LoyaltyService(
+        LoyaltyRepository(db), catalogue.repo, suppliers, pricing, notifier,
+        loyalty_config(settings), transaction_prefix=settings.orders.transaction_prefix,
+        supplier_rate=settings.supplier_rate, recheck=order_service.timings.first_check,
+        stuck_after=order_service.timings.stuck_after,
+    )  # fmt: skip
+    notifier.wake_loyalty = loyalty.wake
     user_middleware = UserMiddleware(users, i18n)
     dispatcher = Dispatcher(
         storage=SQLiteStorage(db),
@@ -514,6 +540,7 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
         mass_sending_repo=mass_repo,
         broadcasts=broadcasts,
         campaigns=campaigns,
+        loyalty=loyalty,
         user_middleware=user_middleware,
         admin_service=AdminService(db, order_service, users),
         own_stock=own_stock,
@@ -533,5 +560,5 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
     return Shop(
         settings=settings, bot=bot, dispatcher=dispatcher, db=db, http=http, suppliers=suppliers,
         catalogue=catalogue, orders=order_service, refunds=refunds, outbox=outbox, notifier=notifier, users=users, i18n=i18n,
-        broadcasts=broadcasts, campaigns=campaigns, own_stock=own_stock,
+        broadcasts=broadcasts, campaigns=campaigns, own_stock=own_stock, loyalty=loyalty,
     )  # fmt: skip

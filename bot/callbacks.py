@@ -65,7 +65,7 @@ class ServerPick(CallbackData, prefix="srv"):
 
 
 class ConfirmOrder(CallbackData, prefix="cfm"):
-    """``pay`` or ``change`` (enter another player ID)."""
+    """``pay``, ``change`` (enter another player ID) or ``promo`` (enter a promo code)."""
 
     action: str
 
@@ -107,3 +107,11 @@ class SearchPage(CallbackData, prefix="sp"):
     """A page of the customer's last search (its text is kept in the conversation data)."""
 
     page: Page = 0
+
+
+class Rewards(CallbackData, prefix="rw"):
+    """The Rewards screen: ``show``, ``withdraw``, ``spend`` (``on``: the balance goes
+    into the next invoice, ``off``), ``promo`` (enter a code), ``clear`` (drop the code)."""
+
+    action: str
+    on: bool = False

@@ -24,6 +24,7 @@ from bot.callbacks import (
     OrdersPage,
     OrderView,
     ProductView,
+    Rewards,
     SearchPage,
     ServerPick,
     SetLanguage,
@@ -76,6 +77,7 @@ def _main_menu(locale: str) -> InlineKeyboardMarkup:
             ("menu.search", "search"),
             ("menu.gift_stars", "stars"),
             ("menu.my_orders", "orders"),
+            ("menu.rewards", "rewards"),
             ("menu.language", "language"),
             ("menu.support", "support"),
         )
@@ -223,7 +225,31 @@ def confirm(stars: int) -> InlineKeyboardMarkup:
         inline_keyboard=[
             [button(_("confirm.pay").format(stars=stars), ConfirmOrder(action="pay"))],
             [button(_("confirm.change_player"), ConfirmOrder(action="change"))],
+            [button(_("confirm.promo"), ConfirmOrder(action="promo"))],
             [button(_("common.cancel"), Nav(to="cancel"))],
+        ]
+    )
+
+
+def rewards(spend_next: bool, has_promo: bool) -> InlineKeyboardMarkup:
+    """The Rewards screen: Withdraw, spend the balance on the next purchase (on/off),
+    enter or drop a promo code, main menu."""
+    spend = (
+        button(_("rewards.spend_off"), Rewards(action="spend", on=False))
+        if spend_next
+        else button(_("rewards.spend_on"), Rewards(action="spend", on=True))
+    )
+    promo = (
+        button(_("rewards.promo_clear"), Rewards(action="clear"))
+        if has_promo
+        else button(_("rewards.promo"), Rewards(action="promo"))
+    )
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [button(_("rewards.withdraw"), Rewards(action="withdraw"))],
+            [spend],
+            [promo],
+            [_home_button()],
         ]
     )
 

@@ -21,7 +21,9 @@ from bot import keyboards, texts
 from bot.callbacks import Admin
 from bot.i18n import PoI18n, pick_locale
 from services.alerts import AlertService
+from services.loyalty import PayoutResult
 from storage.deliveries import DeliveriesRepository, Delivery
+from storage.loyalty import Payout
 from storage.mass_sending import Broadcast, Campaign
 from storage.orders import IncomingCharge, Order, OrdersRepository, PendingRefund, RecordedCharge
 from storage.users import UsersRepository
@@ -30,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 #: outbox kinds rendered from their parameters rather than from an order
 CHARGE_KINDS = ("charge_rejected", "charge_refunded")
+LOYALTY_KINDS = ("payout_finished",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,9 @@ class BotNotifier:
         self.alerts: AlertService | None = None
         #: set by the composition root: wakes the delivery outbox after a message is queued
         self.wake_outbox: Callable[[], None] = lambda: None
+        #: set by the composition root: wakes the loyalty worker when an order completes,
+        #: fails or is refunded (accruals and reversals come from the order log)
+        self.wake_loyalty: Callable[[], None] = lambda: None
 
     async def _locale(self, user_id: int) -> str:
         user = await self._users.get(user_id)
@@ -103,6 +109,8 @@ class BotNotifier:
         with self._i18n.for_locale(await self._locale(delivery.user_id)):
             if delivery.kind in CHARGE_KINDS:
                 text = self._render_charge(delivery.kind, delivery.params)
+            elif delivery.kind in LOYALTY_KINDS:
+                text = texts.payout_text(delivery.params)
             else:
                 order = await self._orders.get(delivery.order_id or 0)
                 if order is None:
@@ -137,6 +145,29 @@ class BotNotifier:
 
     async def order_completed(self, order: Order) -> None:
         await self._send(order, "completed")
+        self.wake_loyalty()
+
+    async def payout_finished(self, result: PayoutResult) -> None:
+        """Tell the customer what a loyalty payout delivered and what went back to their
+        balance, and why (once per payout, through the outbox)."""
+        payout = result.payout
+        await self._queue(
+            f"payout:{payout.id}:finished", payout.user_id, payout.user_id, "payout_finished",
+            params={"payout": payout.id, "paid": result.paid, "returned": result.returned,
+                    "reason": result.reason},
+        )  # fmt: skip
+        if result.returned:
+            await self.alert(
+                "payout_failed", "alert.payout_failed", user_id=payout.user_id,
+                payout=payout.id, returned=result.returned, reason=result.reason,
+            )  # fmt: skip
+
+    async def payout_stuck(self, payout: Payout) -> None:
+        """Admins: a loyalty payout has been open for long (its packs are still asked about)."""
+        await self.alert(
+            "payout_stuck", "alert.payout_stuck", user_id=payout.user_id, payout=payout.id,
+            stars=payout.stars, since=payout.created_at[:16].replace("T", " "),
+        )  # fmt: skip
 
     async def resend_completed(self, order: Order) -> None:
         """Send the delivery message of a completed order once more (an admin's order)."""
@@ -172,6 +203,7 @@ class BotNotifier:
 
     async def order_failed(self, order: Order) -> None:
         await self._send(order, "failed", markup=False)
+        self.wake_loyalty()
         await self.alert(
             "order_failed", "alert.order_failed", user_id=order.user_id, order=order.id,
             product=order.product_name, offer=order.offer_name, stars=order.stars,
@@ -180,6 +212,7 @@ class BotNotifier:
 
     async def order_refunded(self, order: Order) -> None:
         await self._send(order, "refunded")
+        self.wake_loyalty()
         await self.alert(
             "order_refunded", "alert.order_refunded", user_id=order.user_id, order=order.id,
             stars=order.stars,

@@ -160,12 +160,12 @@ class OfflineShop:
             )
 
     async def settle(self, rounds: int = 2, timeout: float = 10.0) -> None:
-        """Wake the order, refund and delivery workers and wait until each has finished
+        """Wake the order, refund, delivery and loyalty workers and wait until each has finished
         ``rounds`` more passes: the positive signal that lets a test assert that nothing
         more happens in the background (no second refund, no second message).
         Raises ``TimeoutError``."""
         assert self.shop is not None
-        workers = (self.shop.orders, self.shop.refunds, self.shop.outbox)
+        workers = (self.shop.orders, self.shop.refunds, self.shop.outbox, self.shop.loyalty)
         for worker in workers:
             start = worker.passes.count
             for n in range(1, rounds + 1):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, SecretStr, create_model, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -106,6 +106,25 @@ class StockSettings(BaseModel):
         return self.key is not None and bool(self.key.get_secret_value().strip())
 
 
+#: a share of the Stars paid, 0 to 100 %
+Percent = Annotated[Decimal, Field(ge=0, le=100)]
+
+
+class LoyaltySettings(BaseModel):
+    #: Cashback: percent of the Stars paid credited to the customer (0: none).
+    cashback_percent: Percent = Decimal(0)
+    #: Cashback percent per catalogue category, overriding the above (JSON map).
+    category_cashback_percent: dict[str, Percent] = Field(default_factory=dict)
+    #: Referrals: percent of a referred customer's Stars paid credited to the referrer.
+    referral_percent: Percent = Decimal(0)
+    #: Orders under this many Stars earn nothing.
+    min_order_stars: int = Field(default=0, ge=0)
+    #: Hours a reward waits before it can be withdrawn or spent (refunds come first).
+    hold_hours: float = Field(default=0.0, ge=0)
+    #: Withdraw automatically once a balance reaches the smallest Stars pack on sale.
+    auto_payout: bool = False
+
+
 class ShopSettings(BaseSettings):
     """Everything the bot reads at start but the supplier sections (see :data:`Settings`)."""
 
@@ -118,6 +137,7 @@ class ShopSettings(BaseSettings):
     orders: OrderSettings = OrderSettings()
     alerts: AlertSettings = AlertSettings()
     stock: StockSettings = StockSettings()
+    loyalty: LoyaltySettings = LoyaltySettings()
     routing: RoutingSettings = RoutingSettings()
     admin_ids: list[int] = Field(default_factory=list)
     database_path: Path = Path("data/shop.sqlite3")

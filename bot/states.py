@@ -16,3 +16,7 @@ class SearchInput(StatesGroup):
 class GiftStars(StatesGroup):
     recipient = State()  # waiting for @username, id, link, forward or shared contact
     confirm = State()  # recipient resolved, waiting for "Pay"
+
+
+class PromoInput(StatesGroup):
+    code = State()  # waiting for a promo code typed on the Rewards screen

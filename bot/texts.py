@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from html import escape
+from typing import Any
 
 from aiogram.utils.i18n import gettext as _
 
@@ -29,6 +30,31 @@ _STARS_REASONS = {
     "stargift_invalid": "reason.stars_gift_invalid",
     "bot was blocked": "reason.stars_blocked",
 }
+
+
+def stars_failure_text(reason: str | None) -> str:
+    """A customer-safe, translated reason for a Stars delivery the supplier failed (its own
+    text stays in the logs and the admin's CSV)."""
+    lowered = (reason or "").lower()
+    for needle, key in _STARS_REASONS.items():
+        if needle in lowered:
+            return _(key)
+    return _("reason.generic")
+
+
+def payout_text(params: dict[str, Any]) -> str:
+    """The message about a finished loyalty payout (``params`` of its outbox row):
+    Stars delivered, and Stars returned to the balance with the reason."""
+    parts = []
+    if params.get("paid"):
+        parts.append(_("loyalty.payout_done").format(stars=params["paid"]))
+    if params.get("returned"):
+        parts.append(
+            _("loyalty.payout_failed").format(
+                stars=params["returned"], reason=stars_failure_text(params.get("reason"))
+            )
+        )
+    return "\n\n".join(parts)
 
 
 def status_text(status: OrderStatus) -> str:

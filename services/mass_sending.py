@@ -9,6 +9,7 @@ caught mid-send is not repeated).
 Campaigns send Telegram Stars rewards through the supplier: one Stars pack order per
 part, with a ``transactionId`` derived from (campaign, recipient line, part), so a rerun
 or a crash can never pay a winner twice; supplier calls are paced under its 30/s limit.
+Packs are ordered by :class:`services.stars.StarsPackSender` (loyalty payouts use it too).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
@@ -36,16 +37,20 @@ from services.exports import csv_bytes
 from services.flood import FloodBudget
 from services.parsing import BadNumber, parse_int
 from services.pricing import PricingService
-from services.stars import STARS_MAX, RecipientResolver, parse_recipient
-from services.suppliers.base import Capability, Customer, Supplier
+from services.stars import (
+    IN_FLIGHT_ERRORS,
+    STARS_MAX,
+    Pacer,
+    PackOrder,
+    RecipientResolver,
+    StarsPackSender,
+    parse_recipient,
+    split_into_packs,
+)
+from services.suppliers.base import Capability, Supplier
 from services.suppliers.errors import (
-    OrderOutcomeUnknown,
-    RetryLaterError,
     SupplierAPIError,
-    SupplierConnectionError,
     SupplierError,
-    TransactionDuplicate,
-    WrongPrice,
 )
 from services.suppliers.models import OfferDetails, OfferRef, SupplierOrder
 from services.suppliers.models import OrderStatus as SupplierStatus
@@ -54,33 +59,10 @@ from storage.catalogue import CatalogueRepository
 from storage.mass_sending import Broadcast, Campaign, MassSendingRepository, Reward
 from storage.users import UsersRepository
 
+#: moved to services.stars; still imported from here
+__all__ = ["BroadcastService", "CampaignService", "Pacer", "parse_reward_line", "split_into_packs"]
+
 logger = logging.getLogger(__name__)
-
-
-class Pacer:
-    """Spaces calls ``1/rate`` seconds apart for everyone sharing it; :meth:`pause` holds
-    all of them (a 429's ``retry_after``)."""
-
-    def __init__(
-        self,
-        rate: float,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self._interval = 1.0 / rate
-        self._clock = clock
-        self._sleep = sleep
-        self._next = 0.0
-
-    async def wait(self) -> None:
-        now = self._clock()
-        slot = max(self._next, now)
-        self._next = slot + self._interval
-        if slot > now:
-            await self._sleep(slot - now)
-
-    def pause(self, seconds: float) -> None:
-        self._next = max(self._next, self._clock() + seconds)
 
 
 class ProgressReporter(Protocol):
@@ -331,18 +313,6 @@ def parse_reward_line(line: str, default_stars: int) -> tuple[str, int] | None:
     return parts[0], amount
 
 
-def split_into_packs(amount: int, packs: list[int]) -> list[int] | None:
-    """Express ``amount`` Stars as available pack sizes, fewest orders first
-    (250 with packs 50/100/500/1000 -> [100, 100, 50]); ``None`` when impossible."""
-    best: dict[int, list[int]] = {0: []}
-    for total in range(1, amount + 1):
-        options = [best[total - p] + [p] for p in packs if p <= total and (total - p) in best]
-        if options:
-            best[total] = min(options, key=len)
-    found = best.get(amount)
-    return sorted(found, reverse=True) if found is not None else None
-
-
 @dataclass(frozen=True, slots=True)
 class CampaignPreview:
     campaign: Campaign
@@ -386,15 +356,11 @@ class CampaignService:
         self._settle_attempts = settle_attempts
         self._settle_delay = settle_delay
         self._jobs = BackgroundJobs("campaign")
+        self._sender = StarsPackSender(self._suppliers, catalogue)
 
     async def _packs(self) -> dict[int, OfferRef]:
-        """Stars amount -> the Stars pack offer in the catalogue (of a supplier this shop
-        runs; the first one listed when several sell the same amount)."""
-        packs: dict[int, OfferRef] = {}
-        for o in await self._catalogue.stars_offers():
-            if o.stars_amount and o.in_stock and o.supplier in self._suppliers:
-                packs.setdefault(o.stars_amount, OfferRef(o.supplier, o.offer_id))
-        return packs
+        """Stars amount -> the Stars pack offer in the catalogue (:meth:`StarsPackSender.packs`)."""
+        return await self._sender.packs()
 
     async def prepare(
         self, admin_id: int, name: str, promo_text: str, default_stars: int, lines: list[str]
@@ -575,26 +541,17 @@ class CampaignService:
         self, campaign: Campaign, reward: Reward, pacer: Pacer, prices: dict[OfferRef, OfferDetails]
     ) -> None:
         assert reward.offer_id is not None and reward.user_id is not None
-        customer = Customer(game_user_id=str(reward.user_id))
-        ref = self._ref(reward)
+        order = PackOrder(
+            self._ref(reward), reward.user_id, reward.transaction_id, reward.status == "sending"
+        )
         try:
-            supplier = self._suppliers.get(ref.supplier)
+            result = await self._sender.send(
+                order, lambda: self._repo.mark_reward(reward, "sending"), pacer, prices
+            )
         except UnknownSupplier as exc:
             await self._repo.mark_reward(reward, "failed", reason=str(exc))
             return
-        try:
-            await pacer.wait()
-            details = prices.get(ref) or await supplier.find_offer(reward.offer_id)
-            prices[ref] = details
-            await pacer.wait()
-            if reward.status == "sending":  # interrupted earlier: the order may exist
-                result = await supplier.resolve_order(
-                    reward.offer_id, details.price, reward.transaction_id, customer
-                )
-            else:
-                await self._repo.mark_reward(reward, "sending")
-                result = await self._create(reward, details, customer, pacer, prices)
-        except (OrderOutcomeUnknown, SupplierConnectionError, RetryLaterError) as exc:
+        except IN_FLIGHT_ERRORS as exc:
             await self._repo.mark_reward(
                 reward, "sending", reason=str(exc)[:300]
             )  # settled on the next pass
@@ -603,31 +560,6 @@ class CampaignService:
             await self._repo.mark_reward(reward, "failed", reason=exc.supplier_message or str(exc))
             return
         await self._apply(reward, result)
-
-    async def _create(
-        self,
-        reward: Reward,
-        details: OfferDetails,
-        customer: Customer,
-        pacer: Pacer,
-        prices: dict[OfferRef, OfferDetails],
-    ) -> SupplierOrder:
-        assert reward.offer_id is not None
-        ref = self._ref(reward)
-        supplier = self._suppliers.get(ref.supplier)
-        try:
-            return await supplier.create_order(
-                reward.offer_id, details.price, reward.transaction_id, customer
-            )
-        except TransactionDuplicate:
-            return await supplier.get_order(transaction_id=reward.transaction_id)
-        except WrongPrice:  # refused, so nothing was ordered: once more at the new price
-            await pacer.wait()
-            details = prices[ref] = await supplier.find_offer(reward.offer_id)
-            await pacer.wait()
-            return await supplier.create_order(
-                reward.offer_id, details.price, reward.transaction_id, customer
-            )
 
     async def _apply(self, reward: Reward, result: SupplierOrder) -> None:
         if result.status is SupplierStatus.COMPLETED:

@@ -28,6 +28,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from services.catalogue import CatalogueService
+from services.loyalty import price_still_fits
 from services.pricing import PricingService, UnknownCurrency
 from services.routing import RoutingService, Source
 from services.suppliers.base import Capability, Customer, OrderAttempt, Supplier
@@ -281,8 +282,12 @@ class OrderService:
         recipient_name: str | None = None,
         kind: str = "goods",
         test_mode: bool = False,
+        discount_stars: int = 0,
+        promo_code: str | None = None,
     ) -> Order:
-        """Create the order the invoice will carry (status ``awaiting_payment``)."""
+        """Create the order the invoice will carry (status ``awaiting_payment``). With a
+        discount (:func:`services.loyalty.price_checkout`) the invoice charges the quote's
+        Stars less ``discount_stars``."""
         offer = quote.offer
         return await self.orders.create(
             NewOrder(
@@ -299,7 +304,9 @@ class OrderService:
                 supplier_price=quote.details.price,
                 supplier_currency=quote.details.currency,
                 cost_usd=quote.cost_usd,
-                stars=quote.stars,
+                stars=quote.stars - discount_stars,
+                discount_stars=discount_stars,
+                promo_code=promo_code,
                 game_user_id=game_user_id,
                 game_server_id=game_server_id,
                 game_server_label=game_server_label,
@@ -401,9 +408,14 @@ class OrderService:
         return dict(zip(having, await asyncio.gather(*(one(n) for n in having)), strict=True))
 
     def _fits(self, source: Source, order: Order) -> bool:
-        """Whether ``source``'s fresh cost still fits the Stars the order is paid with."""
+        """Whether ``source``'s fresh cost still fits the Stars the order is paid with: its
+        retail price within the invoice's list price (paid + discount), and a discounted
+        order still above the source's cost (:func:`services.loyalty.price_still_fits`)."""
         try:
-            return self.routing.stars(source) <= order.stars
+            return price_still_fits(
+                order.stars, order.discount_stars, self.routing.stars(source), self.pricing.book,
+                source.price, source.currency, source.offer.stars_amount,
+            )  # fmt: skip
         except UnknownCurrency:
             return False
 
@@ -604,15 +616,17 @@ class OrderService:
         """The price moved between pre-checkout and now. When the new price still fits the
         Stars paid, order once more at it (same transactionId: the first was refused);
         otherwise raise the refusal."""
+        delivered = await self._stars_delivered(order)
         try:
             details = await self.supplier_of(order).find_offer(order.offer_id)
-            stars_now = self.pricing.book.stars(
-                details.price, details.currency, await self._stars_delivered(order)
-            )
+            stars_now = self.pricing.book.stars(details.price, details.currency, delivered)
         except (SupplierError, UnknownCurrency) as exc:
             logger.warning("order %s: price refresh after WRONG_PRICE failed: %s", order.id, exc)
             raise refused from exc
-        if stars_now > order.stars:
+        if not price_still_fits(
+            order.stars, order.discount_stars, stars_now, self.pricing.book, details.price,
+            details.currency, delivered,
+        ):  # fmt: skip
             logger.warning(
                 "order %s: supplier price rose past the %d Stars paid", order.id, order.stars
             )

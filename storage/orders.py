@@ -82,6 +82,9 @@ class NewOrder:
     player_login: str | None = None
     recipient_name: str | None = None
     test_mode: bool = False
+    #: Stars taken off the list price (promo code and loyalty balance); ``stars`` is paid
+    discount_stars: int = 0
+    promo_code: str | None = None
     #: the source's code (``Supplier.short``): the ``transactionId`` becomes
     #: ``<prefix>-<order id>-<code>``, one per order and source (``None``: no suffix)
     source_code: str | None = None
@@ -141,6 +144,14 @@ class Order:
     stuck_flagged: bool
     #: when order-status first said the supplier has no such order (Unix seconds)
     supplier_absent_since_ts: float | None = None
+    #: Stars taken off the list price (promo code, loyalty balance): list = stars + discount
+    discount_stars: int = 0
+    promo_code: str | None = None
+
+    @property
+    def list_stars(self) -> int:
+        """The price before any discount: Stars paid plus ``discount_stars``."""
+        return self.stars + self.discount_stars
 
     @property
     def delivered_keys(self) -> list[str]:
@@ -266,8 +277,9 @@ class OrdersRepository:
                        product_name, offer_name, returns_key, game_user_id, game_server_id,
                        game_server_label, player_login, recipient_name, supplier_price,
                        supplier_currency, cost_usd, stars, status, transaction_id, test_mode,
-                       created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?)""",
+                       created_at, updated_at, discount_stars, promo_code)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?,
+                           ?, ?)""",
                 (
                     new.user_id, new.chat_id, new.kind, new.supplier, new.offer_id,
                     new.product_id, new.product_name, new.offer_name, int(new.returns_key),
@@ -275,6 +287,7 @@ class OrdersRepository:
                     new.player_login, new.recipient_name, str(new.supplier_price),
                     new.supplier_currency, str(new.cost_usd), new.stars,
                     OrderStatus.AWAITING_PAYMENT.value, int(new.test_mode), now, now,
+                    new.discount_stars, new.promo_code,
                 ),
             )  # fmt: skip
             order_id = int(cursor.lastrowid or 0)

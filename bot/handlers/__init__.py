@@ -8,6 +8,7 @@ from bot.handlers import (
     checkout,
     errors,
     groups,
+    loyalty,
     mass_sending,
     orders,
     stars,
@@ -20,6 +21,7 @@ customer = Router(name="customer")
 customer.message.filter(groups.PrivateChat())
 customer.callback_query.filter(groups.PrivateChat())
 customer.include_routers(
+    loyalty.router,  # first: a word typed at the confirmation step may be a promo code
     start.router,
     checkout.router,
     stars.router,

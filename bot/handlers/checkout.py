@@ -18,6 +18,7 @@ from bot.callbacks import BuyOffer, ConfirmOrder, ServerPick
 from bot.handlers.catalog import offer_stars
 from bot.settings import Settings
 from bot.states import Checkout
+from services.loyalty import LoyaltyService
 from services.orders import (
     STARS_CURRENCY,
     OrderService,
@@ -61,6 +62,11 @@ async def send_invoice(
         )
     else:
         description = _("invoice.description_key").format(offer=order.offer_name)
+    if order.discount_stars:  # one LabeledPrice only (Stars): the discount is said here
+        description = _("invoice.discount").format(
+            list=order.list_stars, discount=order.discount_stars, stars=order.stars,
+            code=f" ({order.promo_code})" if order.promo_code else "",
+        ) + "\n" + description  # fmt: skip
     await bot.send_invoice(
         chat_id=order.chat_id,
         title=_clip(prefix + order.product_name, 32),
@@ -101,19 +107,31 @@ async def open_and_invoice(
     order_service: OrderService,
     settings: Settings,
     *,
+    loyalty: LoyaltyService,
     shown_stars: int | None = None,
     **details: Any,
 ) -> None:
     """Create the order for ``quote`` (test mode in the sandbox) and send its invoice.
-    When the customer was shown another price (``shown_stars``), say so first."""
+    When the customer was shown another price (``shown_stars``), say so first. A promo
+    code or loyalty balance the customer chose is taken off (``services.loyalty``)."""
     if shown_stars and shown_stars != quote.stars:
         await bot.send_message(
             chat_id,
             _("checkout.price_changed").format(old=shown_stars, new=quote.stars),
         )
-    order = await order_service.open_checkout(
-        user_id, chat_id, quote, test_mode=settings.sandbox, **details
+    price, problem = await loyalty.price_for(
+        user_id, quote.offer, quote.details.price, quote.details.currency, quote.stars
     )
+    if problem is not None:  # the code entered no longer applies: the invoice goes without
+        await bot.send_message(chat_id, _(f"promo.refused.{problem.value}").format(
+            code=escape(price.refused_code or ""), min=0))  # fmt: skip
+    order = await order_service.open_checkout(
+        user_id, chat_id, quote, test_mode=settings.sandbox, discount_stars=price.discount,
+        promo_code=price.promo_code if price.promo_stars else None, **details,
+    )  # fmt: skip
+    if not await loyalty.hold(order, price):
+        await bot.send_message(chat_id, _("loyalty.refused.balance"))
+        return
     await send_invoice(bot, order, settings, quote.offer.image_url)
 
 
@@ -125,6 +143,7 @@ async def buy(
     bot: Bot,
     order_service: OrderService,
     settings: Settings,
+    loyalty: LoyaltyService,
 ) -> None:
     try:
         ref = order_service.suppliers.resolve(callback_data.s, callback_data.offer_id)
@@ -154,7 +173,7 @@ async def buy(
     await callback.answer()
     await open_and_invoice(
         callback.from_user.id, callback.message.chat.id, quote, bot, order_service, settings,
-        shown_stars=callback_data.stars,
+        loyalty=loyalty, shown_stars=callback_data.stars,
     )  # fmt: skip
 
 
@@ -287,6 +306,7 @@ async def confirm_pay(
     bot: Bot,
     order_service: OrderService,
     settings: Settings,
+    loyalty: LoyaltyService,
 ) -> None:
     data = await state.get_data()
     if callback.message is None:
@@ -299,7 +319,7 @@ async def confirm_pay(
     await callback.answer()
     await open_and_invoice(
         callback.from_user.id, callback.message.chat.id, quote, bot, order_service, settings,
-        shown_stars=data.get("stars"), game_user_id=data["player_id"],
+        loyalty=loyalty, shown_stars=data.get("stars"), game_user_id=data["player_id"],
         game_server_id=data.get("server_id"),
         game_server_label=data.get("server_label"), player_login=data.get("login"),
     )  # fmt: skip
@@ -316,7 +336,10 @@ async def stale_confirm(callback: CallbackQuery) -> None:
 
 @router.pre_checkout_query()
 async def pre_checkout(
-    query: PreCheckoutQuery, order_service: OrderService, user_record: StoredUser | None = None
+    query: PreCheckoutQuery,
+    order_service: OrderService,
+    loyalty: LoyaltyService,
+    user_record: StoredUser | None = None,
 ) -> None:
     """Answer within Telegram's 10 s whatever storage or the supplier do: local state plus
     a bounded supplier re-check, under a hard deadline (see ``OrderService.pre_checkout_within``)."""
@@ -329,7 +352,15 @@ async def pre_checkout(
         refusal = await order_service.pre_checkout_within(
             order_id, query.from_user.id, query.total_amount, query.currency
         )
-    if refusal is None:
+    loyalty_refusal, code = None, ""
+    if refusal is None and order_id is not None:  # a discounted invoice: code and balance
+        order = await order_service.orders.get(order_id)
+        if order is not None and order.discount_stars:
+            loyalty_refusal, code = await loyalty.pre_checkout(order), order.promo_code or ""
+    if loyalty_refusal is not None:
+        logger.info("pre-checkout of order %s refused: %s", order_id, loyalty_refusal)
+        await query.answer(ok=False, error_message=_(loyalty_refusal).format(code=code, min=0))
+    elif refusal is None:
         await query.answer(ok=True)
     else:
         logger.info("pre-checkout of order %s refused: %s", order_id, refusal.value)

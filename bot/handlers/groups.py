@@ -23,8 +23,8 @@ router = Router(name=__name__)
 #: Customer commands answered in groups with the private-chat link (admin ones are not:
 #: a group sees no trace of them).
 CUSTOMER_COMMANDS = (
-    "start", "help", "catalogue", "catalog", "search", "stars", "orders", "language", "support",
-    "paysupport", "terms", "cancel",
+    "start", "help", "catalogue", "catalog", "search", "stars", "orders", "rewards", "promo",
+    "language", "support", "paysupport", "terms", "cancel",
 )  # fmt: skip
 _START_PAYLOAD = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 

@@ -37,6 +37,7 @@ from bot.handlers.checkout import fresh_quote, open_and_invoice
 from bot.settings import Settings
 from bot.states import GiftStars
 from bot.ui import show
+from services.loyalty import LoyaltyService
 from services.orders import OrderService
 from services.stars import (
     Recipient,
@@ -359,6 +360,7 @@ async def confirm_gift(
     bot: Bot,
     order_service: OrderService,
     settings: Settings,
+    loyalty: LoyaltyService,
 ) -> None:
     """Fresh price (Stars follow the TON rate), then the invoice."""
     data = await state.get_data()
@@ -371,7 +373,7 @@ async def confirm_gift(
     await callback.answer()
     await open_and_invoice(
         callback.from_user.id, callback.message.chat.id, quote, bot, order_service, settings,
-        shown_stars=data.get("stars"), kind="stars_gift", game_user_id=str(data["recipient_id"]),
+        loyalty=loyalty, shown_stars=data.get("stars"), kind="stars_gift", game_user_id=str(data["recipient_id"]),
         recipient_name=data["recipient_name"],
     )  # fmt: skip
 

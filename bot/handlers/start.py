@@ -1,4 +1,5 @@
-"""/start (with deep links), the main menu, /cancel, /help, language, support, /paysupport,
+"""/start (with deep links: offers, gifts, ``ref_<code>`` referrals, ``promo_<code>``
+codes), the main menu, /cancel, /help, language, support, /paysupport,
 /terms."""
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from bot import keyboards
 from bot.callbacks import Nav, SetLanguage
 from bot.handlers import stars
 from bot.handlers.catalog import send_offer_card
+from bot.handlers.loyalty import promo_applied_text, promo_problem_text
 from bot.i18n import LANGUAGES
 from bot.middlewares import UserMiddleware
 from bot.settings import Settings
 from bot.states import Checkout, GiftStars
 from bot.ui import show
+from services.loyalty import LoyaltyService, PromoProblem
 from services.orders import OrderService
 from storage.users import UsersRepository
 
@@ -57,6 +60,7 @@ async def start(
     order_service: OrderService,
     bot: Bot,
     i18n: I18n,
+    loyalty: LoyaltyService,
 ) -> None:
     await state.clear()
     if (command.args or "").startswith("gift_") and await stars.recipient_arrived(
@@ -73,7 +77,24 @@ async def start(
         await send_offer_card(message, short or "-", legacy.group(1), order_service)
         return
     name = message.from_user.first_name if message.from_user else ""
-    await message.answer(welcome_text(name, settings), reply_markup=keyboards.main_menu())
+    text = welcome_text(name, settings)
+    args = command.args or ""
+    if message.from_user is not None and args.startswith(("ref_", "promo_")):
+        text += "\n\n" + await loyalty_link(message.from_user.id, args, loyalty)
+    await message.answer(text, reply_markup=keyboards.main_menu())
+
+
+async def loyalty_link(user_id: int, args: str, loyalty: LoyaltyService) -> str:
+    """``ref_<code>``: tie a new customer to the friend who invited them (once, forever);
+    ``promo_<code>``: keep the code for the next invoice. Returns what to tell them."""
+    if args.startswith("ref_"):
+        outcome = await loyalty.bind_referral(user_id, args.removeprefix("ref_"))
+        return _(f"referral.{outcome.value}")
+    code = args.removeprefix("promo_")
+    promo, problem = await loyalty.enter_promo(user_id, code)
+    if problem is not None or promo is None:
+        return promo_problem_text(problem or PromoProblem.UNKNOWN, code, promo)
+    return promo_applied_text(promo)
 
 
 @router.callback_query(Nav.filter(F.to == "menu"))

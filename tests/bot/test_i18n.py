@@ -11,6 +11,7 @@ from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
 
 from bot.i18n import LANGUAGES, LOCALES_DIR, create_i18n
+from services.loyalty import PayoutRefusal, PromoProblem, ReferralOutcome
 from services.orders import PreCheckoutRefusal
 from storage.orders import OrderStatus
 
@@ -46,7 +47,8 @@ def _plurals(language: str) -> dict[str, tuple[str, ...]]:
 
 _NAMESPACES = {"admin", "market", "mass", "catalogue", "category", "cmd", "common", "confirm", "delivery", "inline",
                "invoice", "language", "menu", "offer", "orders", "player", "precheckout", "reason",
-               "search", "start", "stars", "status", "support", "paysupport", "terms"}  # fmt: skip
+               "search", "start", "stars", "status", "support", "paysupport", "terms", "rewards",
+               "promo", "referral", "loyalty"}  # fmt: skip
 
 
 def _used_keys() -> set[str]:
@@ -57,6 +59,12 @@ def _used_keys() -> set[str]:
         keys |= {key for key in _KEY_LIKE.findall(source) if key.split(".")[0] in _NAMESPACES}
     keys |= {f"status.{s.value}" for s in OrderStatus}
     keys |= {f"precheckout.{r.value}" for r in PreCheckoutRefusal}
+    keys |= {f"promo.refused.{p.value}" for p in PromoProblem}
+    keys |= {f"referral.{o.value}" for o in ReferralOutcome}
+    keys |= {f"loyalty.payout_refused.{r.value}" for r in PayoutRefusal}
+    keys |= {f"admin.promos.status.{s}" for s in ("active", "paused", "deleted")}
+    keys |= {f"admin.promos.done.{a}" for a in ("pause", "resume", "delete")}
+    keys |= {f"admin.promos.bad.{p}" for p in ("format", "code", "value", "option")}
     from bot.app import ADMIN_COMMANDS, COMMANDS
     from services.admin import RefundRefusal
 

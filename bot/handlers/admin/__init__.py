@@ -10,6 +10,7 @@ from aiogram import Router
 
 from bot.handlers.admin import (
     catalogue,
+    loyalty,
     marketplace,
     menu,
     orders,
@@ -39,5 +40,6 @@ router.include_routers(
     users.router,
     stock.router,
     marketplace.router,  # only when a seller API is configured
+    loyalty.router,
     prompts.router,  # last: catches anything but text in a value prompt
 )

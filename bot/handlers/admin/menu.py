@@ -26,6 +26,7 @@ def _menu_markup(marketplace: Marketplace | None = None) -> Any:
         ("admin.users", "users", ""), ("admin.export", "export", "7"),
         ("admin.broadcast", "broadcast", ""), ("admin.campaign", "campaign", ""),
         ("admin.audit", "audit", "1"), ("admin.own_stock", "stock", ""),
+        ("admin.loyalty", "loy", ""),
     ):  # fmt: skip
         builder.button(text=_(key), callback_data=Admin(action=action, arg=arg))
     if marketplace is not None:
