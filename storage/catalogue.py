@@ -325,12 +325,11 @@ class CatalogueRepository:
         )
         return [(row["grp"], _offer(row)) for row in rows]
 
-    async def active_offers_with_groups(self) -> list[tuple[str, StoredOffer]]:
-        """``(group, offer)`` of every active offer (admins' review of doubtful matches)."""
-        rows = await self._db.fetchall(
-            f"SELECT {_GROUP} AS grp, o.* FROM {_WITH_LINKS} WHERE o.active = 1"
-        )
-        return [(row["grp"], _offer(row)) for row in rows]
+    async def product_names(self) -> list[tuple[str, str, str, str]]:
+        """``(supplier, product id, name, category)`` of every product (admins' review of
+        doubtful matches)."""
+        rows = await self._db.fetchall("SELECT supplier, product_id, name, category FROM products")
+        return [tuple(row) for row in rows]  # type: ignore[misc]
 
     async def categories(self) -> list[tuple[str, int]]:
         """``[(category, product count)]`` in a stable order."""
