@@ -9,7 +9,9 @@ Issue 13's figures: one good sold from three sources (GamesDrop, CodeGames, Gami
 * **sync**: the bot's start-up sync of all three vendors' catalogues of ``--offers``
   offers each (default 64,000): seconds per vendor (from ``sync_runs``) and in all, and
   the peak RSS (VmHWM) of the bot process. CodeGames has no feed: all its offer ids are
-  listed (``CODEGAMES__OFFER_IDS``) and refreshed one find-one each.
+  listed (``CODEGAMES__OFFER_IDS``) and refreshed one find-one each. With
+  ``BENCH_PROFILE=path`` (and py-spy on ``PATH``) the first round's bot is sampled from
+  its start until it polls.
 
 Every part is a process of its own on 127.0.0.1: the three sandboxes
 (``python -m sandboxes.<name>``), the bot (``python -m bot``, run from a folder whose
@@ -53,7 +55,9 @@ from bench.harness import (
     median,
     memory_mb,
     percentile,
+    start_profiler,
     stop,
+    stop_profiler,
 )
 from sandboxes.codegames import generate_catalogue as codegames_catalogue
 from sandboxes.gaming_goods import DEFAULT_API_KEY, DEFAULT_JWT
@@ -348,10 +352,12 @@ async def bench_sync(args: argparse.Namespace, folder: Path, sandboxes: Sandboxe
             where = folder / f"sync-bot-{round_no}"
             tg.method_calls.clear()
             bot = start_bot(where, bot_settings(tg.base_url, sandboxes, database, codegames_ids))
+            spy = start_profiler(bot.pid) if round_no == 0 else None
             try:
                 to_polling.append(await wait_polling(tg, bot, where / "bot.log", timeout=3600))
                 peaks.append(memory_mb(bot.pid)[1])
             finally:
+                stop_profiler(spy)
                 stop(bot)
             report_log(where / "bot.log", args.verbose)
             runs = sync_runs(database)
