@@ -5,7 +5,8 @@ Issue 13's figures: one good sold from three sources (GamesDrop, CodeGames, Gami
 * **latency**: the Buy press (``OrderService.quote``: find-one asked of every source at once,
   then the order and its invoice) and the pre-checkout answer (``pre_checkout_query`` ->
   ``answerPreCheckoutQuery``: find-one of every source again, plus the balances), with
-  three sources per good, p50 / p95; a one-source good is measured alongside for scale.
+  three sources per good, p50 / p95: one customer after another, then 10 customers at
+  once; a one-source good is measured alongside for scale.
 * **sync**: the bot's start-up sync of all three vendors' catalogues of ``--offers``
   offers each (default 64,000): seconds per vendor (from ``sync_runs``) and in all, and
   the peak RSS (VmHWM) of the bot process. CodeGames has no feed: all its offer ids are
@@ -67,6 +68,8 @@ CATALOGUE_OFFERS = 64_000
 ADMIN_ID = 4_200_001
 #: goods linked across the three suppliers; each is bought once per repeat
 LINKED_GOODS = 20
+#: customers buying at the same time in the crowded pass
+CROWD = 10
 #: Gaming Goods pages hold at most 100 products (``page_size`` / ``limit``)
 GAMING_GOODS_PAGE = 100
 #: the shortest name each vendor has in offer references (``<short>:<id>``)
@@ -271,6 +274,23 @@ async def buy_once(tg: FakeTelegram, user: FakeUser, ref: str) -> tuple[float, f
     return quote_ms, precheckout_ms
 
 
+async def buy_at_once(
+    tg: FakeTelegram, refs: list[str], round_no: int
+) -> list[tuple[float, float]]:
+    """:data:`CROWD` customers at once, each buying ``len(refs) / CROWD`` linked goods
+    one after another: (quote ms, pre-checkout ms) of every purchase."""
+    users = [tg.user(6_000_000 + round_no * 100 + i, f"Crowd {i}") for i in range(CROWD)]
+    for user in users:
+        await user.send("/start")
+    await tg.wait_until(lambda: all(u.messages for u in users), timeout=30)
+
+    async def shop(i: int, user: FakeUser) -> list[tuple[float, float]]:
+        return [await buy_once(tg, user, ref) for ref in refs[i::CROWD]]
+
+    found = await asyncio.gather(*(shop(i, user) for i, user in enumerate(users)))
+    return [sample for samples in found for sample in samples]
+
+
 async def bench_latency(
     args: argparse.Namespace, folder: Path, sandboxes: Sandboxes
 ) -> list[Figure]:
@@ -304,6 +324,8 @@ async def bench_latency(
             for i, (g, c, gg) in enumerate(zip(linked, codegames_ids, gaming_goods, strict=True))
         ]
         quote_p50, quote_p95, pre_p50, pre_p95, one_quote_p95, one_pre_p95 = [], [], [], [], [], []
+        crowd_quote_p95: list[float] = []
+        crowd_pre_p95: list[float] = []
         for round_no in range(args.repeats):
             user = tg.user(5_000_000 + round_no, f"Buyer {round_no}")
             await user.send("/start")
@@ -317,6 +339,9 @@ async def bench_latency(
             pre_p95.append(percentile(pres, 95))
             one_quote_p95.append(percentile([q for q, _ in one], 95))
             one_pre_p95.append(percentile([p for _, p in one], 95))
+            crowd = await buy_at_once(tg, refs, round_no)
+            crowd_quote_p95.append(percentile([q for q, _ in crowd], 95))
+            crowd_pre_p95.append(percentile([p for _, p in crowd], 95))
         report_log(folder / "latency-bot" / "bot.log", args.verbose)
         return [
             Figure("quote_3_sources_p50 (Buy press -> invoice)", median(quote_p50), "ms"),
@@ -326,6 +351,18 @@ async def bench_latency(
             Figure("precheckout_3_sources_p50 (query -> answer)", median(pre_p50), "ms"),
             Figure(
                 "precheckout_3_sources_p95 (query -> answer)", median(pre_p95), "ms", ("<", 300)
+            ),
+            Figure(
+                f"quote_3_sources_p95_{CROWD}_customers_at_once",
+                median(crowd_quote_p95),
+                "ms",
+                ("<", 300),
+            ),
+            Figure(
+                f"precheckout_3_sources_p95_{CROWD}_customers_at_once",
+                median(crowd_pre_p95),
+                "ms",
+                ("<", 300),
             ),
             Figure("quote_1_source_p95 (for scale)", median(one_quote_p95), "ms"),
             Figure("precheckout_1_source_p95 (for scale)", median(one_pre_p95), "ms"),
