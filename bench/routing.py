@@ -1,4 +1,5 @@
-"""``python -m bench.routing [--repeats N] [--offers N] [--only latency sync]``
+"""``python -m bench.routing [--repeats N] [--offers N] [--only latency sync]
+[--gaming-goods-rate-limit N] [--verbose]``
 
 Issue 13's figures: one good sold from three sources (GamesDrop, CodeGames, Gaming Goods).
 
@@ -67,12 +68,11 @@ from sandboxes.telegram import FakeTelegram, FakeUser
 
 CATALOGUE_OFFERS = 64_000
 ADMIN_ID = 4_200_001
-#: goods linked across the three suppliers; each is bought once per repeat
+#: goods linked across the three suppliers; each is bought twice per repeat one customer
+#: at a time, and once more in the crowded pass
 LINKED_GOODS = 20
 #: customers buying at the same time in the crowded pass
 CROWD = 10
-#: the shortest name each vendor has in offer references (``<short>:<id>``)
-SHORT = {"gamesdrop": "g", "codegames": "c", "gaming_goods": "gg"}
 
 
 @dataclass
