@@ -7,10 +7,12 @@ Enabled by ``CODEGAMES__TOKEN``.
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Annotated, Any
 
 import httpx
 from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
 from services.suppliers.base import VendorSettings, VendorSpec
 from services.suppliers.codegames.client import (
@@ -38,25 +40,28 @@ class CodeGamesSettings(VendorSettings):
     base_url: str = DEFAULT_BASE_URL
     read_timeout: float = Field(default=8.0, gt=0)
     create_order_timeout: float = Field(default=25.0, gt=0)
-    offer_ids: list[str] = Field(default_factory=list)
+    # NoDecode: the environment's "2061,2062" reaches the validator as text instead of
+    # being read as JSON first (which refuses it)
+    offer_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
     sync_interval_minutes: float = Field(default=30.0, ge=0)
 
     @field_validator("offer_ids", mode="before")
     @classmethod
     def _offer_id_list(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [part for part in value.replace(";", ",").split(",")]
+        if isinstance(value, str) and value.strip().startswith("["):
+            value = json.loads(value)  # the JSON list form
+        elif isinstance(value, str):
+            value = value.replace(";", ",").split(",")
         if isinstance(value, list | tuple):
-            ids: list[str] = []
+            ids: dict[str, None] = {}  # ordered, and a repeat costs no search
             for item in value:
                 text = str(item).strip()
                 if not text:
                     continue
                 if not text.isdigit():
                     raise ValueError(f"CodeGames offer ids are numbers, got {text!r}")
-                if text not in ids:
-                    ids.append(text)
-            return ids
+                ids[text] = None
+            return list(ids)
         return value
 
     def enabled(self) -> bool:
