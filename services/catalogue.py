@@ -36,6 +36,8 @@ _STARS_PRODUCT = re.compile(r"telegram\s*stars", re.IGNORECASE)
 _FIRST_NUMBER = re.compile(r"\d+")
 _BATCH = 5000
 ALERT_HELD = "catalogue_held"
+#: find-ones in flight at once while listed offers are refreshed (each has its timeout)
+LISTED_CONCURRENCY = 8
 DEFAULT_MAX_SHRINK = Decimal("0.2")
 
 
@@ -178,21 +180,30 @@ class CatalogueService:
             synced_at = utcnow_iso()
             run_id = await self.repo.start_sync_run(name, synced_at)
             previous = await self.repo.size(name)
-            rows: list[OfferRow] = []
             kept: list[str] = []
             listed = await self.listed_ids(name)
-            for offer_id in listed:
-                try:
-                    details = await supplier.find_offer(offer_id)
-                except OfferNotFound:
-                    logger.warning("listed offer %s:%s is gone", name, offer_id)
-                    continue
-                except Exception as exc:
-                    kept.append(offer_id)
-                    logger.warning("listed offer %s:%s not refreshed: %s", name, offer_id, exc)
-                    continue
-                rows.append(self._details_row(name, offer_id, details, synced_at))
-            await self.repo.upsert_offers(rows)
+            asking = asyncio.Semaphore(LISTED_CONCURRENCY)
+
+            async def refresh(offer_id: str) -> OfferDetails | None:
+                async with asking:
+                    try:
+                        return await supplier.find_offer(offer_id)
+                    except OfferNotFound:
+                        logger.warning("listed offer %s:%s is gone", name, offer_id)
+                    except Exception as exc:
+                        kept.append(offer_id)
+                        logger.warning("listed offer %s:%s not refreshed: %s", name, offer_id, exc)
+                    return None
+
+            for start in range(0, len(listed), _BATCH):
+                chunk = listed[start : start + _BATCH]
+                answers = await asyncio.gather(*(refresh(offer_id) for offer_id in chunk))
+                rows = [
+                    self._details_row(name, offer_id, details, synced_at)
+                    for offer_id, details in zip(chunk, answers, strict=True)
+                    if details is not None
+                ]
+                await self.repo.upsert_offers(rows)
             await self.repo.touch_offers(name, kept, synced_at)
             active = await self.repo.finish_sync(name, synced_at)
             detail = f"{len(kept)} listed offers not answered" if kept else None
