@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from services.catalogue import CatalogueService
 from services.loyalty import price_still_fits
 from services.pricing import PricingService, UnknownCurrency
-from services.routing import RoutingService, Source
+from services.routing import Quotes, RoutingService, Source
 from services.suppliers.base import Capability, Customer, OrderAttempt, Supplier
 from services.suppliers.errors import (
     FixRequestError,
@@ -238,6 +238,8 @@ class OrderService:
             only = sources[0].offer
             offer, details = await self.catalogue.quote(only.supplier, only.offer_id)
             return self._quote(offer, details)
+        # every source is asked at Buy: the price shown is the cheapest now; pre-checkout
+        # and failover then ask the chosen source first and the others only if it fails
         fresh = await self.routing.fresh(sources)
         for gone in fresh.gone:
             await self.catalogue.repo.deactivate(gone.supplier, gone.offer.offer_id)
@@ -340,11 +342,26 @@ class OrderService:
         sources = await self.routing.sources(order.supplier, order.offer_id)
         if not sources:
             return PreCheckoutRefusal.OFFER_GONE
+        # the invoice's own source first: when it still fits, nobody else is asked
+        sources.sort(
+            key=lambda s: (s.supplier, s.offer.offer_id) != (order.supplier, order.offer_id)
+        )
         try:
             async with asyncio.timeout(self.timings.precheck_budget):
                 fresh, balances = await asyncio.gather(
-                    self.routing.fresh(sources), self._balances({s.supplier for s in sources})
+                    self.routing.fresh(sources, lambda first, _others: self._fits(first, order)),
+                    self._balances({s.supplier for s in sources}),
                 )
+                if fresh.in_stock and not self._funded(
+                    fresh.in_stock[0], balances.get(fresh.in_stock[0].supplier)
+                ):
+                    more = await self.routing.fresh(
+                        [s for s in sources if s.supplier != fresh.in_stock[0].supplier]
+                    )
+                    fresh = Quotes(
+                        self.routing.rank([*fresh.in_stock, *more.in_stock]),
+                        [*fresh.gone, *more.gone], fresh.unanswered + more.unanswered,
+                    )  # fmt: skip
         except (TimeoutError, SupplierError) as exc:
             logger.warning("pre-checkout of order %s: supplier re-check skipped: %s", order_id, exc)
             return None
@@ -587,7 +604,11 @@ class OrderService:
             return
         tried = await self.orders.tried_sources(order.id) | {(order.supplier, order.offer_id)}
         candidates = await self.routing.sources(order.supplier, order.offer_id, exclude=tried)
-        fresh = await self.routing.fresh(candidates) if candidates else None
+        fresh = (
+            await self.routing.fresh(candidates, lambda first, _others: self._fits(first, order))
+            if candidates
+            else None
+        )
         for source in fresh.in_stock if fresh else []:
             if not self._fits(source, order):
                 continue

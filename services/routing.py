@@ -143,8 +143,8 @@ class CircuitBreaker:
             return
         self._open_until[name] = self._clock() + self.cooldown
         logger.error(
-            "supplier %s failed %d calls in a row (%s): skipped for %.0f s",
-            name, failures, error, self.cooldown,
+            "supplier %s failed %d calls in a row (%s: %s): skipped for %.0f s",
+            name, failures, type(error).__name__, error, self.cooldown,
         )  # fmt: skip
         if self.on_open is not None:
             try:
@@ -327,11 +327,31 @@ class RoutingService:
                 found.append(source)
         return self.rank(found)
 
-    async def fresh(self, sources: Sequence[Source]) -> Quotes:
-        """Ask find-one of every source at once (each within ``find_timeout``): the
-        sources in stock ranked (:meth:`rank`), the ones the supplier says are gone, and
-        how many did not answer (each counts against its supplier's breaker). A source
-        priced in a currency without a rate is left out."""
+    async def fresh(
+        self,
+        sources: Sequence[Source],
+        accept: Callable[[Source, Sequence[Source]], bool] | None = None,
+    ) -> Quotes:
+        """Fresh find-one answers of ``sources`` (ranked, each asked within
+        ``find_timeout``): the sources in stock ranked (:meth:`rank`), the ones the
+        supplier says are gone, and how many did not answer (each counts against its
+        supplier's breaker). A source priced in a currency without a rate is left out.
+
+        With ``accept(first, others)``, the best-ranked source is asked alone first and,
+        when it is in stock and ``accept`` says it will do against the others' stored
+        prices, the others are not asked at all: a purchase then spends one call at one
+        supplier (whose limits may be as low as 100 requests a minute), not one at each.
+        Otherwise the others are asked at once."""
+        if accept is not None and len(sources) > 1:
+            first = await self.fresh(sources[:1])
+            if first.in_stock and accept(first.in_stock[0], sources[1:]):
+                return first
+            rest = await self.fresh(sources[1:])
+            return Quotes(
+                self.rank([*first.in_stock, *rest.in_stock]),
+                [*first.gone, *rest.gone],
+                first.unanswered + rest.unanswered,
+            )
 
         async def ask(source: Source) -> Source | BaseException | None:
             supplier = self.suppliers.get(source.supplier)

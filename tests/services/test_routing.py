@@ -120,6 +120,7 @@ class Scripted:
         self.prices: dict[str, Decimal] = {}
         self.stock: dict[str, bool] = {}
         self.currency = "USD"
+        self.asked: list[str] = []
 
     def offer(self, offer_id: str, product: str, name: str, price: str) -> None:
         self.rows.append(
@@ -139,6 +140,7 @@ class Scripted:
             yield row
 
     async def find_offer(self, offer_id: str) -> OfferDetails:
+        self.asked.append(offer_id)
         if offer_id not in self.prices:
             raise errors.OfferNotFound(None, 404, "{}")
         row = next(r for r in self.rows if r.offer_group_id == offer_id)
@@ -348,3 +350,25 @@ async def test_a_source_chosen_at_pre_checkout_never_moves_an_order_already_paid
         from_transaction="shop-999-g", statuses=(OrderStatus.PAID,),
     )  # fmt: skip
     assert stale is None
+
+
+async def test_pre_checkout_asks_only_the_invoice_source_while_it_still_fits(
+    world, db: Database
+) -> None:
+    """A supplier allowing 100 requests a minute is not asked at every pre-checkout of
+    goods another source sells: the invoice's source is asked first, the others only when
+    it no longer fits."""
+    gd, cg, orders = world
+    await UsersRepository(db).touch(5, "u", "U", "en")
+    order = await orders.open_checkout(5, 5, await orders.quote("codegames", "71"))
+    assert order.supplier == "gamesdrop"
+    gd.asked.clear()
+    cg.asked.clear()
+
+    assert await orders.pre_checkout(order.id, 5, order.stars, "XTR") is None
+    assert (gd.asked, cg.asked) == (["1"], [])
+
+    gd.stock["1"] = False
+    cg.prices["71"] = Decimal("5.151")
+    assert await orders.pre_checkout(order.id, 5, order.stars, "XTR") is None
+    assert (gd.asked, cg.asked) == (["1", "1"], ["71"])
