@@ -944,8 +944,8 @@ async def price_command(
     await _preview_price_value(message, command.args, which, order_service)
 
 
-@router.message(AdminInput.markup, F.text)
-@router.message(AdminInput.star_usd, F.text)
+@router.message(StateFilter(AdminInput.markup), F.text)
+@router.message(StateFilter(AdminInput.star_usd), F.text)
 async def price_value_entered(
     message: Message, state: FSMContext, order_service: OrderService
 ) -> None:
@@ -1046,7 +1046,7 @@ async def user_command(
     await _find_user(message, command.args or "", users, admin_service, settings)
 
 
-@router.message(AdminInput.user_query, F.text)
+@router.message(StateFilter(AdminInput.user_query), F.text)
 async def user_query_entered(
     message: Message,
     state: FSMContext,
