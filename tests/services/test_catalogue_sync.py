@@ -115,3 +115,18 @@ async def test_a_held_sync_superseded_by_a_newer_one_cannot_be_applied(
     with pytest.raises(HeldSyncGone):
         await catalogue.apply_held(held.run_id)
     assert await catalogue.repo.size() == 300
+
+
+async def test_a_category_page_counts_the_products_of_the_latest_sync(
+    sandbox: GamesDropSandbox, catalogue: CatalogueService
+) -> None:
+    """The product count under a category page is held between syncs, not past one."""
+    counts = dict(await catalogue.repo.categories())
+    category = next(iter(counts))
+    _, total = await catalogue.repo.products(category, 0, 8)
+    assert total == counts[category]
+    sandbox.faults.sync_offers = 270
+    await catalogue.sync()
+    fewer = dict(await catalogue.repo.categories())
+    assert sum(fewer.values()) < sum(counts.values())
+    assert {c: (await catalogue.repo.products(c, 0, 8))[1] for c in fewer} == fewer
