@@ -30,6 +30,7 @@ from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefaul
 from bot.handlers import get_routers
 from bot.healthcheck import HEARTBEAT_SECONDS, heartbeat_file
 from bot.i18n import PoI18n, UserLocaleMiddleware, create_i18n
+from bot.memory import release_freed_memory
 from bot.middlewares import StepCommandMiddleware, ThrottlingMiddleware, UserMiddleware
 from bot.notifier import BotNotifier
 from bot.outbox import DeliveryOutbox
@@ -234,6 +235,7 @@ class Shop:
             await self.catalogue.sync_all()
         except Exception:
             logger.exception("initial catalogue sync failed; serving the stored catalogue")
+        release_freed_memory()
 
     def _sync_minutes(self, name: str) -> float:
         return float(section_value(self.settings, name, "sync_interval_minutes", 60))
@@ -316,6 +318,7 @@ class Shop:
                 await self.catalogue.sync(name)
             except Exception:
                 logger.exception("scheduled catalogue sync of %s failed", name)
+            release_freed_memory()
 
     async def _expire_invoices(self) -> None:
         """Every minute: expire unpaid invoices, and forget conversations abandoned

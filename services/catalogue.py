@@ -33,7 +33,9 @@ CATEGORIES = (CATEGORY_TOP_UP, CATEGORY_GIFT_CARDS, CATEGORY_STARS)
 
 _STARS_PRODUCT = re.compile(r"telegram\s*stars", re.IGNORECASE)
 _FIRST_NUMBER = re.compile(r"\d+")
-_BATCH = 5000
+#: rows written per transaction during a sync: a page of the feed (5000 held ~6 MiB more
+#: in the bot process at its peak, for no measurable gain in sync time)
+_BATCH = 1000
 ALERT_HELD = "catalogue_held"
 DEFAULT_MAX_SHRINK = Decimal("0.2")
 
