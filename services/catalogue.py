@@ -161,6 +161,21 @@ class CatalogueService:
             return await self.refresh_listed(supplier.name)
         return await self._sync_feed(supplier)
 
+    async def sync_elsewhere(
+        self, run: Callable[[], Awaitable[list[SyncReport]]]
+    ) -> list[SyncReport]:
+        """Let ``run()`` sync into the same database from elsewhere (a child process, whose
+        memory stays out of the bot's), holding this service's sync lock meanwhile; then
+        take note that products were rebuilt and alert admins about held syncs, as
+        :meth:`sync` does."""
+        async with self._sync_lock:
+            reports = await run()
+            self.repo.products_changed()
+        for report in reports:
+            if report.held:
+                await self._alert_held(report)
+        return reports
+
     async def listed_ids(self, name: str) -> list[str]:
         """Offer ids of a supplier without a feed: its settings list, then admins' ones."""
         ids = list(self._offer_ids.get(name, []))

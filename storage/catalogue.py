@@ -262,6 +262,10 @@ class CatalogueRepository:
             for r in rows
         ], int(total)
 
+    def products_changed(self) -> None:
+        """Products were rebuilt by another connection (a sync in a child process)."""
+        self.generation += 1
+
     async def _category_total(self, category: str) -> int:
         generation = self.generation
         if self._totals_generation != generation:
