@@ -6,18 +6,21 @@ their forward references), which builds every pydantic schema, validator and ser
 at import: with aiogram 3.31 and pydantic 2.13, ``import aiogram`` holds about 165 MiB
 and takes about 2 s, although the shop uses a few dozen of those types.
 
-:func:`install` lets that import run unchanged except for those rebuild calls: each type
-instead gets, in its module's globals, the names aiogram's namespace gives its
-annotations (they are imported only under ``TYPE_CHECKING``), and pydantic builds it on
-first validation, serialization or schema access (or nested in another model). Measured: ``import aiogram`` ~59 MiB, the
-bot process through the benchmark ~100 MiB (``bench/README.md``).
+:func:`install` puts a one-shot import hook in front of ``import aiogram``: the package
+imports unchanged except for those rebuild calls, which only note each type; once the
+package is imported, each type's module gets the names its annotations need (imported
+there only under ``TYPE_CHECKING``), and pydantic builds a type on its first validation,
+serialization or schema access, or nested in another model (a Bot API method,
+``Response[T]``). Measured: ``import aiogram`` 165 -> 59 MiB, ``import bot.app`` 179 ->
+72 MiB, the bot under the benchmark's load ~111 MiB (``bench/README.md``).
 
-It relies on two private details, so it is version-guarded: pydantic 2's
-``BaseModel.model_rebuild(..., _parent_namespace_depth, _types_namespace)`` (resolving
-forward references in the defining module's globals), and aiogram 3's rebuild loop. Outside the tested
-versions (:data:`TESTED`) it does nothing and logs why; ``tests/bot/test_lazy_models.py``
-then fails on the memory ceiling, so an upgrade cannot bring the memory back unnoticed.
-It must run before anything imports ``aiogram.types`` (``bot/__init__.py`` calls it).
+It relies on private details, so it is version-guarded: pydantic 2's
+``BaseModel.model_rebuild(..., _parent_namespace_depth, _types_namespace)`` and its
+resolving forward references in the defining module's globals, and aiogram 3's rebuild
+loop. Outside the tested versions (:data:`TESTED`) it stands aside and logs why;
+``tests/bot/test_lazy_models.py`` then fails on the memory ceiling, so an upgrade cannot
+bring the memory back unnoticed. It must be installed before anything imports aiogram
+(``bot/__init__.py`` does it, importing nothing heavy).
 """
 
 from __future__ import annotations
