@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import random
 import shutil
 import sqlite3
@@ -17,13 +18,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.harness import (
     BOT_TOKEN,
     ROOT,
     Figure,
+    TelegramProcess,
     bot_environment,
     cpu_seconds,
     median,
@@ -36,7 +40,6 @@ from bench.harness import (
     stop_profiler,
 )
 from sandboxes.gamesdrop import TEST_OFFER_ID
-from sandboxes.telegram import FakeTelegram, FakeUser
 from storage.catalogue import CatalogueRepository
 from storage.db import Database, utcnow_iso
 
@@ -83,7 +86,7 @@ async def bench_sync(ctx: Context) -> None:
         ctx.synced_db = database
     ctx.add(Figure("catalogue_sync_empty_db", median(empty), "s", ("<", 5)))
     ctx.add(Figure("catalogue_sync_full_db", median(update), "s", ("<", 5)))
-    ctx.add(Figure("catalogue_sync_peak_rss", max(peaks), "MB", ("<", 150)))
+    ctx.add(Figure("catalogue_sync_peak_rss_own_process", max(peaks), "MiB", ("<", 150)))
 
 
 # -- 2. search and browse --------------------------------------------------------------
@@ -170,7 +173,34 @@ async def _bench_people_search(
     return median(p50), median(p95), median(missed)
 
 
-# -- 3-5. update throughput, checkout, memory (the bot as its own process) -------------
+# -- 3-5. the bot as its own process: start-up, memory, mixed load, the fair baseline ----
+
+CUSTOMERS = 40  # closed loops: each presses again as soon as it is answered
+PRESSES = 25
+PACED_RATE = 100.0  # updates/s offered by the mixed, paced load
+PACED_SECONDS = 20.0
+PURCHASES = 20  # offer 999, one after another, per round
+#: what customers type: Latin, Cyrillic, typos, aliases (issue 16)
+SEARCHES = [*PEOPLE_QUERIES, "genshin", "steam", "pubg", "telegram stars"]
+#: the mixed load: (kind, weight, updates it sends)
+MIX = (("page", 50, 1), ("product", 25, 1), ("search", 20, 1), ("checkout", 3, 4))
+
+
+@dataclass
+class Round:
+    """What one round of a bot process measured."""
+
+    rate: float = 0.0  # catalogue presses answered per second, closed loops
+    saturated: list[float] = field(default_factory=list)  # their latencies, ms
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # bot CPU per update, by kind
+    paced: dict[str, list[float]] = field(default_factory=dict)  # mixed load latencies, ms
+    paced_cpu: float = 0.0  # bot CPU during the mixed load, % of one core
+    paced_rate: float = 0.0  # updates/s the mixed load achieved
+    startup: float = 0.0  # s from spawning the process to answering /start
+    rss: float = 0.0  # MiB, steady, after the load
+    sync_peak: float = 0.0  # MiB, VmHWM after the start-up sync (runs in the bot process)
+    peak: float = 0.0  # MiB, VmHWM at the end
+    keys: list[float] = field(default_factory=list)  # payment to key, ms
 
 
 def _add_users(database: Path, count: int) -> None:
@@ -182,129 +212,182 @@ def _add_users(database: Path, count: int) -> None:
         )
 
 
-async def _wait_ready(tg: FakeTelegram, process: subprocess.Popen[bytes]) -> None:
-    for _ in range(600):
-        if tg.method_calls["getUpdates"]:
+def _last_sync_run(database: Path) -> tuple[int, str | None]:
+    with sqlite3.connect(database) as conn:
+        row = conn.execute("SELECT id, finished_at FROM sync_runs ORDER BY id DESC LIMIT 1")
+        found = row.fetchone()
+    return (int(found[0]), found[1]) if found else (0, None)
+
+
+async def _wait_sync_after(database: Path, run_id: int, process: subprocess.Popen[bytes]) -> None:
+    """Until a sync run newer than ``run_id`` has finished."""
+    for _ in range(1200):
+        newest, finished = await asyncio.to_thread(_last_sync_run, database)
+        if newest > run_id and finished:
             return
         if process.poll() is not None:
-            raise RuntimeError(
-                f"the bot exited: {process.stderr.read().decode() if process.stderr else ''}"
-            )
-        await asyncio.sleep(0.05)
-    raise RuntimeError("the bot did not start polling")
+            raise RuntimeError("the bot exited during its start-up sync")
+        await asyncio.sleep(0.1)
+    raise RuntimeError("the start-up sync did not finish")
 
 
-async def _press_loop(
-    tg: FakeTelegram, user: FakeUser, presses: int, latencies: list[float], every: float = 0.0
-) -> None:
-    """Press page after page; ``every`` > 0 paces the presses (a person, not a script)."""
-    message = user.last
-    for i in range(presses):
-        if every:
-            await asyncio.sleep(every * random.uniform(0.5, 1.5))
-        page = (i + 1) % 5  # consecutive pages differ, so every press edits the message
-        sent_before = message["_sent_at"]
-        started = time.perf_counter()
-        await user.press_data(f"cat:top:{page}", message)
-        await tg.wait_until(lambda m=message, s=sent_before: m["_sent_at"] > s, timeout=30)
-        latencies.append((message["_sent_at"] - started) * 1000)
-
-
-async def _echo_loop(
-    tg: FakeTelegram, user: FakeUser, messages: int, latencies: list[float]
-) -> None:
-    for i in range(messages):
-        count = len(user.messages)
-        started = time.perf_counter()
-        await user.send(f"ping {i}")
-        await tg.wait_until(lambda u=user, c=count: len(u.messages) > c, timeout=30)
-        latencies.append((user.messages[-1]["_sent_at"] - started) * 1000)
-
-
-async def _storefront_round(
-    ctx: Context, tg: FakeTelegram, database: Path, customers: int, presses: int
-) -> tuple[float, float, float, tuple[float, float]]:
-    env = bot_environment(tg.base_url, ctx.sandbox_url, database)
-    tg.method_calls.clear()
-    process = start_process("bot", env, ROOT)
-    try:
-        await _wait_ready(tg, process)
-        base = 7_000_000 + random.randrange(10**6) * 1000  # fresh chats every round
-        users = [tg.user(base + i, f"Shopper {i}") for i in range(customers)]
-        for user in users:
-            await user.send("/start")
-        await tg.wait_until(lambda: all(u.messages for u in users), timeout=30)
-        if not all("Welcome" in (u.last.get("text") or "") for u in users):
-            raise RuntimeError(f"unexpected answer to /start: {users[0].texts()}")
-        await asyncio.gather(*(user.press("Catalogue") for user in users))
-        await tg.wait_until(
-            lambda: all("Choose a category" in (u.last.get("text") or "") for u in users),
-            timeout=30,
-        )
-        latencies: list[float] = []
-        started, cpu_before = time.perf_counter(), cpu_seconds(process.pid)
-        spy = start_profiler(process.pid)  # BENCH_PROFILE=/tmp/x.txt: py-spy samples of the bot
-        await asyncio.gather(*(_press_loop(tg, user, presses, latencies) for user in users))
-        stop_profiler(spy)
-        elapsed = time.perf_counter() - started
-        print(
-            f"# storefront bot process busy {100 * (cpu_seconds(process.pid) - cpu_before) / elapsed:.0f}% of one core",
-            flush=True,
-        )
-        memory = memory_mb(process.pid)
-        paced: list[float] = []  # each customer presses about every 0.5 s: ~80 updates/s offered
-        await asyncio.gather(*(_press_loop(tg, user, 10, paced, every=0.5) for user in users))
-        return len(latencies) / elapsed, percentile(latencies, 95), percentile(paced, 95), memory
-    finally:
-        stop(process)
-
-
-async def _echo_round(
-    tg: FakeTelegram, customers: int, messages: int
-) -> tuple[float, float, float]:
-    env = {"TELEGRAM__TOKEN": BOT_TOKEN, "TELEGRAM__API_BASE": tg.base_url, "PATH": "/usr/bin:/bin"}
-    tg.method_calls.clear()
-    process = start_process("bench.echo_bot", env, ROOT)
-    try:
-        await _wait_ready(tg, process)
-        base = 8_000_000 + random.randrange(10**6) * 1000  # fresh chats every round
-        users = [tg.user(base + i, f"Echo {i}") for i in range(customers)]
-        latencies: list[float] = []
-        started, cpu_before = time.perf_counter(), cpu_seconds(process.pid)
-        await asyncio.gather(*(_echo_loop(tg, user, messages, latencies) for user in users))
-        elapsed = time.perf_counter() - started
-        print(
-            f"# echo bot process busy {100 * (cpu_seconds(process.pid) - cpu_before) / elapsed:.0f}% of one core",
-            flush=True,
-        )
-        return len(latencies) / elapsed, percentile(latencies, 95), memory_mb(process.pid)[0]
-    finally:
-        stop(process)
-
-
-async def _checkout_round(
-    ctx: Context, tg: FakeTelegram, database: Path, purchases: int
-) -> list[float]:
-    env = bot_environment(tg.base_url, ctx.sandbox_url, database)
-    tg.method_calls.clear()
-    process = start_process("bot", env, ROOT)
+async def _closed_loops(
+    pid: int, users: list[int], steps: int, act: Callable[[int, int], Awaitable[dict[str, Any]]]
+) -> tuple[float, list[float], float]:
+    """Every user acts ``steps`` times, each as soon as the last was answered; returns
+    (answers/s, latencies in ms, bot CPU ms per answer)."""
     latencies: list[float] = []
+
+    async def loop(user: int) -> None:
+        for step in range(steps):
+            latencies.append((await act(user, step))["ms"])
+
+    started, cpu = time.perf_counter(), cpu_seconds(pid)
+    await asyncio.gather(*(loop(user) for user in users))
+    elapsed, cpu = time.perf_counter() - started, cpu_seconds(pid) - cpu
+    return len(latencies) / elapsed, latencies, cpu * 1000 / len(latencies)
+
+
+def _products(buttons: list[list[str]]) -> list[str]:
+    return [data for _, data in buttons if data.startswith("prd:")]
+
+
+async def _mixed_load(tg: TelegramProcess, pid: int, users: list[int]) -> Round:
+    """Customers browse pages, open product cards, search and buy offer 999, paced
+    (exponential gaps) so that together they offer :data:`PACED_RATE` updates/s."""
+    result = Round(paced={kind: [] for kind, _, _ in MIX} | {"offer": [], "buy": [], "pay": []})
+    per_user = PACED_RATE / len(users)
+    kinds, weights = [k for k, _, _ in MIX], [w for _, w, _ in MIX]
+    updates_of = {k: n for k, _, n in MIX}
+    sent = 0
+
+    async def customer(user: int) -> None:
+        nonlocal sent
+        products: list[str] = []
+        shown = ""
+        due = time.perf_counter() + random.expovariate(per_user)
+        while True:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            if time.perf_counter() >= deadline:
+                return
+            kind = random.choices(kinds, weights)[0]
+            if kind == "product" and len(products) < 2:
+                kind = "page"
+            if kind == "page":
+                page = shown
+                while page == shown:  # the same page again would not edit the message
+                    page = f"cat:{random.choice(('top', 'gift'))}:{random.randrange(30)}"
+                shown = page
+                answer = await tg.act(user, "press_data", page)
+                products = _products(answer["buttons"]) or products
+                result.paced["page"].append(answer["ms"])
+            elif kind == "product":
+                shown = random.choice([data for data in products if data != shown] or products)
+                answer = await tg.act(user, "press_data", shown)
+                result.paced["product"].append(answer["ms"])
+            elif kind == "search":
+                shown = ""
+                answer = await tg.act(user, "send", random.choice(SEARCHES))
+                result.paced["search"].append(answer["ms"])
+            else:
+                shown = ""
+                for step, action, arg, wait in (
+                    ("offer", "send", f"/start offer_{TEST_OFFER_ID}", "text:Price:"),
+                    ("buy", "press", "Buy for", "any"),
+                    ("pay", "pay", "", "text:Your key"),
+                ):
+                    result.paced[step].append((await tg.act(user, action, arg, wait))["ms"])
+            sent += updates_of[kind]
+            due += random.expovariate(per_user) * updates_of[kind]
+
+    started, cpu = time.perf_counter(), cpu_seconds(pid)
+    deadline = started + PACED_SECONDS
+    await asyncio.gather(*(customer(user) for user in users))
+    elapsed = time.perf_counter() - started
+    result.paced_cpu = 100 * (cpu_seconds(pid) - cpu) / elapsed
+    result.paced_rate = sent / elapsed
+    return result
+
+
+async def _storefront_round(ctx: Context, tg: TelegramProcess, database: Path) -> Round:
+    env = bot_environment(tg.url, ctx.sandbox_url, database)
+    run_before, _ = await asyncio.to_thread(_last_sync_run, database)
+    base = 7_000_000 + random.randrange(10**6) * 1000  # fresh chats every round
+    started = time.perf_counter()
+    process = start_process("bot", env, ROOT, ctx.folder / "bot.log")
     try:
-        await _wait_ready(tg, process)
-        for i in range(purchases):
-            user = tg.user(9_000_000 + i + random.randrange(10**6), f"Buyer {i}")
-            await user.send(f"/start offer_{TEST_OFFER_ID}")
-            await user.wait_for_text("Price:", timeout=30)
-            await user.press("Buy for")
-            await tg.wait_until(lambda u=user: any("invoice" in m for m in u.messages), timeout=30)
-            paid, error = await user.pay()
-            assert paid, error
-            payment_pushed = tg.push_times[tg.last_update_id]
-            key_message = await user.wait_for_text("Your key", timeout=30)
-            latencies.append((key_message["_sent_at"] - payment_pushed) * 1000)
+        await tg.act(base, "send", "/start", "text:Welcome", timeout=120)
+        startup = time.perf_counter() - started
+        await _wait_sync_after(database, run_before, process)
+        sync_peak = memory_mb(process.pid)[1]
+        users = [base + 1 + i for i in range(CUSTOMERS)]
+        await asyncio.gather(*(tg.act(u, "send", "/start", "text:Welcome") for u in users))
+        await asyncio.gather(*(tg.act(u, "press", "Catalogue", "text:Choose") for u in users))
+        spy = start_profiler(process.pid)  # BENCH_PROFILE=/tmp/x.txt: py-spy samples of the bot
+        rate, saturated, page_cpu = await _closed_loops(
+            process.pid, users, PRESSES,
+            lambda user, step: tg.act(user, "press_data", f"cat:top:{(step + 1) % 5}"),
+        )  # fmt: skip
+        stop_profiler(spy)
+        pages = await asyncio.gather(*(tg.act(u, "press_data", "cat:gift:1") for u in users))
+        cards = {u: _products(page["buttons"]) for u, page in zip(users, pages, strict=True)}
+        _, _, card_cpu = await _closed_loops(
+            process.pid, users, 4,
+            lambda user, step: tg.act(user, "press_data", cards[user][step % len(cards[user])]),
+        )  # fmt: skip
+        _, _, search_cpu = await _closed_loops(
+            process.pid, users[:10], len(SEARCHES) // 2,
+            lambda user, step: tg.act(user, "send", random.choice(SEARCHES)),
+        )  # fmt: skip
+        result = await _mixed_load(tg, process.pid, users)
+        for i in range(PURCHASES):
+            buyer = base + 500 + i
+            await tg.act(buyer, "send", f"/start offer_{TEST_OFFER_ID}", "text:Price:")
+            await tg.act(buyer, "press", "Buy for")
+            result.keys.append((await tg.act(buyer, "pay", "", "text:Your key"))["ms"])
+        result.rate, result.saturated, result.startup = rate, saturated, startup
+        result.cpu_ms = {"page": page_cpu, "product": card_cpu, "search": search_cpu}
+        result.sync_peak = sync_peak
+        result.rss, result.peak = memory_mb(process.pid)
+        print(
+            f"# storefront: mixed load {result.paced_rate:.0f} updates/s, bot "
+            f"{result.paced_cpu:.0f}% of a core; start-up {startup:.2f} s",
+            flush=True,
+        )
+        return result
+    except Exception:
+        _print_tail(ctx.folder / "bot.log")
+        raise
     finally:
         stop(process)
-    return latencies
+
+
+def _print_tail(log: Path, lines: int = 60) -> None:
+    if log.exists():
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        print("\n".join(f"# bot.log: {line}" for line in tail), file=sys.stderr, flush=True)
+
+
+async def _baseline_round(ctx: Context, tg: TelegramProcess) -> Round:
+    env = {"TELEGRAM__TOKEN": BOT_TOKEN, "TELEGRAM__API_BASE": tg.url, "PATH": "/usr/bin:/bin"}
+    base = 8_000_000 + random.randrange(10**6) * 1000  # fresh chats every round
+    process = start_process("bench.baseline_bot", env, ROOT, ctx.folder / "baseline.log")
+    try:
+        users = [base + i for i in range(CUSTOMERS)]
+        await tg.act(users[0], "send", "/start", timeout=120)
+        await asyncio.gather(*(tg.act(u, "send", "/start") for u in users[1:]))
+        rate, saturated, cpu = await _closed_loops(
+            process.pid, users, PRESSES, lambda user, step: tg.act(user, "press_data", "prd:x")
+        )
+        result = Round(rate=rate, saturated=saturated, cpu_ms={"page": cpu})
+        result.rss, result.peak = memory_mb(process.pid)
+        return result
+    finally:
+        stop(process)
+
+
+def _pooled(rounds: list[Round], kind: str) -> list[float]:
+    return [ms for r in rounds for ms in r.paced.get(kind, [])]
 
 
 async def bench_bot_process(ctx: Context) -> None:
@@ -312,40 +395,72 @@ async def bench_bot_process(ctx: Context) -> None:
     database = ctx.folder / "bot.sqlite3"
     shutil.copy(ctx.synced_db, database)
     _add_users(database, USERS_IN_DATABASE)
-    tg = FakeTelegram(BOT_TOKEN, precheckout_deadline=10)
-    await tg.start()
-    customers, presses = 40, 25
-    shop_rates, shop_p95, echo_rates, echo_p95, rss, hwm = [], [], [], [], [], []
-    paced_p95, echo_rss = [], []
+    tg = await TelegramProcess.start()
+    shop: list[Round] = []
+    base: list[Round] = []
+    print(f"# machine load before the bot rounds: {os.getloadavg()[0]:.2f} (2 cores)", flush=True)
     try:
         for _ in range(ctx.repeats):  # alternate, so both see the same machine state
-            rate, p95, resident = await _echo_round(tg, customers, presses)
-            echo_rates.append(rate)
-            echo_p95.append(p95)
-            echo_rss.append(resident)
-            rate, p95, paced, (resident, peak) = await _storefront_round(
-                ctx, tg, database, customers, presses
-            )
-            shop_rates.append(rate)
-            shop_p95.append(p95)
-            paced_p95.append(paced)
-            rss.append(resident)
-            hwm.append(peak)
-        ratio = median(shop_rates) / median(echo_rates)
-        ctx.add(Figure("updates_storefront", median(shop_rates), "updates/s"))
-        ctx.add(Figure("updates_echo_bot", median(echo_rates), "updates/s"))
-        ctx.add(Figure("updates_storefront_vs_echo", ratio * 100, "%", (">=", 70)))
-        ctx.add(Figure("reply_p95_storefront_saturated", median(shop_p95), "ms", ("<", 20)))
-        ctx.add(Figure("reply_p95_echo_bot_saturated", median(echo_p95), "ms"))
-        ctx.add(Figure("reply_p95_storefront_at_80_updates_s", median(paced_p95), "ms", ("<", 20)))
-        checkout = await _checkout_round(ctx, tg, database, 40)
-        ctx.add(Figure("checkout_payment_to_key_p50", percentile(checkout, 50), "ms"))
-        ctx.add(Figure("checkout_payment_to_key_p95", percentile(checkout, 95), "ms", ("<", 50)))
-        ctx.add(Figure("bot_rss_64k_offers_100k_users", median(rss), "MB", ("<", 120)))
-        ctx.add(Figure("bot_peak_rss", max(hwm), "MB"))
-        ctx.add(Figure("echo_bot_rss_aiogram_floor", median(echo_rss), "MB"))
+            base.append(await _baseline_round(ctx, tg))
+            shop.append(await _storefront_round(ctx, tg, database))
     finally:
         await tg.stop()
+    print(f"# machine load after: {os.getloadavg()[0]:.2f}", flush=True)
+    shop_rate, base_rate = median([r.rate for r in shop]), median([r.rate for r in base])
+    every = [ms for r in shop for kind in ("page", "product", "search") for ms in r.paced[kind]]
+    every += [ms for r in shop for kind in ("offer", "buy", "pay") for ms in r.paced[kind]]
+    keys = [ms for r in shop for ms in r.keys] + _pooled(shop, "pay")
+    ctx.add(
+        Figure("bot_rss_64k_offers_100k_users", median([r.rss for r in shop]), "MiB", ("<=", 110))
+    )
+    ctx.add(
+        Figure("bot_peak_rss_start_up_sync", max(r.sync_peak for r in shop), "MiB", ("<=", 140))
+    )
+    ctx.add(Figure("bot_peak_rss", max(r.peak for r in shop), "MiB"))
+    ctx.add(Figure("baseline_bot_rss_aiogram_floor", median([r.rss for r in base]), "MiB"))
+    ctx.add(Figure("mixed_load_updates_s", median([r.paced_rate for r in shop]), "updates/s"))
+    ctx.add(Figure("mixed_load_p50", percentile(every, 50), "ms"))
+    ctx.add(Figure("mixed_load_p95", percentile(every, 95), "ms", ("<=", 25)))
+    ctx.add(Figure("mixed_load_p99", percentile(every, 99), "ms", ("<=", 50)))
+    for kind in ("page", "product", "search", "offer", "buy"):
+        ctx.add(Figure(f"mixed_load_{kind}_p95", percentile(_pooled(shop, kind), 95), "ms"))
+    ctx.add(
+        Figure("mixed_load_bot_cpu", median([r.paced_cpu for r in shop]), "% of a core", ("<=", 30))
+    )
+    ctx.add(Figure("updates_storefront_catalogue_presses", shop_rate, "updates/s"))
+    ctx.add(Figure("updates_baseline_bot_same_calls", base_rate, "updates/s"))
+    # each storefront round against the baseline round just before it, then the median
+    ratios = [100 * s.rate / b.rate for s, b in zip(shop, base, strict=True)]
+    ctx.add(Figure("updates_storefront_vs_baseline", median(ratios), "%", (">=", 80)))
+    cpu_ratios = [
+        100 * b.cpu_ms["page"] / s.cpu_ms["page"] for s, b in zip(shop, base, strict=True)
+    ]
+    ctx.add(Figure("cpu_baseline_over_storefront_per_press", median(cpu_ratios), "%"))
+    ctx.add(
+        Figure(
+            "reply_p95_storefront_saturated",
+            median([percentile(r.saturated, 95) for r in shop]),
+            "ms",
+        )
+    )
+    ctx.add(
+        Figure(
+            "reply_p95_baseline_saturated",
+            median([percentile(r.saturated, 95) for r in base]),
+            "ms",
+        )
+    )
+    ctx.add(
+        Figure(
+            "cpu_per_catalogue_press", median([r.cpu_ms["page"] for r in shop]), "ms", ("<=", 1.5)
+        )
+    )
+    ctx.add(Figure("cpu_per_product_card", median([r.cpu_ms["product"] for r in shop]), "ms"))
+    ctx.add(Figure("cpu_per_search", median([r.cpu_ms["search"] for r in shop]), "ms", ("<=", 4)))
+    ctx.add(Figure("cpu_per_press_baseline_bot", median([r.cpu_ms["page"] for r in base]), "ms"))
+    ctx.add(Figure("checkout_payment_to_key_p50", percentile(keys, 50), "ms"))
+    ctx.add(Figure("checkout_payment_to_key_p95", percentile(keys, 95), "ms", ("<=", 20)))
+    ctx.add(Figure("start_up_to_first_answer", median([r.startup for r in shop]), "s", ("<=", 2)))
 
 
 # -- 6. broadcast ----------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Processes and figures shared by the benchmarks.
 
 The bot under test runs as its own process (``python -m bot``, as deployed), polling the
-fake Bot API served by the benchmark process; the GamesDrop sandbox runs in a third
+fake Bot API, which runs in a process of its own (:mod:`bench.telegram_process`); the
+GamesDrop sandbox runs in a third process and the simulated customers in the benchmark
 process. Everything listens on 127.0.0.1.
 """
 
@@ -16,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -26,7 +28,8 @@ SUPPLIER_TOKEN = "bench-token"
 
 @dataclass(frozen=True)
 class Figure:
-    """One printed figure; ``target`` is ``("<", bound)`` or ``(">=", bound)`` when one applies."""
+    """One printed figure; ``target`` is ``("<", bound)``, ``("<=", bound)`` or
+    ``(">=", bound)`` when one applies."""
 
     name: str
     value: float
@@ -38,7 +41,9 @@ class Figure:
         if self.target is None:
             return None
         op, bound = self.target
-        return self.value < bound if op == "<" else self.value >= bound
+        if op == "<":
+            return self.value < bound
+        return self.value <= bound if op == "<=" else self.value >= bound
 
     def line(self) -> str:
         value = (
@@ -112,7 +117,7 @@ def bot_environment(
             "GAMESDROP__SYNC_INTERVAL_MINUTES": "0",
             "DATABASE_PATH": str(database),
             "THROTTLE_RATE": "0",  # measured customers press faster than a person would
-            "LOG_LEVEL": "WARNING",
+            "LOG_LEVEL": "INFO",  # as deployed
             "ADMIN_IDS": "[]",
         }
     )
@@ -120,18 +125,20 @@ def bot_environment(
     return env
 
 
-def start_process(module: str, env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", module],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+def start_process(
+    module: str, env: dict[str, str], cwd: Path, log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """``python -m module``; its log (stderr) goes to ``log`` (appended), as a deployed
+    bot's goes to its log driver, or nowhere. Never to an unread pipe: a full pipe would
+    stall the bot at its next log line."""
+    with open(log or os.devnull, "ab") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", module], cwd=cwd, env=env, stdout=sink, stderr=sink
+        )
 
 
 def memory_mb(pid: int) -> tuple[float, float]:
-    """(VmRSS, VmHWM) of a process in MB, from /proc."""
+    """(VmRSS, VmHWM) of a process in MiB, from /proc."""
     fields = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
@@ -170,3 +177,56 @@ def stop_profiler(process: subprocess.Popen[bytes] | None) -> None:
     if process is not None:
         process.send_signal(2)  # py-spy writes its file on SIGINT
         process.wait()
+
+
+def _spawn_telegram(port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.telegram_process", "--port", str(port), "--token", BOT_TOKEN],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+class TelegramProcess:
+    """The fake Bot API in its own process, driven through its ``/_bench`` routes."""
+
+    def __init__(self, process: subprocess.Popen[bytes], url: str) -> None:
+        self.process = process
+        self.url = url
+        self.client = httpx.AsyncClient(
+            timeout=120, limits=httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        )
+
+    @classmethod
+    async def start(cls) -> TelegramProcess:
+        port = free_port()
+        process = _spawn_telegram(port)
+        self = cls(process, f"http://127.0.0.1:{port}")
+        for _ in range(300):
+            try:
+                await self.client.get(f"{self.url}/_bench/calls", timeout=1)
+                return self
+            except httpx.TransportError:
+                await asyncio.sleep(0.1)
+        process.kill()
+        raise RuntimeError("the fake Bot API did not start")
+
+    async def act(
+        self, user: int, action: str, arg: str = "", wait: str = "any", timeout: float = 30
+    ) -> dict[str, Any]:
+        """Act as customer ``user`` and wait for the bot's answer: ``{"ms", "text",
+        "buttons"}`` (``ms`` measured in the fake's process). Raises ``RuntimeError``."""
+        answer = await self.client.post(
+            f"{self.url}/_bench/act",
+            json={"user": user, "action": action, "arg": arg, "wait": wait, "timeout": timeout},
+        )
+        body: dict[str, Any] = answer.json()
+        if answer.status_code != 200:
+            raise RuntimeError(f"{action} {arg!r} as {user}: {body.get('error')}")
+        return body
+
+    async def calls(self) -> dict[str, int]:
+        return dict((await self.client.get(f"{self.url}/_bench/calls")).json())
+
+    async def stop(self) -> None:
+        await self.client.aclose()
+        stop(self.process)

@@ -87,6 +87,8 @@ async def run(settings: Settings, webhook: bool, vendors: str | None = None) -> 
         shop = await create_shop(settings)
     except LocalesMissing as exc:
         raise StartupError(str(exc)) from None
+    # the embedded sandboxes live in this process, so their syncs do too
+    shop.sync_in_child = not settings.sandbox
     try:
         try:
             me = await shop.bot.get_me()

@@ -30,13 +30,15 @@ from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefaul
 from bot.handlers import get_routers
 from bot.healthcheck import HEARTBEAT_SECONDS, heartbeat_file
 from bot.i18n import PoI18n, UserLocaleMiddleware, create_i18n
+from bot.memory import release_freed_memory
 from bot.middlewares import StepCommandMiddleware, ThrottlingMiddleware, UserMiddleware
 from bot.notifier import BotNotifier
 from bot.outbox import DeliveryOutbox
 from bot.settings import Settings
+from bot.sync_child import run_sync_child
 from services.admin import AdminService
 from services.alerts import AlertService
-from services.catalogue import CatalogueService
+from services.catalogue import CatalogueService, SyncReport
 from services.flood import FloodBudget
 from services.loyalty import LoyaltyConfig, LoyaltyService
 from services.mass_sending import BroadcastService, CampaignService
@@ -50,7 +52,7 @@ from services.suppliers.base import Capability, build_supplier
 from services.suppliers.errors import SupplierError
 from services.suppliers.marketplace import Marketplace
 from services.suppliers.models import Balance
-from services.suppliers.registry import Suppliers, discover_vendors
+from services.suppliers.registry import SHOP_SOURCES, Suppliers, discover_vendors
 from storage.catalogue import CatalogueRepository
 from storage.db import Database
 from storage.deliveries import DeliveriesRepository
@@ -218,6 +220,9 @@ class Shop:
     #: payment whose update was lost while the bot was down is not refunded as "expired"
     reconciled: asyncio.Event = field(default_factory=asyncio.Event)
     response_models: list[type] = field(default_factory=warm_response_models)
+    #: run the start-up and scheduled syncs in a child process (``python -m bot`` sets it):
+    #: their memory (~15-25 MiB for 64,000 offers) then never lands in the bot process
+    sync_in_child: bool = False
 
     async def register_commands(self) -> None:
         """``setMyCommands`` in every supported language (and the default); admins get the
@@ -257,12 +262,16 @@ class Shop:
         return BotCommand(command=name, description=self.i18n.gettext(f"cmd.{name}"))
 
     async def start_background(self, *, initial_sync: bool = True) -> None:
-        """Sync the catalogue once (unless told not to), then start the workers."""
+        """Sync the catalogue once (unless told not to), then start the workers.
+
+        With a catalogue already stored, that sync runs in the background and customers
+        are served the stored one meanwhile (start-up to the first answer stays ~1 s
+        instead of waiting out a 64,000-offer sync); into an empty one it runs first."""
         if initial_sync:
-            try:
-                await self.catalogue.sync_all()
-            except Exception:
-                logger.exception("initial catalogue sync failed; serving the stored catalogue")
+            if await self.catalogue.repo.size() > 0:
+                self._spawn(self._initial_sync(), "initial catalogue sync")
+            else:
+                await self._initial_sync()
         self._spawn(self.outbox.run_worker(), "delivery outbox")
         self._spawn(self.orders.run_worker(), "order worker")
         self._spawn(self.refunds.run_worker(), "refund worker")
@@ -278,6 +287,30 @@ class Shop:
         if self.settings.admin_ids:
             for supplier in self.suppliers.having(Capability.BALANCE):
                 self._spawn(self._watch_supplier(supplier.name), f"supplier watch {supplier.name}")
+
+    async def _initial_sync(self) -> None:
+        try:
+            await self._sync(None)
+        except Exception:
+            logger.exception("initial catalogue sync failed; serving the stored catalogue")
+        release_freed_memory()
+
+    async def _sync(self, name: str | None) -> list[SyncReport]:
+        """Sync supplier ``name`` (every one when ``None``), in a child process when
+        :attr:`sync_in_child`."""
+        if not self.sync_in_child:
+            if name is None:
+                return await self.catalogue.sync_all()
+            return [await self.catalogue.sync(name)]
+        # the shop's own sources (own stock) read this database only: synced here
+        if name in SHOP_SOURCES:
+            return [await self.catalogue.sync(name)]
+        reports = await self.catalogue.sync_elsewhere(lambda: run_sync_child(name))
+        if name is None:
+            for source in self.suppliers:
+                if source.name in SHOP_SOURCES:
+                    reports.append(await self.catalogue.sync(source.name))
+        return reports
 
     def _sync_minutes(self, name: str) -> float:
         return float(section_value(self.settings, name, "sync_interval_minutes", 60))
@@ -365,9 +398,10 @@ class Shop:
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.catalogue.sync(name)
+                await self._sync(name)
             except Exception:
                 logger.exception("scheduled catalogue sync of %s failed", name)
+            release_freed_memory()
 
     async def _expire_invoices(self) -> None:
         """Every minute: expire unpaid invoices, and forget conversations abandoned
@@ -447,6 +481,17 @@ class Shop:
         await self.db.close()
 
 
+def catalogue_service(settings: Settings, suppliers: Suppliers, db: Database) -> CatalogueService:
+    """The catalogue service of the shop (also built by :mod:`bot.sync_child`)."""
+    names = suppliers.names
+    return CatalogueService(
+        suppliers, CatalogueRepository(db),
+        page_size={n: int(section_value(settings, n, "sync_page_size", 1000)) for n in names},
+        max_shrink={n: Decimal(str(section_value(settings, n, "sync_max_shrink", "0.2"))) for n in names},
+        offer_ids={n: [str(i) for i in section_value(settings, n, "offer_ids", [])] for n in names},
+    )  # fmt: skip
+
+
 async def create_shop(settings: Settings, *, timings: OrderTimings | None = None) -> Shop:
     """Build the shop from settings. Nothing runs until :meth:`Shop.start_background`."""
     i18n = create_i18n(settings.default_language)  # raises LocalesMissing before opening anything
@@ -474,13 +519,7 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
         ShopSettingsRepository(db),
     )
     await pricing.load()
-    names = suppliers.names
-    catalogue = CatalogueService(
-        suppliers, CatalogueRepository(db),
-        page_size={n: int(section_value(settings, n, "sync_page_size", 1000)) for n in names},
-        max_shrink={n: Decimal(str(section_value(settings, n, "sync_max_shrink", "0.2"))) for n in names},
-        offer_ids={n: [str(i) for i in section_value(settings, n, "offer_ids", [])] for n in names},
-    )  # fmt: skip
+    catalogue = catalogue_service(settings, suppliers, db)
     orders_repo = OrdersRepository(db, settings.orders.transaction_prefix)
     deliveries = DeliveriesRepository(db)
     notifier = BotNotifier(bot, i18n, users, settings.admin_ids, orders_repo, deliveries)

@@ -124,6 +124,10 @@ class CatalogueRepository:
         self._db = db
         #: bumped whenever products are rebuilt; search indexes built before it are stale
         self.generation = 0
+        #: products per category, counted once per generation (a count on every page press
+        #: was a third of a catalogue press's database work)
+        self._totals: dict[str, int] = {}
+        self._totals_generation = 0
 
     async def upsert_offers(self, rows: Sequence[OfferRow]) -> None:
         """Insert or update offers in one transaction. ``returns_key`` keeps what find-one
@@ -347,13 +351,31 @@ class CatalogueRepository:
                ORDER BY sold DESC, name COLLATE NOCASE LIMIT ? OFFSET ?""",
             (category, limit, offset),
         )
-        total = await self._db.fetchval(
-            "SELECT count(*) FROM products WHERE category = ? AND listed = 1", (category,)
-        )
+        total = await self._category_total(category)
         return [
             Product(r["supplier"], r["product_id"], r["name"], r["category"], r["offer_count"])
             for r in rows
         ], int(total)
+
+    def products_changed(self) -> None:
+        """Products were rebuilt by another connection (a sync in a child process)."""
+        self.generation += 1
+
+    async def _category_total(self, category: str) -> int:
+        generation = self.generation
+        if self._totals_generation != generation:
+            self._totals, self._totals_generation = {}, generation
+        total = self._totals.get(category)
+        if total is None:
+            total = int(
+                await self._db.fetchval(
+                    "SELECT count(*) FROM products WHERE category = ? AND listed = 1",
+                    (category,),
+                )
+            )
+            if self.generation == generation:  # not counted across a rebuild
+                self._totals[category] = total
+        return total
 
     async def product(self, supplier: str, product_id: str) -> Product | None:
         r = await self._db.fetchone(

@@ -60,6 +60,7 @@ class Database:
         self._conn = connection
         self._readers = readers or [connection]
         self._reads_in_flight = [0] * len(self._readers)
+        self._reader_idle = asyncio.Condition()
         self._write_lock = asyncio.Lock()
 
     @classmethod
@@ -148,13 +149,22 @@ class Database:
 
     @asynccontextmanager
     async def _reader(self) -> AsyncIterator[aiosqlite.Connection]:
-        """The read connection with the fewest reads under way."""
-        index = min(range(len(self._readers)), key=self._reads_in_flight.__getitem__)
-        self._reads_in_flight[index] += 1
+        """An idle read connection, waiting for one when every one is busy.
+
+        A busy one may be inside a statement begun before the caller's last commit: SQLite
+        keeps that statement's snapshot for the whole connection, so a read there would not
+        see the caller's own write (under load: an order just created read back as missing).
+        Each connection runs its statements one at a time anyway, so waiting costs nothing."""
+        async with self._reader_idle:
+            await self._reader_idle.wait_for(lambda: 0 in self._reads_in_flight)
+            index = self._reads_in_flight.index(0)
+            self._reads_in_flight[index] += 1
         try:
             yield self._readers[index]
         finally:
-            self._reads_in_flight[index] -= 1
+            async with self._reader_idle:
+                self._reads_in_flight[index] -= 1
+                self._reader_idle.notify()
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
         """The first row of a read (committed state, never waiting for a writer)."""

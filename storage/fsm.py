@@ -5,10 +5,15 @@ the process, and forgets every conversation at a restart. :class:`SQLiteStorage`
 row per conversation in progress (table ``fsm_state``, migration 0005) and deletes it
 when the state and the data are both cleared (``FSMContext.clear()``); a conversation
 abandoned mid-step is dropped after a while (:meth:`SQLiteStorage.purge`).
+
+aiogram asks for the state of every update; the states of the conversations in progress
+are therefore also held in memory (loaded once, written through), so that question costs
+no database read. That assumes one bot process owns the table, as it does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -40,10 +45,22 @@ class SQLiteStorage(BaseStorage):
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._states: dict[str, str] | None = None  # row key -> state, conversations in a step
+        self._loading = asyncio.Lock()
+
+    async def _loaded_states(self) -> dict[str, str]:
+        async with self._loading:
+            if self._states is None:
+                rows = await self.db.fetchall(
+                    "SELECT key, state FROM fsm_state WHERE state IS NOT NULL"
+                )
+                self._states = {str(r["key"]): str(r["state"]) for r in rows}
+            return self._states
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         value = state.state if isinstance(state, State) else state
         row = storage_key(key)
+        states = await self._loaded_states()
         async with self.db.transaction() as conn:
             if value is None:
                 await conn.execute("UPDATE fsm_state SET state = NULL WHERE key = ?", (row,))
@@ -55,12 +72,14 @@ class SQLiteStorage(BaseStorage):
                     "updated_at = excluded.updated_at",
                     (row, value, utcnow_iso()),
                 )
+        if value is None:  # after the commit: memory never says what the table does not
+            states.pop(row, None)
+        else:
+            states[row] = value
 
     async def get_state(self, key: StorageKey) -> str | None:
-        value = await self.db.fetchval(
-            "SELECT state FROM fsm_state WHERE key = ?", (storage_key(key),)
-        )
-        return str(value) if value is not None else None
+        states = self._states if self._states is not None else await self._loaded_states()
+        return states.get(storage_key(key))
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
         encoded = json.dumps(dict(data), ensure_ascii=False, separators=(",", ":"))
@@ -87,9 +106,12 @@ class SQLiteStorage(BaseStorage):
         """Forget conversations abandoned mid-step: rows last changed before
         ``updated_before`` (ISO-8601 UTC, as :func:`storage.db.utcnow_iso`). Returns how
         many were deleted."""
-        return await self.db.execute(
-            "DELETE FROM fsm_state WHERE updated_at < ?", (updated_before,)
-        )
+        async with self._loading:
+            deleted = await self.db.execute(
+                "DELETE FROM fsm_state WHERE updated_at < ?", (updated_before,)
+            )
+            self._states = None  # read again on the next question
+        return deleted
 
     async def close(self) -> None:
         """Nothing to do: the :class:`Database` belongs to the shop, which closes it."""

@@ -6,7 +6,7 @@ import logging
 from html import escape
 
 from aiogram import Bot, F, Router
-from aiogram.filters import Command, CommandObject, StateFilter
+from aiogram.filters import Command, CommandObject, MagicData, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import (
     CallbackQuery,
@@ -267,18 +267,20 @@ async def search_page(
     await show(callback, text, markup)
 
 
-@router.message(SearchInput.query, F.text, ~F.text.startswith("/"))
+@router.message(StateFilter(SearchInput.query), F.text, ~F.text.startswith("/"))
 async def search_query(message: Message, state: FSMContext, order_service: OrderService) -> None:
     await state.clear()
     await _search(message, state, message.text or "", order_service)
 
 
-@router.message(SearchInput.query)
+@router.message(StateFilter(SearchInput.query))
 async def search_not_text(message: Message) -> None:
     await message.answer(_("search.prompt"), reply_markup=keyboards.cancel_only())
 
 
-@router.message(StateFilter(None), F.text, ~F.text.startswith("/"))
+@router.message(
+    StateFilter(None), MagicData(F.event.text), MagicData(~F.event.text.startswith("/"))
+)
 async def text_outside_any_step(
     message: Message, state: FSMContext, order_service: OrderService
 ) -> None:

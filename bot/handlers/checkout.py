@@ -9,6 +9,7 @@ from html import escape
 from typing import Any
 
 from aiogram import Bot, F, Router
+from aiogram.filters import MagicData, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, LabeledPrice, Message, PreCheckoutQuery
 from aiogram.utils.i18n import gettext as _
@@ -177,7 +178,7 @@ async def buy(
     )  # fmt: skip
 
 
-@router.message(Checkout.player_id, F.text)
+@router.message(StateFilter(Checkout.player_id), F.text)
 async def player_id_entered(
     message: Message, state: FSMContext, order_service: OrderService
 ) -> None:
@@ -206,12 +207,12 @@ async def player_id_entered(
     await _check_player(message, state, order_service, None)
 
 
-@router.message(Checkout.player_id)
+@router.message(StateFilter(Checkout.player_id))
 async def player_id_not_text(message: Message) -> None:
     await message.answer(_("player.invalid_format"), reply_markup=keyboards.cancel_only())
 
 
-@router.callback_query(Checkout.server, ServerPick.filter())
+@router.callback_query(StateFilter(Checkout.server), ServerPick.filter())
 async def server_picked(
     callback: CallbackQuery,
     callback_data: ServerPick,
@@ -228,7 +229,7 @@ async def server_picked(
     await _check_player(callback.message, state, order_service, (label, server_id))
 
 
-@router.message(Checkout.server)
+@router.message(StateFilter(Checkout.server))
 async def server_expected(message: Message, state: FSMContext) -> None:
     servers = (await state.get_data()).get("servers") or []
     await message.answer(
@@ -287,7 +288,7 @@ async def _check_player(
     )
 
 
-@router.callback_query(Checkout.confirm, ConfirmOrder.filter(F.action == "change"))
+@router.callback_query(StateFilter(Checkout.confirm), ConfirmOrder.filter(F.action == "change"))
 async def change_player(callback: CallbackQuery, state: FSMContext) -> None:
     await state.set_state(Checkout.player_id)
     await callback.answer()
@@ -299,7 +300,7 @@ async def change_player(callback: CallbackQuery, state: FSMContext) -> None:
         )
 
 
-@router.callback_query(Checkout.confirm, ConfirmOrder.filter(F.action == "pay"))
+@router.callback_query(StateFilter(Checkout.confirm), ConfirmOrder.filter(F.action == "pay"))
 async def confirm_pay(
     callback: CallbackQuery,
     state: FSMContext,
@@ -367,7 +368,7 @@ async def pre_checkout(
         await query.answer(ok=False, error_message=_(f"precheckout.{refusal.value}"))
 
 
-@router.message(F.successful_payment)
+@router.message(MagicData(F.event.successful_payment))
 async def successful_payment(
     message: Message, order_service: OrderService, user_record: StoredUser | None = None
 ) -> None:

@@ -8,7 +8,7 @@ import logging
 from html import escape
 
 from aiogram import Bot, F, Router
-from aiogram.filters import Command, CommandObject
+from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
@@ -167,13 +167,13 @@ async def promo_command(
     await enter_code(message, command.args, loyalty)
 
 
-@router.message(PromoInput.code, F.text)
+@router.message(StateFilter(PromoInput.code), F.text)
 async def promo_entered(message: Message, state: FSMContext, loyalty: LoyaltyService) -> None:
     if await enter_code(message, message.text or "", loyalty):
         await state.clear()
 
 
-@router.message(PromoInput.code)
+@router.message(StateFilter(PromoInput.code))
 async def promo_not_text(message: Message) -> None:
     await message.answer(_("promo.ask"), reply_markup=keyboards.cancel_only())
 
@@ -181,14 +181,14 @@ async def promo_not_text(message: Message) -> None:
 # -- at the order confirmation step ----------------------------------------------------
 
 
-@router.callback_query(Checkout.confirm, ConfirmOrder.filter(F.action == "promo"))
+@router.callback_query(StateFilter(Checkout.confirm), ConfirmOrder.filter(F.action == "promo"))
 async def confirm_promo_ask(callback: CallbackQuery, bot: Bot) -> None:
     """The confirmation step stays open: the next word typed is taken for a code."""
     await callback.answer()
     await bot.send_message(callback.from_user.id, _("promo.ask_confirm"))
 
 
-@router.message(Checkout.confirm, F.text.regexp(_ONE_WORD))
+@router.message(StateFilter(Checkout.confirm), F.text.regexp(_ONE_WORD))
 async def confirm_promo_entered(
     message: Message, state: FSMContext, loyalty: LoyaltyService
 ) -> None:

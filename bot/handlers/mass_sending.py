@@ -76,14 +76,14 @@ async def broadcast_start(event: Message | CallbackQuery, state: FSMContext) -> 
     await show(event, _("mass.broadcast_ask"))
 
 
-@router.message(BroadcastInput.message, ~F.text.startswith("/"))
+@router.message(StateFilter(BroadcastInput.message), ~F.text.startswith("/"))
 async def broadcast_message(message: Message, state: FSMContext) -> None:
     await state.update_data(chat_id=message.chat.id, message_id=message.message_id)
     await state.set_state(BroadcastInput.button)
     await message.answer(_("mass.button_ask"))
 
 
-@router.message(BroadcastInput.button, F.text)
+@router.message(StateFilter(BroadcastInput.button), F.text)
 async def broadcast_button(
     message: Message, state: FSMContext, bot: Bot, mass_sending_repo: MassSendingRepository
 ) -> None:
@@ -117,7 +117,7 @@ async def broadcast_button(
     )
 
 
-@router.callback_query(BroadcastInput.confirm, Admin.filter(F.action == "bc_go"))
+@router.callback_query(StateFilter(BroadcastInput.confirm), Admin.filter(F.action == "bc_go"))
 async def broadcast_go(
     callback: CallbackQuery,
     state: FSMContext,
@@ -168,7 +168,7 @@ async def campaign_start(event: Message | CallbackQuery, state: FSMContext) -> N
     await show(event, _("mass.campaign_ask_name"))
 
 
-@router.message(CampaignInput.name, F.text, ~F.text.startswith("/"))
+@router.message(StateFilter(CampaignInput.name), F.text, ~F.text.startswith("/"))
 async def campaign_name(message: Message, state: FSMContext) -> None:
     name = (message.text or "").strip()
     if len(name) > 64:
@@ -179,7 +179,7 @@ async def campaign_name(message: Message, state: FSMContext) -> None:
     await message.answer(_("mass.campaign_ask_promo"))
 
 
-@router.message(CampaignInput.promo, F.text, ~F.text.startswith("/"))
+@router.message(StateFilter(CampaignInput.promo), F.text, ~F.text.startswith("/"))
 async def campaign_promo(message: Message, state: FSMContext) -> None:
     promo = (message.text or "").strip()
     if len(promo) > 1000:
@@ -190,7 +190,7 @@ async def campaign_promo(message: Message, state: FSMContext) -> None:
     await message.answer(_("mass.campaign_ask_stars"))
 
 
-@router.message(CampaignInput.stars, F.text)
+@router.message(StateFilter(CampaignInput.stars), F.text)
 async def campaign_stars(message: Message, state: FSMContext) -> None:
     try:
         stars = parse_int(message.text or "", low=1, high=STARS_MAX)
@@ -238,7 +238,7 @@ def _preview_text(preview: CampaignPreview) -> str:
     return text
 
 
-@router.message(CampaignInput.recipients, F.text | F.document)
+@router.message(StateFilter(CampaignInput.recipients), F.text | F.document)
 async def campaign_recipients(
     message: Message, state: FSMContext, bot: Bot, campaigns: CampaignService
 ) -> None:

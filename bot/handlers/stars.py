@@ -13,7 +13,7 @@ import secrets
 from html import escape
 
 from aiogram import Bot, F, Router
-from aiogram.filters import Command
+from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.storage.base import StorageKey
 from aiogram.types import (
@@ -186,7 +186,7 @@ def _confirm_keyboard(stars: int) -> keyboards.InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-@router.message(GiftStars.recipient, F.users_shared)
+@router.message(StateFilter(GiftStars.recipient), F.users_shared)
 async def recipient_shared(
     message: Message, state: FSMContext, order_service: OrderService
 ) -> None:
@@ -201,7 +201,7 @@ async def recipient_shared(
     )
 
 
-@router.message(GiftStars.recipient, F.forward_origin)
+@router.message(StateFilter(GiftStars.recipient), F.forward_origin)
 async def recipient_forwarded(
     message: Message, state: FSMContext, order_service: OrderService
 ) -> None:
@@ -215,7 +215,7 @@ async def recipient_forwarded(
     )
 
 
-@router.message(GiftStars.recipient, F.text)
+@router.message(StateFilter(GiftStars.recipient), F.text)
 async def recipient_typed(
     message: Message,
     state: FSMContext,
@@ -335,12 +335,12 @@ async def recipient_arrived(
     return True
 
 
-@router.message(GiftStars.recipient)
+@router.message(StateFilter(GiftStars.recipient))
 async def recipient_unexpected(message: Message) -> None:
     await message.answer(_("stars.recipient_invalid"), reply_markup=_recipient_keyboard())
 
 
-@router.callback_query(GiftStars.confirm, StarsRecipient.filter(F.action == "change"))
+@router.callback_query(StateFilter(GiftStars.confirm), StarsRecipient.filter(F.action == "change"))
 async def change_recipient(callback: CallbackQuery, state: FSMContext, bot: Bot) -> None:
     await state.set_state(GiftStars.recipient)
     await callback.answer()
@@ -353,7 +353,7 @@ async def change_recipient(callback: CallbackQuery, state: FSMContext, bot: Bot)
         )
 
 
-@router.callback_query(GiftStars.confirm, StarsRecipient.filter(F.action == "confirm"))
+@router.callback_query(StateFilter(GiftStars.confirm), StarsRecipient.filter(F.action == "confirm"))
 async def confirm_gift(
     callback: CallbackQuery,
     state: FSMContext,

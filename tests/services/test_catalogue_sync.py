@@ -115,3 +115,43 @@ async def test_a_held_sync_superseded_by_a_newer_one_cannot_be_applied(
     with pytest.raises(HeldSyncGone):
         await catalogue.apply_held(held.run_id)
     assert await catalogue.repo.size() == 300
+
+
+async def test_a_category_page_counts_the_products_of_the_latest_sync(
+    sandbox: GamesDropSandbox, catalogue: CatalogueService
+) -> None:
+    """The product count under a category page is held between syncs, not past one."""
+    counts = dict(await catalogue.repo.categories())
+    category = next(iter(counts))
+    _, total = await catalogue.repo.products(category, 0, 8)
+    assert total == counts[category]
+    sandbox.faults.sync_offers = 270
+    await catalogue.sync()
+    fewer = dict(await catalogue.repo.categories())
+    assert sum(fewer.values()) < sum(counts.values())
+    assert {c: (await catalogue.repo.products(c, 0, 8))[1] for c in fewer} == fewer
+
+
+async def test_a_sync_run_elsewhere_refreshes_what_the_bot_holds_and_alerts_when_held(
+    sandbox: GamesDropSandbox,
+    client: GamesDropClient,
+    db: Database,
+    catalogue: CatalogueService,
+    alerts: Alerts,
+) -> None:
+    """The bot's start-up and hourly syncs run in a child process (bot.sync_child), another
+    connection to the same database: the bot's counts and search follow it, and a held
+    sync still alerts admins."""
+    category, count = (await catalogue.repo.categories())[0]
+    assert (await catalogue.repo.products(category, 0, 8))[1] == count
+    elsewhere = CatalogueService(client, CatalogueRepository(db), page_size=100)
+    sandbox.faults.sync_offers = 270
+    [report] = await catalogue.sync_elsewhere(lambda: elsewhere.sync_all())
+    assert report.offers == 270 and not report.held
+    fewer = dict(await catalogue.repo.categories())
+    assert (await catalogue.repo.products(category, 0, 8))[1] == fewer[category] < count
+    sandbox.faults.sync_offers = 0
+    [held] = await catalogue.sync_elsewhere(lambda: elsewhere.sync_all())
+    assert held.held
+    [(key, _, params)] = alerts.sent
+    assert key == "catalogue_held" and params["previous"] == 270

@@ -68,3 +68,16 @@ async def test_a_conversation_step_survives_a_restart(offline: OfflineShop) -> N
     mark = carol.mark()
     await carol.send("12345678")
     await carol.wait_for_text("Please check your order", since=mark)
+
+
+async def test_a_state_written_by_another_storage_is_read_after_a_restart(db: Database) -> None:
+    """States are held in memory for speed, yet the table stays the truth: a new storage
+    (a restarted bot) reads them back, and a purge forgets them in memory too."""
+    key = StorageKey(bot_id=1, chat_id=5, user_id=5)
+    before = SQLiteStorage(db)
+    assert await before.get_state(key) is None
+    await before.set_state(key, Checkout.confirm)
+    assert await SQLiteStorage(db).get_state(key) == Checkout.confirm.state
+    await db.execute("UPDATE fsm_state SET updated_at = '2026-01-01T00:00:00.000+00:00'")
+    assert await before.purge("2026-02-01T00:00:00.000+00:00") == 1
+    assert await before.get_state(key) is None

@@ -373,7 +373,7 @@ def _check_text(text: str, field: str) -> str | None:
     return None
 
 
-@router.message(MarketInput.edit_value, F.text)
+@router.message(StateFilter(MarketInput.edit_value), F.text)
 async def edit_value(
     message: Message, state: FSMContext, marketplace: Marketplace, admin_service: AdminService
 ) -> None:
@@ -422,7 +422,7 @@ async def new_listing(callback: CallbackQuery, state: FSMContext) -> None:
     await show(callback, _("market.ask_new_name"), back(None, "mk"))
 
 
-@router.message(MarketInput.new_name, F.text)
+@router.message(StateFilter(MarketInput.new_name), F.text)
 async def new_listing_name(message: Message, state: FSMContext) -> None:
     """The new listing's title (unique on the marketplace): ask the price."""
     name = (message.text or "").strip()
@@ -435,7 +435,7 @@ async def new_listing_name(message: Message, state: FSMContext) -> None:
     await message.answer(_("market.ask_new_price"))
 
 
-@router.message(MarketInput.new_price, F.text)
+@router.message(StateFilter(MarketInput.new_price), F.text)
 async def new_listing_price(message: Message, state: FSMContext) -> None:
     """The new listing's price in EUR (whole cents, kept as typed): ask AUTO or MANUAL."""
     try:
@@ -483,7 +483,7 @@ async def _create(
     await _show_listing(target, marketplace, made.id, note)
 
 
-@router.callback_query(MarketInput.new_type, Admin.filter(F.action == "mktype"))
+@router.callback_query(StateFilter(MarketInput.new_type), Admin.filter(F.action == "mktype"))
 async def new_listing_type(
     callback: CallbackQuery, callback_data: Admin, state: FSMContext, marketplace: Marketplace,
     admin_service: AdminService,
@@ -496,7 +496,7 @@ async def new_listing_type(
     await _create(callback, state, marketplace, admin_service, callback.from_user.id, None)
 
 
-@router.message(MarketInput.new_codes, F.text | F.document)
+@router.message(StateFilter(MarketInput.new_codes), F.text | F.document)
 async def new_listing_codes(
     message: Message,
     state: FSMContext,
@@ -575,7 +575,7 @@ async def stock_count(
     await show(callback, _("market.ask_stock_count"), back(None, "mkd", listing_id))
 
 
-@router.message(MarketInput.stock_count, F.text)
+@router.message(StateFilter(MarketInput.stock_count), F.text)
 async def move_from_stock(
     message: Message,
     state: FSMContext,
@@ -626,7 +626,7 @@ async def move_from_stock(
     await _show_listing(message, marketplace, listing_id, note)
 
 
-@router.message(MarketInput.codes, F.text | F.document)
+@router.message(StateFilter(MarketInput.codes), F.text | F.document)
 async def upload_codes(
     message: Message,
     state: FSMContext,
@@ -711,7 +711,7 @@ async def new_offer(callback: CallbackQuery, state: FSMContext) -> None:
     await show(callback, _("market.ask_offer_product"), back(None, "mko", "1"))
 
 
-@router.message(MarketInput.offer_product, F.text)
+@router.message(StateFilter(MarketInput.offer_product), F.text)
 async def new_offer_product(message: Message, state: FSMContext) -> None:
     """The product: its marketplace id, or a shop offer reference ``<short>:<id>``."""
     product_id = (message.text or "").strip().rpartition(":")[2].strip()
@@ -723,7 +723,7 @@ async def new_offer_product(message: Message, state: FSMContext) -> None:
     await message.answer(_("market.ask_offer_price"))
 
 
-@router.message(MarketInput.offer_price, F.text)
+@router.message(StateFilter(MarketInput.offer_price), F.text)
 async def new_offer_price(message: Message, state: FSMContext) -> None:
     """The offer price typed in EUR, kept as integer cents: ask the codes."""
     try:
@@ -736,7 +736,7 @@ async def new_offer_price(message: Message, state: FSMContext) -> None:
     await message.answer(_("market.ask_codes"))
 
 
-@router.message(MarketInput.offer_codes, F.text | F.document)
+@router.message(StateFilter(MarketInput.offer_codes), F.text | F.document)
 async def new_offer_codes(
     message: Message,
     state: FSMContext,
@@ -787,7 +787,7 @@ async def ask_offer_price(callback: CallbackQuery, callback_data: Admin, state: 
     await show(callback, text, back(None, "mko", "1"))
 
 
-@router.message(MarketInput.offer_new_price, F.text)
+@router.message(StateFilter(MarketInput.offer_new_price), F.text)
 async def offer_new_price(
     message: Message, state: FSMContext, marketplace: Marketplace, admin_service: AdminService
 ) -> None:

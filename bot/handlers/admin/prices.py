@@ -6,7 +6,7 @@ from decimal import Decimal
 from html import escape
 
 from aiogram import F, Router
-from aiogram.filters import Command, CommandObject
+from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
@@ -114,8 +114,8 @@ async def price_command(
     await _preview_price_value(message, command.args, which, order_service)
 
 
-@router.message(AdminInput.markup, F.text)
-@router.message(AdminInput.star_usd, F.text)
+@router.message(StateFilter(AdminInput.markup), F.text)
+@router.message(StateFilter(AdminInput.star_usd), F.text)
 async def price_value_entered(
     message: Message, state: FSMContext, order_service: OrderService
 ) -> None:

@@ -269,7 +269,7 @@ def not_a_command(message: Message) -> bool:
     return not (message.text or "").startswith("/")
 
 
-@router.message(StockInput.keys, F.text | F.document, not_a_command)
+@router.message(StateFilter(StockInput.keys), F.text | F.document, not_a_command)
 async def keys_sent(
     message: Message,
     state: FSMContext,

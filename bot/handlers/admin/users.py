@@ -6,7 +6,7 @@ from html import escape
 from typing import Any
 
 from aiogram import F, Router
-from aiogram.filters import Command, CommandObject
+from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
@@ -83,7 +83,7 @@ async def user_command(
     await _find_user(message, command.args or "", users, admin_service, settings)
 
 
-@router.message(AdminInput.user_query, F.text)
+@router.message(StateFilter(AdminInput.user_query), F.text)
 async def user_query_entered(
     message: Message,
     state: FSMContext,
