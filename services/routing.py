@@ -448,7 +448,7 @@ class RoutingService:
         group = await self.repo.group_of(a.supplier, a.offer_id)
         await self.repo.set_link(a.supplier, a.offer_id, group, "manual", admin_id)
         await self.repo.set_link(b.supplier, b.offer_id, group, "manual", admin_id)
-        logger.warning("offers %s:%s and %s:%s linked by %s", *first, *second, admin_id)
+        logger.info("offers %s:%s and %s:%s linked by %s", *first, *second, admin_id)
         return group
 
     async def _same_servers(self, a: StoredOffer, b: StoredOffer) -> None:
@@ -474,7 +474,7 @@ class RoutingService:
         if stored is None:
             raise LinkRefused("unknown_offer")
         await self.repo.set_link(*offer, f"apart:{offer[0]}:{offer[1]}", "apart", admin_id)
-        logger.warning("offer %s:%s unlinked by %s", *offer, admin_id)
+        logger.info("offer %s:%s unlinked by %s", *offer, admin_id)
 
     async def doubtful(self, limit: int = 10) -> list[Doubtful]:
         """Offers an admin should review: of different suppliers, same category and amount,
