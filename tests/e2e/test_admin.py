@@ -7,6 +7,8 @@ import csv
 import io
 from decimal import ROUND_HALF_UP, Decimal
 
+import pytest
+
 from bot.offline import ADMIN_ID, OfflineShop
 from sandboxes.gamesdrop import TEST_OFFER_ID
 from storage.orders import OrderStatus
@@ -511,3 +513,30 @@ async def test_three_simultaneous_refund_confirms_refund_once(offline: OfflineSh
     assert sorted(alerts).count("") == 1  # the one that refunded, answered by the edit
     refused = [a for a in alerts if a]
     assert len(refused) == 2 and all("already" in a for a in refused), refused
+
+
+@pytest.mark.parametrize(
+    ("button", "prompt"),
+    [("Set markup", "Send the new markup"), ("Set Star value", "Send the USD value")],
+)
+async def test_cancel_leaves_an_admin_value_prompt(
+    offline: OfflineShop, button: str, prompt: str
+) -> None:
+    """``/cancel`` in a value prompt leaves it; it is not read as the value, and what is
+    typed next is not either."""
+    admin = offline.telegram.user(ADMIN_ID, "Owner")
+    await admin.send("/admin")
+    await admin.wait_for_text("What do you want")
+    await admin.press("Prices")
+    await admin.wait_for_text("One Star is worth")
+    await admin.press(button)
+    await admin.wait_for_text(prompt)
+    mark = admin.mark()
+
+    await admin.send("/cancel")
+
+    await admin.wait_for_text("Cancelled", since=mark)
+    assert not any("plain decimal number" in t for t in admin.texts()[mark:])
+    await admin.send("0.3")
+    await offline.settle()
+    assert not any("preview" in t.lower() or "Markup" in t for t in admin.texts()[mark:])

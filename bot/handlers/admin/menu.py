@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from aiogram import F, Router
-from aiogram.filters import Command
+from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import Admin
+from bot.handlers.admin.common import AdminInput
 from bot.ui import show
 from services.suppliers.marketplace import Marketplace
 
@@ -33,6 +34,16 @@ def _menu_markup(marketplace: Marketplace | None = None) -> Any:
         builder.button(text=_("market.menu"), callback_data=Admin(action="mk"))
     builder.adjust(2)
     return builder.as_markup()
+
+
+@router.message(StateFilter(AdminInput), Command("cancel"))
+async def cancel_prompt(
+    message: Message, state: FSMContext, marketplace: Marketplace | None = None
+) -> None:
+    """``/cancel`` while a value prompt waits leaves it. Here, in the first admin area, so
+    no prompt reads ``/cancel`` as the value it asked for."""
+    await state.clear()
+    await message.answer(_("common.cancelled"), reply_markup=_menu_markup(marketplace))
 
 
 @router.message(Command("admin"))
