@@ -520,7 +520,11 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
     )
     await pricing.load()
     catalogue = catalogue_service(settings, suppliers, db)
-    orders_repo = OrdersRepository(db, settings.orders.transaction_prefix)
+    # with own stock on, delivered keys are stored encrypted under the same secret: a
+    # database dump reveals no key, sold or not
+    stock_key = settings.stock.key
+    seal = KeyBox(stock_key.get_secret_value(), "delivered") if own_stock and stock_key else None
+    orders_repo = OrdersRepository(db, settings.orders.transaction_prefix, seal)
     deliveries = DeliveriesRepository(db)
     notifier = BotNotifier(bot, i18n, users, settings.admin_ids, orders_repo, deliveries)
     notifier.alerts = AlertService(

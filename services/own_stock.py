@@ -65,12 +65,15 @@ class KeyBox:
 
     ``encrypt(key) -> str`` (a Fernet token), ``decrypt(token) -> str`` (raises
     ``cryptography.fernet.InvalidToken`` for a token made with another secret),
-    ``fingerprint(key) -> str`` (64 hex digits)."""
+    ``fingerprint(key) -> str`` (64 hex digits). ``purpose`` keeps the keys of different
+    uses apart: ``own-stock`` (the stock) and ``delivered`` (keys delivered in orders,
+    :class:`storage.orders.KeySeal`)."""
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, purpose: str = "own-stock") -> None:
         material = secret.encode("utf-8")
-        self._fernet = Fernet(base64.urlsafe_b64encode(_derive(material, b"own-stock fernet")))
-        self._mac_key = _derive(material, b"own-stock fingerprint")
+        info = purpose.encode("ascii")
+        self._fernet = Fernet(base64.urlsafe_b64encode(_derive(material, info + b" fernet")))
+        self._mac_key = _derive(material, info + b" fingerprint")
 
     def encrypt(self, key: str) -> str:
         return self._fernet.encrypt(key.encode("utf-8")).decode("ascii")

@@ -9,14 +9,17 @@ recorded with its ``telegram_payment_charge_id`` as primary key, so a repeated
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+import logging
+from dataclasses import dataclass, fields, replace
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import aiosqlite
 
 from storage.db import Database, utcnow_iso
+
+logger = logging.getLogger(__name__)
 
 
 class OrderStatus(StrEnum):
@@ -222,6 +225,19 @@ class RecordedCharge:
     order_id: int | None
 
 
+class KeySeal(Protocol):
+    """Encrypts delivered keys at rest (the shop's own-stock secret): ``encrypt(text) ->
+    token``, ``decrypt(token) -> text`` (raises when the token was made with another
+    secret)."""
+
+    def encrypt(self, key: str) -> str: ...
+
+    def decrypt(self, token: str) -> str: ...
+
+
+#: a delivered key stored encrypted starts with this (older rows hold clear text)
+SEALED = "sealed:"
+
 _ORDER_FIELDS = {f.name for f in fields(Order)}
 #: orders that were paid (whatever happened next): not invoices still open or expired
 _PAID = "status NOT IN ('awaiting_payment', 'expired')"
@@ -258,9 +274,32 @@ class OrdersRepository:
     """Orders and their events. ``transaction_prefix`` makes the supplier ``transactionId``
     (``<prefix>-<order id>``) unique across shops sharing one supplier account."""
 
-    def __init__(self, db: Database, transaction_prefix: str = "shop") -> None:
+    def __init__(
+        self, db: Database, transaction_prefix: str = "shop", seal: KeySeal | None = None
+    ) -> None:
         self._db = db
         self._prefix = transaction_prefix
+        #: when set, delivered keys are stored encrypted and read back in clear text
+        self._seal = seal
+
+    def _order(self, row: aiosqlite.Row) -> Order:
+        order = _order(row)
+        key = order.delivered_key
+        if self._seal is None or not key or not key.startswith(SEALED):
+            return order
+        try:
+            return replace(order, delivered_key=self._seal.decrypt(key[len(SEALED) :]))
+        except Exception:
+            logger.error(
+                "order %s: its delivered key cannot be decrypted (secret changed?)", order.id
+            )
+            return replace(order, delivered_key=None)
+
+    def _sealed(self, changes: dict[str, Any]) -> dict[str, Any]:
+        key = changes.get("delivered_key")
+        if self._seal is None or not key:
+            return changes
+        return {**changes, "delivered_key": SEALED + self._seal.encrypt(key)}
 
     def transaction_id(self, order_id: int, source_code: str | None) -> str:
         """The supplier ``transactionId`` of order ``order_id`` at the source with
@@ -315,14 +354,14 @@ class OrdersRepository:
 
     async def get(self, order_id: int) -> Order | None:
         row = await self._db.fetchone("SELECT * FROM orders WHERE id = ?", (order_id,))
-        return _order(row) if row else None
+        return self._order(row) if row else None
 
     async def get_for_user(self, order_id: int, user_id: int) -> Order | None:
         """The order only if it belongs to ``user_id`` (never another customer's)."""
         row = await self._db.fetchone(
             "SELECT * FROM orders WHERE id = ? AND user_id = ?", (order_id, user_id)
         )
-        return _order(row) if row else None
+        return self._order(row) if row else None
 
     async def list_for_user(self, user_id: int, offset: int, limit: int) -> tuple[list[Order], int]:
         """A customer's paid orders, newest first, and how many there are."""
@@ -330,7 +369,7 @@ class OrdersRepository:
             f"SELECT * FROM orders WHERE user_id = ? AND {_PAID} ORDER BY id DESC LIMIT ? OFFSET ?",
             (user_id, limit, offset),
         )
-        return [_order(row) for row in rows], await self.count_for_user(user_id)
+        return [self._order(row) for row in rows], await self.count_for_user(user_id)
 
     async def count_for_user(self, user_id: int) -> int:
         """How many paid orders a customer has."""
@@ -351,7 +390,7 @@ class OrdersRepository:
             rows = await self._db.fetchall(
                 f"SELECT * FROM orders WHERE {_PAID} ORDER BY id DESC LIMIT ?", (limit,)
             )
-        return [_order(row) for row in rows]
+        return [self._order(row) for row in rows]
 
     async def events(self, order_id: int) -> list[OrderEvent]:
         rows = await self._db.fetchall(
@@ -362,7 +401,7 @@ class OrdersRepository:
 
     async def update(self, order_id: int, **changes: Any) -> None:
         """Change bookkeeping fields without a status change (no event)."""
-        await self._db.execute(*self._update_sql(order_id, changes))
+        await self._db.execute(*self._update_sql(order_id, self._sealed(changes)))
 
     @staticmethod
     def _update_sql(
@@ -409,7 +448,7 @@ class OrdersRepository:
         current = OrderStatus(row["status"])
         if to not in ALLOWED[current]:
             raise InvalidTransition(order_id, current, to)
-        await conn.execute(*self._update_sql(order_id, changes, to))
+        await conn.execute(*self._update_sql(order_id, self._sealed(changes), to))
         if current != to or detail:
             await self._event(conn, order_id, current, to, detail)
         if to is OrderStatus.COMPLETED:
@@ -593,7 +632,7 @@ class OrdersRepository:
                ORDER BY coalesce(next_check_at_ts, 0), id LIMIT ?""",
             (now_ts, limit),
         )
-        return [_order(row) for row in rows]
+        return [self._order(row) for row in rows]
 
     async def next_check_ts(self) -> float | None:
         """When the earliest open order is due (``None``: no open orders)."""

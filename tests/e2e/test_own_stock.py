@@ -39,6 +39,11 @@ async def shop(tmp_path: Path) -> AsyncIterator[OfflineShop]:
     await offline.stop()
 
 
+def _database_bytes(folder: Path) -> bytes:
+    """The shop's database file with its WAL and shared memory, as a dump would copy them."""
+    return b"".join(p.read_bytes() for p in folder.iterdir() if p.name.startswith("shop.sqlite3"))
+
+
 async def _upload(shop: OfflineShop, admin: FakeUser, text: str) -> str:
     """Send ``/addkeys ...`` and return the bot's report; waits until the own-stock offer
     it names is in the catalogue (refreshed in the background after an upload)."""
@@ -207,3 +212,30 @@ async def test_when_the_last_own_key_is_gone_the_linked_supplier_delivers_instea
     orders = await shop.shop.orders.orders.latest(None, 5)
     assert sorted(o.supplier for o in orders) == ["gamesdrop", "own_stock"]
     assert {o.status for o in orders} == {OrderStatus.COMPLETED}
+
+
+async def test_a_sold_key_is_not_in_the_database_in_clear_text_but_shows_on_the_order_page(
+    shop: OfflineShop, tmp_path: Path
+) -> None:
+    """A database dump reveals no key, sold or not: the order keeps its delivered key
+    encrypted like the stock does, and only the customer's own order page shows it."""
+    admin = shop.telegram.user(ADMIN_ID, "Owner")
+    await _upload(
+        shop, admin, "/addkeys new 2 USD Indie Game | Steam key | Gift Cards\nSOLD-KEY-7731"
+    )
+    hana = shop.telegram.user(5201, "Hana")
+    await _invoice(shop, hana, "1")
+    assert (await hana.pay())[0]
+    await hana.wait_for_text("SOLD-KEY-7731", timeout=15)
+    await shop.settle()
+
+    assert shop.shop is not None
+    assert b"SOLD-KEY-7731" not in _database_bytes(tmp_path)
+
+    [order] = await shop.shop.orders.orders.latest(None, 5)
+    assert order.delivered_keys == ["SOLD-KEY-7731"]
+    await hana.press("My orders")
+    await hana.wait_for_text("Your orders (1)")
+    await hana.press(f"#{order.id}")
+    detail = await hana.wait_for_text(f"Order #{order.id}")
+    assert "SOLD-KEY-7731" in detail["text"]

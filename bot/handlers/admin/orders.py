@@ -21,6 +21,7 @@ from services.admin import AdminService
 from services.orders import OrderService
 from services.parsing import BadNumber
 from services.suppliers.errors import SupplierError
+from services.suppliers.registry import SHOP_SOURCES
 from storage.orders import Order, OrderStatus
 from storage.users import UsersRepository
 
@@ -87,7 +88,10 @@ async def _order_text(
         lines.append(texts.player_line(order).strip() or escape(order.game_user_id))
     if order.recipient_name:
         lines.append(_("orders.recipient").format(recipient=escape(order.recipient_name)).strip())
-    if order.delivered_key:
+    if order.delivered_key and order.supplier in SHOP_SOURCES:
+        # the shop's own keys are shown to the customer only (delivery and order page)
+        lines.append(_("admin.order_key_hidden"))
+    elif order.delivered_key:
         lines.append(_("orders.key").format(key=texts.keys_html(order)).strip())
     if order.failure_reason:
         lines.append(_("orders.reason").format(reason=escape(order.failure_reason)).strip())
