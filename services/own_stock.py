@@ -27,10 +27,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
 from services.suppliers.base import Capability, Customer, OrderAttempt
 from services.suppliers.errors import FixRequestError, OfferNotFound, OrderNotFound, OutOfStock
 from services.suppliers.models import (
@@ -59,17 +55,24 @@ MAX_KEYS_PER_UPLOAD = 10_000
 _CSV_HEADERS = {"key", "keys", "code", "codes"}
 
 
+class UnreadableKey(ValueError):
+    """A stored key that the current secret cannot decrypt (``STOCK__KEY`` changed)."""
+
+
 class KeyBox:
     """Encrypts keys (Fernet) and fingerprints them (HMAC-SHA256), both with keys derived
     from one secret (``STOCK__KEY``) by HKDF-SHA256 with distinct ``info``.
 
     ``encrypt(key) -> str`` (a Fernet token), ``decrypt(token) -> str`` (raises
-    ``cryptography.fernet.InvalidToken`` for a token made with another secret),
+    :class:`UnreadableKey` for a token made with another secret),
     ``fingerprint(key) -> str`` (64 hex digits). ``purpose`` keeps the keys of different
     uses apart: ``own-stock`` (the stock) and ``delivered`` (keys delivered in orders,
     :class:`storage.orders.KeySeal`)."""
 
     def __init__(self, secret: str, purpose: str = "own-stock") -> None:
+        # imported here: ``cryptography`` costs ~8 MiB, paid only when own stock is on
+        from cryptography.fernet import Fernet
+
         material = secret.encode("utf-8")
         info = purpose.encode("ascii")
         self._fernet = Fernet(base64.urlsafe_b64encode(_derive(material, info + b" fernet")))
@@ -79,13 +82,21 @@ class KeyBox:
         return self._fernet.encrypt(key.encode("utf-8")).decode("ascii")
 
     def decrypt(self, token: str) -> str:
-        return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
+        from cryptography.fernet import InvalidToken
+
+        try:
+            return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
+        except InvalidToken:
+            raise UnreadableKey("this key was encrypted under another secret") from None
 
     def fingerprint(self, key: str) -> str:
         return hmac.new(self._mac_key, key.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def _derive(material: bytes, info: bytes) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(material)
 
 
@@ -310,7 +321,7 @@ class OwnStock:
     def _order(self, key: StockKey) -> SupplierOrder:
         try:
             secret = self._box.decrypt(key.secret)
-        except InvalidToken:
+        except UnreadableKey:
             logger.error("own stock key %s cannot be decrypted: was STOCK__KEY changed?", key.id)
             raise StockKeyUnreadable(
                 None, 500, "", "STOCK__KEY cannot decrypt this key", endpoint=NAME
