@@ -418,9 +418,13 @@ class LoyaltyService:
         user_id: int,
         list_stars: int | None = None,
         offer: StoredOffer | None = None,
+        *,
+        invoiced: bool = False,
     ) -> tuple[PromoCode | None, PromoProblem | None]:
         """The code and ``None``, or why it cannot be used by ``user_id`` (for an order of
-        ``list_stars`` for ``offer``, when given)."""
+        ``list_stars`` for ``offer``, when given). ``invoiced``: the order already has its
+        invoice (pre-checkout), so other customers' unpaid invoices do not count against
+        it; before the invoice they do (each holds a use until paid or expired)."""
         code = self.normalise_code(code)
         promo = await self.repo.promo(code) if PROMO_CODE.match(code) else None
         if promo is None or promo.status == "deleted":
@@ -429,7 +433,11 @@ class LoyaltyService:
             return promo, PromoProblem.PAUSED
         if promo.expires_at and datetime.fromisoformat(promo.expires_at) <= datetime.now(UTC):
             return promo, PromoProblem.EXPIRED
-        if promo.max_uses is not None and await self.repo.promo_uses(code) >= promo.max_uses:
+        held = None if invoiced else user_id
+        if (
+            promo.max_uses is not None
+            and await self.repo.promo_uses(code, holding_for=held) >= promo.max_uses
+        ):
             return promo, PromoProblem.EXHAUSTED
         if (
             promo.max_uses_per_user is not None
@@ -514,7 +522,7 @@ class LoyaltyService:
         code is still usable (paused, expired or exhausted since the invoice: refused) and
         the balance spent on it is still held. ``None`` or the refusal's message key."""
         if order.promo_code:
-            _, problem = await self.promo_problem(order.promo_code, order.user_id)
+            _, problem = await self.promo_problem(order.promo_code, order.user_id, invoiced=True)
             if problem is not None:
                 return f"promo.refused.{problem.value}"
         promo_part = 0

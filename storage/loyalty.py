@@ -636,11 +636,20 @@ class LoyaltyRepository:
         )
         return changed > 0
 
-    async def promo_uses(self, code: str, user_id: int | None = None) -> int:
-        """Paid orders with ``code`` that are not failed or refunded (of one user)."""
+    async def promo_uses(
+        self, code: str, user_id: int | None = None, *, holding_for: int | None = None
+    ) -> int:
+        """Paid orders with ``code`` that are not failed or refunded (of one user, when
+        ``user_id``). With ``holding_for`` (a customer about to get an invoice), other
+        customers' unpaid invoices with the code count too: each holds a use until it is
+        paid or expires, so two customers cannot both be invoiced for the last one."""
         marks = ",".join("?" * len(PROMO_USED_STATUSES))
-        sql = f"SELECT count(*) FROM orders WHERE promo_code = ? AND status IN ({marks})"
+        sql = f"SELECT count(*) FROM orders WHERE promo_code = ? AND (status IN ({marks})"
         params: list[object] = [code, *PROMO_USED_STATUSES]
+        if holding_for is not None:
+            sql += " OR (status = 'awaiting_payment' AND user_id != ?)"
+            params.append(holding_for)
+        sql += ")"
         if user_id is not None:
             sql += " AND user_id = ?"
             params.append(user_id)

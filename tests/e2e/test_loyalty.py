@@ -376,3 +376,28 @@ async def test_rewards_are_paid_out_automatically_when_the_owner_says_so(tmp_pat
         assert payout is not None and payout.trigger == "auto"
     finally:
         await offline.stop()
+
+
+async def test_two_customers_cannot_both_be_invoiced_for_the_last_use_of_a_code(
+    shop: OfflineShop,
+) -> None:
+    """An unpaid invoice holds its code's use: a second customer is told the code is used
+    up and invoiced at full price, so the code never goes past its limit."""
+    admin = shop.telegram.user(ADMIN_ID, "Owner")
+    await admin.send("/promo_new LAST1 10% uses=1")
+    await admin.wait_for_text("Promo code LAST1 created")
+    dan, eve = shop.telegram.user(1_000_151, "Dan"), shop.telegram.user(1_000_152, "Eve")
+    for user in (dan, eve):
+        await user.send("/promo LAST1")
+        await user.wait_for_text("Promo code LAST1 applied")
+
+    dans = await reach_invoice(shop, dan, STEAM_5)
+    mark = eve.mark()
+    eves = await reach_invoice(shop, eve, STEAM_5)
+
+    await eve.wait_for_text("Promo code LAST1 has been used up", since=mark)
+    assert eves["invoice"]["total_amount"] > dans["invoice"]["total_amount"]
+    assert (await dan.pay(dans))[0] and (await eve.pay(eves))[0]
+    await shop.settle()
+    assert shop.shop is not None
+    assert await shop.shop.loyalty.repo.promo_uses("LAST1") == 1
