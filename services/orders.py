@@ -348,16 +348,19 @@ class OrderService:
         )
         try:
             async with asyncio.timeout(self.timings.precheck_budget):
+                # the balance of the source asked first only (others' only when needed)
                 fresh, balances = await asyncio.gather(
                     self.routing.fresh(sources, lambda first, _others: self._fits(first, order)),
-                    self._balances({s.supplier for s in sources}),
+                    self._balances({sources[0].supplier}),
                 )
                 if fresh.in_stock and not self._funded(
                     fresh.in_stock[0], balances.get(fresh.in_stock[0].supplier)
                 ):
-                    more = await self.routing.fresh(
-                        [s for s in sources if s.supplier != fresh.in_stock[0].supplier]
+                    others = [s for s in sources if s.supplier != fresh.in_stock[0].supplier]
+                    more, more_balances = await asyncio.gather(
+                        self.routing.fresh(others), self._balances({s.supplier for s in others})
                     )
+                    balances.update(more_balances)
                     fresh = Quotes(
                         self.routing.rank([*fresh.in_stock, *more.in_stock]),
                         [*fresh.gone, *more.gone], fresh.unanswered + more.unanswered,
