@@ -247,7 +247,7 @@ class OrderService:
             raise SupplierConnectionError(f"no source of {supplier}:{offer_id} answered")
         if not fresh.in_stock:
             raise LookupError(f"no source has {supplier}:{offer_id} in stock")
-        best = self._best(fresh.in_stock, None)
+        best = self._best(fresh.in_stock)
         assert best is not None and best.details is not None
         await self.catalogue.repo.set_offer_details(
             best.supplier, best.offer.offer_id, best.details.price, best.details.currency,
@@ -265,11 +265,11 @@ class OrderService:
             book.usd(details.price, details.currency),
         )  # fmt: skip
 
-    def _best(self, ranked: list[Source], paid: int | None) -> Source | None:
-        """Of ranked sources in stock, the one to buy at: the first (preferred, then
-        cheapest) whose Stars fit ``paid``, or before payment the cheapest price."""
-        limit = paid if paid is not None else min(self.routing.stars(s) for s in ranked)
-        return next((s for s in ranked if self.routing.stars(s) <= limit), None)
+    def _best(self, ranked: list[Source]) -> Source | None:
+        """Of ranked sources in stock, the one a quote offers: the first (preferred, then
+        cheapest) that sells for the cheapest Stars price among them."""
+        cheapest = min(self.routing.stars(s) for s in ranked)
+        return next((s for s in ranked if self.routing.stars(s) <= cheapest), None)
 
     async def open_checkout(
         self,
