@@ -15,7 +15,7 @@ import pytest
 
 from bot.offline import ADMIN_ID, OfflineShop
 from storage.orders import Order, OrderStatus
-from tests.e2e.journeys import open_offer_ref
+from tests.e2e.journeys import buy_offer_ref, only_order, open_offer_ref
 
 GD_OFFER = 10034  # GamesDrop: Steam Wallet / 5 USD, a key at once
 CG_OFFER = "2062"  # CodeGames: the same good; PROCESSING, then the key from /offers/keys
@@ -60,23 +60,6 @@ def price_both(shop: OfflineShop) -> tuple[Decimal, Decimal]:
     return cheap, dear
 
 
-async def _buy(shop: OfflineShop, user_id: int, short: str, offer_id: str):
-    user = shop.telegram.user(user_id, f"U{user_id}")
-    mark = user.mark()
-    await open_offer_ref(shop, user, short, offer_id)
-    await user.press("Buy for")
-    await shop.telegram.wait_until(lambda: any("invoice" in m for m in user.messages[mark:]))
-    paid, error = await user.pay()
-    assert paid, error
-    return user
-
-
-async def _order(shop: OfflineShop, user_id: int) -> Order:
-    assert shop.shop is not None
-    orders, _total = await shop.shop.orders.orders.list_for_user(user_id, 0, 1)
-    return orders[0]
-
-
 async def _events(shop: OfflineShop, order: Order) -> str:
     assert shop.shop is not None
     return "\n".join(e.detail or "" for e in await shop.shop.orders.orders.events(order.id))
@@ -104,7 +87,7 @@ async def test_the_cheapest_source_in_stock_sells_whichever_offer_was_opened(
 
     await user.wait_for_text("Your key", timeout=15)
 
-    order = await _order(shop, user.id)
+    order = await only_order(shop, user.id)
     assert order.status is OrderStatus.COMPLETED and order.supplier == "gamesdrop"
     assert order.stars == cheapest and _cg_orders(shop) == 0
     seen = " ".join(m.get("_raw_text", "") for m in user.messages).lower()
@@ -118,10 +101,10 @@ async def test_a_refusal_after_payment_sends_the_order_to_the_next_source(
     price_both(shop)
     _gd(shop).faults.create_refusals.append(refusal)
 
-    user = await _buy(shop, 7410, "g", str(GD_OFFER))
+    user = await buy_offer_ref(shop, 7410, "g", str(GD_OFFER))
 
     await user.wait_for_text("Your key", timeout=15)
-    order = await _order(shop, user.id)
+    order = await only_order(shop, user.id)
     assert order.status is OrderStatus.COMPLETED and order.supplier == "codegames"
     assert order.transaction_id.endswith("-c")
     events = await _events(shop, order)
@@ -137,10 +120,10 @@ async def test_a_price_rise_at_one_source_routes_the_order_to_another(shop: Offl
     price_both(shop)
     _gd(shop).faults.price_rises[GD_OFFER] = Decimal("9.99")
 
-    user = await _buy(shop, 7420, "g", str(GD_OFFER))
+    user = await buy_offer_ref(shop, 7420, "g", str(GD_OFFER))
 
     await user.wait_for_text("Your key", timeout=15)
-    order = await _order(shop, user.id)
+    order = await only_order(shop, user.id)
     assert order.status is OrderStatus.COMPLETED and order.supplier == "codegames"
     assert "refused (WRONG_PRICE" in await _events(shop, order)
     assert shop.telegram.method_calls["refundStarPayment"] == 0
@@ -155,10 +138,10 @@ async def test_an_unknown_outcome_is_resolved_before_any_other_source_is_tried(
     price_both(shop)
     _gd(shop).faults.create_unavailable_after_making = 1
 
-    user = await _buy(shop, 7430, "g", str(GD_OFFER))
+    user = await buy_offer_ref(shop, 7430, "g", str(GD_OFFER))
 
     await user.wait_for_text("Your key", timeout=15)
-    order = await _order(shop, user.id)
+    order = await only_order(shop, user.id)
     assert order.status is OrderStatus.COMPLETED and order.supplier == "gamesdrop"
     assert _cg_orders(shop) == 0
     assert shop.telegram.method_calls["refundStarPayment"] == 0
@@ -185,14 +168,14 @@ async def test_only_an_attempt_proven_absent_frees_the_order_for_the_next_source
         price_both(shop)
         _gd(shop).faults.create_unavailable = 1000
 
-        user = await _buy(shop, 7440, "g", str(GD_OFFER))
+        user = await buy_offer_ref(shop, 7440, "g", str(GD_OFFER))
 
         await shop.telegram.wait_until(lambda: _gd(shop).calls.get("/api/v1/offers/order-status"))
-        order = await _order(shop, user.id)
+        order = await only_order(shop, user.id)
         assert order.status is OrderStatus.UNKNOWN and _cg_orders(shop) == 0
 
         await user.wait_for_text("Your key", timeout=20)
-        order = await _order(shop, user.id)
+        order = await only_order(shop, user.id)
         assert order.status is OrderStatus.COMPLETED and order.supplier == "codegames"
         assert not _gd(shop).orders
         assert f"gamesdrop:{GD_OFFER} absent (NOT_PLACED" in await _events(shop, order)
@@ -205,11 +188,11 @@ async def test_when_every_source_refuses_the_charge_is_refunded_once(shop: Offli
     _gd(shop).faults.create_refusals.append("OUT_OF_STOCK")
     _cg(shop).remove_offer(CG_OFFER)  # gone by the time the order fails over
 
-    user = await _buy(shop, 7450, "g", str(GD_OFFER))
+    user = await buy_offer_ref(shop, 7450, "g", str(GD_OFFER))
 
     await user.wait_for_text("were refunded", timeout=15)
     await shop.settle()
-    order = await _order(shop, user.id)
+    order = await only_order(shop, user.id)
     assert order.status is OrderStatus.REFUNDED and _cg_orders(shop) == 0
     assert shop.telegram.method_calls["refundStarPayment"] == 1
 
@@ -224,17 +207,17 @@ async def test_a_disabled_supplier_gets_no_new_orders_and_admins_switch_it_back(
     await admin.press("⛔ gamesdrop")
     await admin.wait_for_text("disabled")
 
-    user = await _buy(shop, 7460, "g", str(GD_OFFER))
+    user = await buy_offer_ref(shop, 7460, "g", str(GD_OFFER))
 
     await user.wait_for_text("Your key", timeout=15)
-    assert (await _order(shop, user.id)).supplier == "codegames"
+    assert (await only_order(shop, user.id)).supplier == "codegames"
     assert not _gd(shop).orders
 
     await admin.press("✅ gamesdrop")
     await admin.wait_for_text("✅ gamesdrop: enabled")
-    buyer = await _buy(shop, 7461, "g", str(GD_OFFER))
+    buyer = await buy_offer_ref(shop, 7461, "g", str(GD_OFFER))
     await buyer.wait_for_text("Your key", timeout=15)
-    assert (await _order(shop, buyer.id)).supplier == "gamesdrop"
+    assert (await only_order(shop, buyer.id)).supplier == "gamesdrop"
 
 
 async def test_admins_link_and_unlink_offers_and_the_link_survives_a_sync(
@@ -279,12 +262,12 @@ async def test_stats_and_the_export_show_the_supplier_cost_and_margin_of_every_o
 ) -> None:
     price_both(shop)
     _gd(shop).faults.create_refusals.append("OUT_OF_STOCK")
-    first = await _buy(shop, 7470, "g", str(GD_OFFER))  # fails over to CodeGames
+    first = await buy_offer_ref(shop, 7470, "g", str(GD_OFFER))  # fails over to CodeGames
     await first.wait_for_text("Your key", timeout=15)
-    second = await _buy(shop, 7471, "g", str(GD_OFFER))  # GamesDrop
+    second = await buy_offer_ref(shop, 7471, "g", str(GD_OFFER))  # GamesDrop
     await second.wait_for_text("Your key", timeout=15)
     assert shop.shop is not None
-    orders = {o.supplier: o for o in [await _order(shop, 7470), await _order(shop, 7471)]}
+    orders = {o.supplier: o for o in [await only_order(shop, 7470), await only_order(shop, 7471)]}
     assert set(orders) == {"codegames", "gamesdrop"}
     star_usd = shop.shop.orders.pricing.book.star_usd
 

@@ -11,7 +11,7 @@ import pytest
 from bot.offline import OfflineShop
 from sandboxes.gaming_goods import GIFT_CARD_PRODUCT_ID, TWO_KEY_PRODUCT_ID
 from storage.orders import OrderStatus
-from tests.e2e.journeys import open_offer_ref
+from tests.e2e.journeys import buy_offer_ref, only_order
 
 CODEGAMES_KEY_LATER = "2062"  # completes without a key: it comes from /offers/keys
 CODEGAMES_TOP_UP = "2071"  # needs the player ID (required: ["gameUserId"])
@@ -41,40 +41,18 @@ async def gaming_goods(tmp_path: Path) -> AsyncIterator[OfflineShop]:
     await shop.stop()
 
 
-async def _buy(shop: OfflineShop, user_id: int, short: str, offer_id: str, player=None):
-    user = shop.telegram.user(user_id, f"U{user_id}")
-    mark = user.mark()
-    await open_offer_ref(shop, user, short, offer_id)
-    await user.press("Buy for")
-    if player is not None:
-        await user.wait_for_text("Send your player ID", since=mark)
-        await user.send(player)
-        await user.wait_for_text("Please check your order", since=mark)
-        await user.press("Pay")
-    await shop.telegram.wait_until(lambda: any("invoice" in m for m in user.messages[mark:]))
-    paid, error = await user.pay()
-    assert paid, error
-    return user
-
-
 def _keys_calls(shop: OfflineShop) -> int:
     return shop.sandboxes["codegames"].calls.get("/api/v1/offers/keys", 0)  # type: ignore[attr-defined]
-
-
-async def _order(shop: OfflineShop, user_id: int):
-    assert shop.shop is not None
-    [order], _ = await shop.shop.orders.orders.list_for_user(user_id, 0, 5)
-    return order
 
 
 async def test_codegames_alone_sells_a_key_fetched_through_offers_keys(
     codegames: OfflineShop,
 ) -> None:
-    user = await _buy(codegames, 7101, "c", CODEGAMES_KEY_LATER)
+    user = await buy_offer_ref(codegames, 7101, "c", CODEGAMES_KEY_LATER)
 
     delivery = await user.wait_for_text("Your key", timeout=15)
 
-    order = await _order(codegames, user.id)
+    order = await only_order(codegames, user.id)
     assert order.status is OrderStatus.COMPLETED and order.supplier == "codegames"
     assert order.delivered_keys and all(k in delivery["text"] for k in order.delivered_keys)
     assert _keys_calls(codegames) >= 1  # the key came from /api/v1/offers/keys
@@ -83,11 +61,11 @@ async def test_codegames_alone_sells_a_key_fetched_through_offers_keys(
 async def test_codegames_alone_sells_a_top_up_without_asking_for_keys(
     codegames: OfflineShop,
 ) -> None:
-    user = await _buy(codegames, 7102, "c", CODEGAMES_TOP_UP, player="12345678")
+    user = await buy_offer_ref(codegames, 7102, "c", CODEGAMES_TOP_UP, player="12345678")
 
     await user.wait_for_text("is complete", timeout=15)
 
-    order = await _order(codegames, user.id)
+    order = await only_order(codegames, user.id)
     assert order.status is OrderStatus.COMPLETED and order.game_user_id == "12345678"
     assert _keys_calls(codegames) == 0
 
@@ -95,22 +73,22 @@ async def test_codegames_alone_sells_a_top_up_without_asking_for_keys(
 async def test_gaming_goods_alone_delivers_both_codes_of_one_order(
     gaming_goods: OfflineShop,
 ) -> None:
-    user = await _buy(gaming_goods, 7201, "gg", TWO_KEY_PRODUCT_ID)
+    user = await buy_offer_ref(gaming_goods, 7201, "gg", TWO_KEY_PRODUCT_ID)
 
     delivery = await user.wait_for_text("Your key", timeout=15)
 
-    order = await _order(gaming_goods, user.id)
+    order = await only_order(gaming_goods, user.id)
     assert order.status is OrderStatus.COMPLETED and order.supplier == "gaming_goods"
     assert len(order.delivered_keys) == 2
     assert all(f"<code>{k}</code>" in delivery["_raw_text"] for k in order.delivered_keys)
 
 
 async def test_gaming_goods_alone_sells_a_gift_card(gaming_goods: OfflineShop) -> None:
-    user = await _buy(gaming_goods, 7202, "gg", GIFT_CARD_PRODUCT_ID)
+    user = await buy_offer_ref(gaming_goods, 7202, "gg", GIFT_CARD_PRODUCT_ID)
 
     await user.wait_for_text("Your key", timeout=15)
 
-    order = await _order(gaming_goods, user.id)
+    order = await only_order(gaming_goods, user.id)
     assert order.status is OrderStatus.COMPLETED and len(order.delivered_keys) == 1
 
 
@@ -126,14 +104,14 @@ async def test_all_three_vendors_sell_side_by_side(tmp_path: Path) -> None:
     )
     try:
         bought = [
-            (await _buy(shop, 7301, "g", "999"), "gamesdrop"),
+            (await buy_offer_ref(shop, 7301, "g", "999"), "gamesdrop"),
             # 2063: a good only CodeGames sells (its 2062 is cheaper at GamesDrop: routed there)
-            (await _buy(shop, 7302, "c", "2063"), "codegames"),
-            (await _buy(shop, 7303, "gg", GIFT_CARD_PRODUCT_ID), "gaming_goods"),
+            (await buy_offer_ref(shop, 7302, "c", "2063"), "codegames"),
+            (await buy_offer_ref(shop, 7303, "gg", GIFT_CARD_PRODUCT_ID), "gaming_goods"),
         ]
         for user, vendor in bought:
             await user.wait_for_text("Your key", timeout=15)
-            order = await _order(shop, user.id)
+            order = await only_order(shop, user.id)
             assert order.supplier == vendor and order.status is OrderStatus.COMPLETED
     finally:
         await shop.stop()
@@ -172,7 +150,7 @@ async def test_admins_list_more_offers_of_a_vendor_without_a_catalogue_feed(
         offer = await repo.get("codegames", "2062")
         assert offer is not None and offer.active
         assert (await repo.get("codegames", "2071")).active
-        user = await _buy(shop, 7401, "c", "2062")
+        user = await buy_offer_ref(shop, 7401, "c", "2062")
         await user.wait_for_text("Your key", timeout=15)
     finally:
         await shop.stop()
