@@ -495,7 +495,7 @@ def catalogue_service(settings: Settings, suppliers: Suppliers, db: Database) ->
 async def create_shop(settings: Settings, *, timings: OrderTimings | None = None) -> Shop:
     """Build the shop from settings. Nothing runs until :meth:`Shop.start_background`."""
     i18n = create_i18n(settings.default_language)  # raises LocalesMissing before opening anything
-    db = await Database.open(settings.database_path)
+    db = await Database.open(settings.database)
     http = httpx.AsyncClient(limits=httpx.Limits(max_connections=20, max_keepalive_connections=10))
     suppliers = build_suppliers(settings, http)
     own_stock = build_own_stock(settings, db)

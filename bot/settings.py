@@ -141,6 +141,18 @@ class ShopSettings(BaseSettings):
     routing: RoutingSettings = RoutingSettings()
     admin_ids: list[int] = Field(default_factory=list)
     database_path: Path = Path("data/shop.sqlite3")
+    #: ``postgresql://user:password@host:5432/shop`` for several worker processes (or
+    #: ``sqlite:///path``); unset: SQLite at :attr:`database_path`
+    database_url: SecretStr | None = None
+
+    @property
+    def database(self) -> str:
+        """What :meth:`storage.db.Database.open` opens: :attr:`database_url`, else the
+        SQLite file at :attr:`database_path`."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return str(self.database_path)
+
     #: Run against the embedded supplier sandboxes; every message and invoice says "test".
     sandbox: bool = False
     shop_name: str = "Game Shop"

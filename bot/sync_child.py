@@ -32,7 +32,7 @@ async def sync(vendor: str | None) -> list[SyncReport]:
 
     settings = Settings()
     setup_logging(settings.log_level, settings.log_level_libraries)
-    db = await Database.open(settings.database_path)
+    db = await Database.open(settings.database)
     try:
         async with httpx.AsyncClient() as http:
             catalogue = catalogue_service(settings, build_suppliers(settings, http), db)

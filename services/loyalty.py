@@ -32,8 +32,6 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
 from typing import Protocol
 
-import aiosqlite
-
 from services.exports import csv_bytes
 from services.pricing import PriceBook, PricingService
 from services.stars import (
@@ -360,10 +358,10 @@ class LoyaltyService:
             return found
         for _ in range(5):
             code = "".join(secrets.choice(_REF_ALPHABET) for _ in range(8))
-            try:
-                return await self.repo.add_member(user_id, code)
-            except aiosqlite.IntegrityError:  # another member has this code: draw again
-                continue
+            added = await self.repo.add_member(user_id, code)
+            if added is not None:
+                return added
+            # another member has this code: draw again
         raise RuntimeError("could not draw a free referral code")
 
     async def bind_referral(self, user_id: int, code: str) -> ReferralOutcome:

@@ -178,10 +178,7 @@ class SearchService:
         if not query:
             return SearchResult([], 0)
         groups = [self._alternatives(index, word) for word in query]
-        expression = " AND ".join(
-            "(" + " OR ".join(f'"{alt}"*' for alt in dict.fromkeys(group)) + ")" for group in groups
-        )
-        rowids = await self.repo.matching_product_rowids(expression, MATCH_LIMIT)
+        rowids = await self.repo.matching_product_rowids(groups, MATCH_LIMIT)
         if not rowids:
             return SearchResult([], 0, await self._suggest(index, query))
         if rowids[-1] not in index.products or rowids[0] not in index.products:
@@ -213,8 +210,7 @@ class SearchService:
                 close.update(index.originals[match])
         names: dict[int, str] = {}
         if close:
-            expression = " OR ".join(f'"{word}"*' for word in sorted(close))
-            rowids = await self.repo.matching_product_rowids(expression, 50)
+            rowids = await self.repo.matching_product_rowids([sorted(close)], 50)
             names = {rowid: index.names[rowid] for rowid in rowids if rowid in index.names}
         hits = process.extract(
             wanted, names or index.names, scorer=fuzz.WRatio if names else fuzz.QRatio,

@@ -7,9 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-import aiosqlite
-
-from storage.db import Database, utcnow_iso
+from storage.db import Connection, Database, Row, utcnow_iso
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -93,7 +91,7 @@ _WITH_LINKS = (
 )
 
 
-def _offer(row: aiosqlite.Row) -> StoredOffer:
+def _offer(row: Row) -> StoredOffer:
     return StoredOffer(
         supplier=row["supplier"],
         offer_id=row["offer_id"],
@@ -113,10 +111,40 @@ def _offer(row: aiosqlite.Row) -> StoredOffer:
     )
 
 
-def fts_query(text: str) -> str | None:
-    """Turn free text into an FTS5 prefix query (``genshin 60`` -> ``"genshin"* "60"*``)."""
-    words = _WORD.findall(text)[:8]
-    return " ".join(f'"{word}"*' for word in words) if words else None
+def fts_query(text: str) -> list[list[str]]:
+    """Free text as search word groups for :meth:`CatalogueRepository.matching_product_rowids`:
+    every word is needed, each one as a prefix (``genshin 60`` -> ``[["genshin"], ["60"]]``)."""
+    return [[word] for word in _WORD.findall(text)[:8]]
+
+
+def fts5_expression(groups: Sequence[Sequence[str]]) -> str:
+    """SQLite FTS5: every group needed, any word of a group, each word a prefix
+    (``[["genshin"], ["60", "sixty"]]`` -> ``("genshin"*) AND ("60"* OR "sixty"*)``)."""
+    return " AND ".join(
+        "(" + " OR ".join(f'"{word}"*' for word in dict.fromkeys(group)) + ")" for group in groups
+    )
+
+
+def tsquery_expression(groups: Sequence[Sequence[str]]) -> str:
+    """The same for PostgreSQL's ``to_tsquery('simple', ...)``. A word is split where the
+    search vector splits text (anything not a letter or a digit, ``_`` included), its
+    parts a phrase with the last one a prefix, as FTS5 reads ``"a_b"*``."""
+
+    def term(word: str) -> str:
+        parts = [part for part in re.split(r"[\W_]+", word) if part]
+        if not parts:
+            return ""
+        quoted = [f"'{part}'" for part in parts]
+        quoted[-1] += ":*"
+        return "(" + " <-> ".join(quoted) + ")" if len(quoted) > 1 else quoted[0]
+
+    clauses = []
+    for group in groups:
+        terms = [t for t in (term(word) for word in dict.fromkeys(group)) if t]
+        if not terms:
+            return ""
+        clauses.append("(" + " | ".join(terms) + ")")
+    return " & ".join(clauses)
 
 
 class CatalogueRepository:
@@ -168,7 +196,7 @@ class CatalogueRepository:
                 """INSERT INTO products (supplier, product_id, name, category, offer_count, sold,
                                         offer_names, product_key)
                    SELECT o.supplier, o.product_id, min(o.product_name), min(o.category),
-                          count(*), coalesce(s.sold, 0), group_concat(o.offer_name, ' · '),
+                          count(*), coalesce(max(s.sold), 0), group_concat(o.offer_name, ' · '),
                           min(o.product_key)
                    FROM offers o LEFT JOIN (
                        SELECT product_id, count(*) AS sold FROM orders
@@ -179,7 +207,8 @@ class CatalogueRepository:
                 (supplier, supplier),
             )
             await self._list_one_per_key(conn)
-            await conn.execute("INSERT INTO products_fts (products_fts) VALUES ('rebuild')")
+            if self._db.dialect == "sqlite":  # PostgreSQL's search vector is a column
+                await conn.execute("INSERT INTO products_fts (products_fts) VALUES ('rebuild')")
         self.generation += 1
         return int(
             await self._db.fetchval(
@@ -188,13 +217,15 @@ class CatalogueRepository:
         )
 
     @staticmethod
-    async def _list_one_per_key(conn: aiosqlite.Connection) -> None:
+    async def _list_one_per_key(conn: Connection) -> None:
         """Of products of several suppliers with the same ``product_key``, list one in the
         storefront (the one with most offers, then by supplier): its page shows them all."""
         await conn.execute(
-            """UPDATE products SET listed = CASE WHEN product_key IS NULL THEN 1 ELSE
-                   rowid = (SELECT p.rowid FROM products p WHERE p.product_key = products.product_key
-                            ORDER BY p.offer_count DESC, p.supplier, p.product_id LIMIT 1) END"""
+            """UPDATE products SET listed = CASE WHEN product_key IS NULL THEN 1
+                   WHEN rowid = (SELECT p.rowid FROM products p
+                                 WHERE p.product_key = products.product_key
+                                 ORDER BY p.offer_count DESC, p.supplier, p.product_id LIMIT 1)
+                   THEN 1 ELSE 0 END"""
         )
 
     async def set_offer_details(
@@ -245,14 +276,16 @@ class CatalogueRepository:
         self, supplier: str, offer_ids: Sequence[str], admin_id: int | None
     ) -> int:
         """List offer ids for a supplier without a feed; returns how many were new."""
+        added = 0
         async with self._db.transaction() as conn:
-            before = conn.total_changes
-            await conn.executemany(
-                """INSERT OR IGNORE INTO listed_offers (supplier, offer_id, added_by, added_at)
-                   VALUES (?, ?, ?, ?)""",
-                [(supplier, offer_id, admin_id, utcnow_iso()) for offer_id in offer_ids],
-            )
-            return conn.total_changes - before
+            for offer_id in offer_ids:
+                cursor = await conn.execute(
+                    """INSERT INTO listed_offers (supplier, offer_id, added_by, added_at)
+                       VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING""",
+                    (supplier, offer_id, admin_id, utcnow_iso()),
+                )
+                added += cursor.rowcount
+        return added
 
     async def deactivate(self, supplier: str, offer_id: str) -> None:
         await self._db.execute(
@@ -398,15 +431,26 @@ class CatalogueRepository:
 
     async def search_products(self, text: str, limit: int = 10) -> list[Product]:
         """Products whose name (or denomination names) match ``text``, best first
-        (FTS5 prefix match; the name weighs ten times a denomination)."""
-        query = fts_query(text)
-        if query is None:
+        (a prefix match of every word; the name weighs ten times a denomination)."""
+        groups = fts_query(text)
+        if not groups:
             return []
-        rows = await self._db.fetchall(
-            """SELECT p.* FROM products_fts f JOIN products p ON p.rowid = f.rowid
-               WHERE products_fts MATCH ? AND p.listed = 1 ORDER BY bm25(products_fts, 10.0, 1.0) LIMIT ?""",
-            (query, limit),
-        )
+        if self._db.dialect == "postgresql":
+            expression = tsquery_expression(groups)
+            if not expression:
+                return []
+            sql = """SELECT p.* FROM products p
+                     WHERE p.search @@ to_tsquery('simple', lower(unaccent(?))) AND p.listed = 1
+                     ORDER BY ts_rank('{0.1, 0.2, 0.1, 1.0}', p.search,
+                                      to_tsquery('simple', lower(unaccent(?)))) DESC, p.rowid
+                     LIMIT ?"""
+            params: tuple[object, ...] = (expression, expression, limit)
+        else:
+            sql = """SELECT p.* FROM products_fts f JOIN products p ON p.rowid = f.rowid
+                     WHERE products_fts MATCH ? AND p.listed = 1
+                     ORDER BY bm25(products_fts, 10.0, 1.0) LIMIT ?"""
+            params = (fts5_expression(groups), limit)
+        rows = await self._db.fetchall(sql, params)
         return [
             Product(r["supplier"], r["product_id"], r["name"], r["category"], r["offer_count"])
             for r in rows
@@ -425,12 +469,29 @@ class CatalogueRepository:
             for r in rows
         ]
 
-    async def matching_product_rowids(self, expression: str, limit: int) -> list[int]:
-        """Rowids of products matching FTS5 ``expression`` (in no particular order; the
-        caller ranks them), at most ``limit``."""
-        rows = await self._db.fetchall(
-            "SELECT rowid FROM products_fts WHERE products_fts MATCH ? LIMIT ?", (expression, limit)
-        )
+    async def matching_product_rowids(
+        self, groups: Sequence[Sequence[str]], limit: int
+    ) -> list[int]:
+        """Rowids of products having, for every group of words, a word starting with one
+        of that group's (in rowid order; the caller ranks them), at most
+        ``limit``. Both engines split names into the same words: lower case, accents
+        removed, at anything not a letter or digit (SQLite FTS5 ``unicode61``; on
+        PostgreSQL the ``products.search`` vector)."""
+        if self._db.dialect == "postgresql":
+            expression = tsquery_expression(groups)
+            if not expression:
+                return []
+            rows = await self._db.fetchall(
+                """SELECT rowid FROM products
+                   WHERE search @@ to_tsquery('simple', lower(unaccent(?)))
+                   ORDER BY rowid LIMIT ?""",
+                (expression, limit),
+            )
+        else:
+            rows = await self._db.fetchall(
+                "SELECT rowid FROM products_fts WHERE products_fts MATCH ? LIMIT ?",
+                (fts5_expression(groups), limit),
+            )
         return [int(row[0]) for row in rows]
 
     async def aliases(self) -> list[tuple[str, str]]:
@@ -485,10 +546,11 @@ class CatalogueRepository:
         """Record a running sync; ``started_at`` should be the ``synced_at`` of its rows."""
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
-                "INSERT INTO sync_runs (supplier, started_at, status) VALUES (?, ?, 'running')",
+                """INSERT INTO sync_runs (supplier, started_at, status) VALUES (?, ?, 'running')
+                   RETURNING id""",
                 (supplier, started_at or utcnow_iso()),
             )
-            return int(cursor.lastrowid or 0)
+            return int((await cursor.fetchone())[0])
 
     async def finish_sync_run(
         self, run_id: int, status: str, offers: int | None, error: str | None = None
@@ -520,7 +582,7 @@ class CatalogueRepository:
         failed ones are skipped."""
         row = await self._db.fetchone(
             """SELECT * FROM sync_runs WHERE status IN ('ok', 'held')
-                   AND (? IS NULL OR supplier = ?) ORDER BY id DESC LIMIT 1""",
+                   AND (CAST(? AS TEXT) IS NULL OR supplier = ?) ORDER BY id DESC LIMIT 1""",
             (supplier, supplier),
         )
         if row is None:

@@ -1,12 +1,17 @@
-"""SQLite connections, migrations and transactions (aiosqlite, WAL).
+"""The shop's database: one interface, two engines.
 
-One :class:`Database` owns one writer connection and a few read-only connections, each
-with its own aiosqlite thread. Writes go through :meth:`Database.transaction`, which
-holds an ``asyncio.Lock`` so two coroutines can never interleave statements inside one
-SQLite transaction. Reads (``fetchone``, ``fetchall``, ``fetchval``) go to the readers:
-in WAL mode they see the last committed state and never wait for a writer, so a write
-queued behind a lock (a backup, the sqlite3 shell, a long sync) does not hold up the
-pre-checkout answer or any other read.
+- **SQLite** (aiosqlite, WAL; the embedded default, ``DATABASE_URL`` unset or
+  ``sqlite:///path``): one writer connection and a few read-only connections, each with
+  its own aiosqlite thread. Writes go through :meth:`Database.transaction`, which holds an
+  ``asyncio.Lock`` so two coroutines can never interleave statements inside one SQLite
+  transaction. Reads (``fetchone``, ``fetchall``, ``fetchval``) go to the readers: in WAL
+  mode they see the last committed state and never wait for a writer.
+- **PostgreSQL** (asyncpg, ``DATABASE_URL=postgresql://...``; :mod:`storage.postgres`):
+  a connection pool shared by any number of worker processes.
+
+Repositories write their SQL once, in the dialect both engines share: ``?`` placeholders,
+``INSERT ... ON CONFLICT``, ``RETURNING``, 0/1 integer flags and ISO-8601 text times.
+Where the engines truly differ (full-text search) a repository asks :attr:`Database.dialect`.
 """
 
 from __future__ import annotations
@@ -14,12 +19,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiosqlite
 
@@ -28,13 +34,44 @@ logger = logging.getLogger(__name__)
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
+class Row(Protocol):
+    """A result row, read by column name or position (``sqlite3.Row``, ``asyncpg.Record``)."""
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
+
+    def keys(self) -> Iterable[str]: ...
+
+
+class Cursor(Protocol):
+    """What ``Connection.execute`` gives: the rows and how many were changed or returned."""
+
+    rowcount: int
+
+    async def fetchone(self) -> Any: ...
+
+    async def fetchall(self) -> Iterable[Any]: ...
+
+
+class Connection(Protocol):
+    """The connection :meth:`Database.transaction` yields. ``execute`` is awaited for a
+    :class:`Cursor` or entered with ``async with``."""
+
+    def execute(self, sql: str, params: Iterable[Any] = ..., /) -> Any: ...
+
+    async def executemany(self, sql: str, rows: Iterable[Iterable[Any]], /) -> Any: ...
+
+
 def utcnow_iso() -> str:
     """Current UTC time as ISO-8601 text with milliseconds (sortable)."""
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _migrations() -> list[tuple[int, str, str]]:
+def _migrations(engine: str = "") -> list[tuple[int, str, str]]:
+    """``(number, file name, SQL)`` of ``storage/migrations`` (SQLite) or of its
+    ``engine`` subfolder (``"postgresql"``), in order."""
     folder = resources.files("storage") / "migrations"
+    if engine:
+        folder = folder / engine
     found = []
     for entry in folder.iterdir():
         match = _MIGRATION_NAME.match(entry.name)
@@ -52,7 +89,65 @@ async def _connect(path: str, pragmas: Iterable[str]) -> aiosqlite.Connection:
 
 
 class Database:
-    """The shop's SQLite database. Create with :meth:`open`; close with :meth:`close`."""
+    """The interface every repository uses; :meth:`open` picks the engine.
+
+    ``transaction()`` yields a connection whose ``execute(sql, params)`` returns a cursor
+    (``fetchone``, ``fetchall``, ``rowcount``; awaitable or ``async with``) and whose
+    ``executemany(sql, rows)`` runs one statement per row, all inside the transaction."""
+
+    #: ``"sqlite"`` or ``"postgresql"``
+    dialect: str = "sqlite"
+    #: what a statement raises when it breaks a UNIQUE, CHECK or foreign key constraint
+    integrity_errors: tuple[type[BaseException], ...] = (sqlite3.IntegrityError,)
+
+    @staticmethod
+    async def open(target: str | Path, *, readers: int = 2) -> Database:
+        """Open the database at ``target`` and apply pending migrations.
+
+        ``target``: a SQLite path, ``sqlite:///path``, ``":memory:"`` (tests), or a
+        ``postgresql://`` URL. Raises ``OSError``/``aiosqlite.Error`` or asyncpg's errors
+        when the database cannot be opened."""
+        text = str(target)
+        if text.startswith(("postgresql://", "postgres://")):
+            from storage.postgres import PostgresDatabase
+
+            return await PostgresDatabase.connect(text)
+        if text.startswith("sqlite:///"):
+            text = text.removeprefix("sqlite:///")
+        return await SQLiteDatabase.connect(text, readers=readers)
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def migrate(self) -> int:
+        raise NotImplementedError
+
+    def transaction(self) -> AbstractAsyncContextManager[Any]:
+        """One write transaction, serialised with every other writer (on PostgreSQL across
+        processes too): ``COMMIT`` at the end, ``ROLLBACK`` on any exception."""
+        raise NotImplementedError
+
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
+        """One write statement in its own transaction; returns the rows changed."""
+        async with self.transaction() as conn:
+            cursor = await conn.execute(sql, tuple(params))
+            return int(cursor.rowcount)
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        raise NotImplementedError
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        raise NotImplementedError
+
+    async def fetchval(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        row = await self.fetchone(sql, params)
+        return row[0] if row is not None else None
+
+
+class SQLiteDatabase(Database):
+    """The embedded engine (see the module). Create with :meth:`Database.open`."""
+
+    dialect = "sqlite"
 
     def __init__(
         self, connection: aiosqlite.Connection, readers: list[aiosqlite.Connection] | None = None
@@ -64,7 +159,7 @@ class Database:
         self._write_lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: str | Path, *, readers: int = 2) -> Database:
+    async def connect(cls, path: str | Path, *, readers: int = 2) -> SQLiteDatabase:
         """Open (creating if needed) the database at ``path``, apply pending migrations and
         open ``readers`` read-only connections.
 
@@ -141,12 +236,6 @@ class Database:
             else:
                 await self._conn.commit()
 
-    async def execute(self, sql: str, params: Iterable[Any] = ()) -> int:
-        """One write statement in its own transaction; returns the rows changed."""
-        async with self.transaction() as conn:
-            cursor = await conn.execute(sql, tuple(params))
-            return cursor.rowcount
-
     @asynccontextmanager
     async def _reader(self) -> AsyncIterator[aiosqlite.Connection]:
         """An idle read connection, waiting for one when every one is busy.
@@ -175,7 +264,3 @@ class Database:
         """Every row of a read (committed state, never waiting for a writer)."""
         async with self._reader() as conn, conn.execute(sql, tuple(params)) as cursor:
             return list(await cursor.fetchall())
-
-    async def fetchval(self, sql: str, params: Iterable[Any] = ()) -> Any:
-        row = await self.fetchone(sql, params)
-        return row[0] if row is not None else None

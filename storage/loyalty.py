@@ -12,9 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-import aiosqlite
-
-from storage.db import Database, utcnow_iso
+from storage.db import Connection, Database, Row, utcnow_iso
 
 #: order statuses in which a promo code counts as used (paid, not failed or refunded)
 PROMO_USED_STATUSES = ("paid", "unknown", "processing", "completed")
@@ -160,11 +158,11 @@ class Liabilities:
     payout_cost_usd: Decimal
 
 
-def _row(cls: type, row: aiosqlite.Row):  # type: ignore[no-untyped-def]
+def _row(cls: type, row: Row):  # type: ignore[no-untyped-def]
     return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
 
-def _member(row: aiosqlite.Row) -> Member:
+def _member(row: Row) -> Member:
     return Member(
         row["user_id"], row["code"], row["referrer_id"], row["referred_at"],
         bool(row["spend_next"]), row["promo_code"],
@@ -175,7 +173,7 @@ _AVAILABLE = "(stars < 0 OR available_at_ts <= ?)"
 
 
 async def _insert_entry(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     dedup_key: str,
     user_id: int,
     kind: str,
@@ -214,14 +212,17 @@ class LoyaltyRepository:
         row = await self._db.fetchone("SELECT * FROM loyalty_members WHERE code = ?", (code,))
         return _member(row) if row else None
 
-    async def add_member(self, user_id: int, code: str) -> Member:
-        """The member row of ``user_id`` (created with ``code`` when missing). Raises
-        ``aiosqlite.IntegrityError`` when ``code`` belongs to someone else."""
-        await self._db.execute(
-            """INSERT INTO loyalty_members (user_id, code, created_at) VALUES (?, ?, ?)
-               ON CONFLICT (user_id) DO NOTHING""",
-            (user_id, code, utcnow_iso()),
-        )
+    async def add_member(self, user_id: int, code: str) -> Member | None:
+        """The member row of ``user_id`` (created with ``code`` when missing); ``None``
+        when ``code`` belongs to someone else."""
+        try:
+            await self._db.execute(
+                """INSERT INTO loyalty_members (user_id, code, created_at) VALUES (?, ?, ?)
+                   ON CONFLICT (user_id) DO NOTHING""",
+                (user_id, code, utcnow_iso()),
+            )
+        except self._db.integrity_errors:
+            return None
         member = await self.member(user_id)
         assert member is not None
         return member
@@ -465,10 +466,10 @@ class LoyaltyRepository:
                 return None
             cursor = await conn.execute(
                 """INSERT INTO loyalty_payouts (user_id, stars, status, trigger, created_at)
-                   VALUES (?, ?, 'open', ?, ?)""",
+                   VALUES (?, ?, 'open', ?, ?) RETURNING id""",
                 (user_id, total, trigger, utcnow_iso()),
             )
-            payout_id = int(cursor.lastrowid or 0)
+            payout_id = int((await cursor.fetchone())[0])
             await conn.executemany(
                 """INSERT INTO loyalty_payout_parts (payout_id, part, stars, supplier, offer_id,
                        transaction_id, status) VALUES (?, ?, ?, ?, ?, ?, 'pending')""",

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import aiosqlite
-
-from storage.db import Database, utcnow_iso
+from storage.db import Database, Row, utcnow_iso
 
 FINAL_BROADCAST = ("sent", "failed", "blocked")
 
@@ -53,7 +51,7 @@ class Campaign:
     progress_message_id: int | None
 
 
-def _row(cls: type, row: aiosqlite.Row):  # type: ignore[no-untyped-def]
+def _row(cls: type, row: Row):  # type: ignore[no-untyped-def]
     return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
 
@@ -83,7 +81,8 @@ class MassSendingRepository:
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
                 """INSERT INTO broadcasts (admin_id, source_chat_id, source_message_id, button_text,
-                       button_url, status, created_at) VALUES (?, ?, ?, ?, ?, 'running', ?)""",
+                       button_url, status, created_at) VALUES (?, ?, ?, ?, ?, 'running', ?)
+                   RETURNING id""",
                 (
                     admin_id,
                     source_chat_id,
@@ -93,7 +92,7 @@ class MassSendingRepository:
                     utcnow_iso(),
                 ),
             )
-            broadcast_id = int(cursor.lastrowid or 0)
+            broadcast_id = int((await cursor.fetchone())[0])
             await conn.executemany(
                 "INSERT INTO broadcast_recipients (broadcast_id, user_id) VALUES (?, ?)",
                 [(broadcast_id, user_id) for user_id in recipients],
@@ -174,10 +173,11 @@ class MassSendingRepository:
         pay one winner twice."""
         async with self._db.transaction() as conn:
             cursor = await conn.execute(
-                "INSERT INTO campaigns (admin_id, name, promo_text, status, created_at) VALUES (?, ?, ?, 'draft', ?)",
+                """INSERT INTO campaigns (admin_id, name, promo_text, status, created_at)
+                   VALUES (?, ?, ?, 'draft', ?) RETURNING id""",
                 (admin_id, name, promo_text, utcnow_iso()),
             )
-            campaign_id = int(cursor.lastrowid or 0)
+            campaign_id = int((await cursor.fetchone())[0])
             await conn.executemany(
                 """INSERT INTO campaign_rewards (campaign_id, line_no, part, raw, user_id, display, stars,
                        supplier, offer_id, status, reason, transaction_id)

@@ -15,9 +15,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol
 
-import aiosqlite
-
-from storage.db import Database, utcnow_iso
+from storage.db import Connection, Database, Row, utcnow_iso
 
 logger = logging.getLogger(__name__)
 
@@ -248,7 +246,7 @@ _UPDATABLE = {
 }  # fmt: skip
 
 
-def _order(row: aiosqlite.Row) -> Order:
+def _order(row: Row) -> Order:
     data = {key: row[key] for key in row.keys() if key in _ORDER_FIELDS}
     data["supplier_price"] = Decimal(data["supplier_price"])
     data["cost_usd"] = Decimal(data["cost_usd"])
@@ -282,7 +280,7 @@ class OrdersRepository:
         #: when set, delivered keys are stored encrypted and read back in clear text
         self._seal = seal
 
-    def _order(self, row: aiosqlite.Row) -> Order:
+    def _order(self, row: Row) -> Order:
         order = _order(row)
         key = order.delivered_key
         if self._seal is None or not key or not key.startswith(SEALED):
@@ -318,7 +316,8 @@ class OrdersRepository:
                        supplier_currency, cost_usd, stars, status, transaction_id, test_mode,
                        created_at, updated_at, discount_stars, promo_code)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?,
-                           ?, ?)""",
+                           ?, ?)
+                   RETURNING id""",
                 (
                     new.user_id, new.chat_id, new.kind, new.supplier, new.offer_id,
                     new.product_id, new.product_name, new.offer_name, int(new.returns_key),
@@ -329,7 +328,7 @@ class OrdersRepository:
                     new.discount_stars, new.promo_code,
                 ),
             )  # fmt: skip
-            order_id = int(cursor.lastrowid or 0)
+            order_id = int((await cursor.fetchone())[0])
             await conn.execute(
                 "UPDATE orders SET transaction_id = ? WHERE id = ?",
                 (self.transaction_id(order_id, new.source_code), order_id),
@@ -341,7 +340,7 @@ class OrdersRepository:
 
     @staticmethod
     async def _event(
-        conn: aiosqlite.Connection,
+        conn: Connection,
         order_id: int,
         from_status: str | None,
         to_status: str,
@@ -435,7 +434,7 @@ class OrdersRepository:
 
     async def _transition(
         self,
-        conn: aiosqlite.Connection,
+        conn: Connection,
         order_id: int,
         to: OrderStatus,
         detail: str | None,
@@ -522,7 +521,7 @@ class OrdersRepository:
             return RecordedCharge(True, rejection, order_id)
 
     @staticmethod
-    def _rejection(charge: IncomingCharge, order: aiosqlite.Row | None) -> ChargeRejection | None:
+    def _rejection(charge: IncomingCharge, order: Row | None) -> ChargeRejection | None:
         if order is None:
             return ChargeRejection.UNKNOWN_ORDER
         status = OrderStatus(order["status"])

@@ -9,9 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-import aiosqlite
-
-from storage.db import Database, utcnow_iso
+from storage.db import Database, Row, utcnow_iso
 
 #: a key still for sale: neither sold nor withdrawn for the marketplace
 AVAILABLE = "taken_by IS NULL AND withdrawn IS NULL"
@@ -61,7 +59,7 @@ class NewKey:
     line: int
 
 
-def _key(row: aiosqlite.Row) -> StockKey:
+def _key(row: Row) -> StockKey:
     return StockKey(
         id=row["id"],
         product=row["product"],
@@ -88,7 +86,7 @@ _PRODUCTS = f"""
 """
 
 
-def _product(row: aiosqlite.Row) -> StockProduct:
+def _product(row: Row) -> StockProduct:
     cost, currency = row["next_cost"].split(" ") if row["next_cost"] else (None, None)
     return StockProduct(
         id=row["id"],
@@ -144,7 +142,7 @@ class StockRepository:
             cursor = await conn.execute(
                 """INSERT INTO stock_products (product_id, product_name, offer_name, category,
                        source_supplier, source_offer_id, created_at, created_by)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""",
                 (
                     product_id,
                     product_name,
@@ -155,8 +153,7 @@ class StockRepository:
                     by,
                 ),
             )
-            assert cursor.lastrowid is not None
-            return cursor.lastrowid
+            return int((await cursor.fetchone())[0])
 
     async def known_fingerprints(self, fingerprints: Sequence[str]) -> set[str]:
         """Which of ``fingerprints`` belong to keys ever uploaded (sold ones included)."""
@@ -196,13 +193,13 @@ class StockRepository:
         returns the key it took the first time. ``None``: no key left."""
         async with self._db.transaction() as conn:
             async with conn.execute(
-                f"""UPDATE stock_keys SET taken_by = :tx, taken_at = :now
-                    WHERE id = (SELECT id FROM stock_keys WHERE product = :product AND {AVAILABLE}
+                f"""UPDATE stock_keys SET taken_by = ?, taken_at = ?
+                    WHERE id = (SELECT id FROM stock_keys WHERE product = ? AND {AVAILABLE}
                                 ORDER BY id LIMIT 1)
                       AND {AVAILABLE}
-                      AND NOT EXISTS (SELECT 1 FROM stock_keys WHERE taken_by = :tx)
+                      AND NOT EXISTS (SELECT 1 FROM stock_keys WHERE taken_by = ?)
                     RETURNING *""",
-                {"tx": transaction_id, "now": utcnow_iso(), "product": product},
+                (transaction_id, utcnow_iso(), product, transaction_id),
             ) as cursor:
                 row = await cursor.fetchone()
             if row is None:
@@ -238,11 +235,11 @@ class StockRepository:
             if row is None or row[0] < count:
                 return []
             async with conn.execute(
-                f"""UPDATE stock_keys SET withdrawn = :batch, withdrawn_at = :now
-                    WHERE id IN (SELECT id FROM stock_keys WHERE product = :product AND {AVAILABLE}
-                                 ORDER BY id LIMIT :count)
+                f"""UPDATE stock_keys SET withdrawn = ?, withdrawn_at = ?
+                    WHERE id IN (SELECT id FROM stock_keys WHERE product = ? AND {AVAILABLE}
+                                 ORDER BY id LIMIT ?)
                     RETURNING *""",
-                {"batch": batch, "now": utcnow_iso(), "product": product, "count": count},
+                (batch, utcnow_iso(), product, count),
             ) as cursor:
                 rows = list(await cursor.fetchall())
         return sorted((_key(row) for row in rows), key=lambda key: key.id)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import aiosqlite
-
-from storage.db import Database, utcnow_iso
+from storage.db import Database, Row, utcnow_iso
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +73,7 @@ class UsersRepository:
         return int(await self._db.fetchval("SELECT count(*) FROM users"))
 
 
-def _user(row: aiosqlite.Row) -> User:
+def _user(row: Row) -> User:
     return User(
         id=row["id"],
         username=row["username"],

@@ -3,9 +3,13 @@ and the real bot polling it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
@@ -13,6 +17,7 @@ from bot.offline import OfflineShop
 from sandboxes.gamesdrop import DEFAULT_TOKEN, GamesDropSandbox, SandboxConfig
 from services.suppliers.gamesdrop.client import GamesDropClient, RetryPolicy, Timeouts
 from storage.db import Database
+from tests.servers.postgres import PostgresServer
 
 
 async def _no_sleep(_: float) -> None:
@@ -46,9 +51,61 @@ def client(sandbox: GamesDropSandbox, http: httpx.AsyncClient) -> GamesDropClien
     )
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server for the whole session, with database
+    ``shop_template`` migrated once: each test's database is a copy of it."""
+    server = PostgresServer()
+    server.start()
+    try:
+        # in a thread of its own: the first test asking may be inside its event loop
+        with ThreadPoolExecutor(1) as thread:
+            thread.submit(asyncio.run, _migrate_template(server)).result()
+        yield server
+    finally:
+        server.stop()
+
+
+async def _migrate_template(server: PostgresServer) -> None:
+    admin = await asyncpg.connect(server.url)
+    try:
+        await admin.execute("CREATE DATABASE shop_template")
+    finally:
+        await admin.close()
+    database = await Database.open(server.url_of("shop_template"))
+    await database.close()
+
+
+_copies = itertools.count(1)
+
+
+async def fresh_postgres_database(server: PostgresServer) -> str:
+    """The URL of a new database migrated like a new shop's (a copy of the template)."""
+    name = f"shop_{next(_copies)}"
+    admin = await asyncpg.connect(server.url)
+    try:
+        await admin.execute(f"CREATE DATABASE {name} TEMPLATE shop_template")
+    finally:
+        await admin.close()
+    return server.url_of(name)
+
+
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
+async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
+    """The embedded engine only, for what only SQLite has (WAL readers, PRAGMAs)."""
     database = await Database.open(tmp_path / "test.sqlite3")
+    yield database
+    await database.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """The shop's database, once on each engine: every test using it runs twice."""
+    if request.param == "sqlite":
+        database = await Database.open(tmp_path / "test.sqlite3")
+    else:
+        server = request.getfixturevalue("postgres")
+        database = await Database.open(await fresh_postgres_database(server))
     yield database
     await database.close()
 
