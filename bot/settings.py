@@ -141,6 +141,10 @@ class ShopSettings(BaseSettings):
     routing: RoutingSettings = RoutingSettings()
     admin_ids: list[int] = Field(default_factory=list)
     database_path: Path = Path("data/shop.sqlite3")
+    #: Redis shared by several bot processes (``redis://host:6379/0``): conversation state,
+    #: per-user event isolation, one flood budget and cache invalidation. Unset: one
+    #: process, everything in memory and in the database.
+    redis_url: SecretStr | None = None
     #: Run against the embedded supplier sandboxes; every message and invoice says "test".
     sandbox: bool = False
     shop_name: str = "Game Shop"
