@@ -118,8 +118,8 @@ class SharedFloodBudget(FloodBudget):
     worker set; :meth:`pause` also pauses the others (written in the background: the
     callers' ``pause`` stays synchronous). Deliveries (:meth:`urgent`) hold back this
     worker's bulk senders only. ``prefix`` names the keys (``<prefix>:pause``,
-    ``<prefix>:slot``). Redis errors propagate from :meth:`bulk_turn` (the broadcast
-    stops there and resumes later), and are logged from :meth:`pause`."""
+    ``<prefix>:slot``). While Redis does not answer, :meth:`bulk_turn` logs it and waits
+    (bulk sending holds rather than exceed the budget); :meth:`pause` logs it."""
 
     def __init__(
         self,
@@ -160,9 +160,18 @@ class SharedFloodBudget(FloodBudget):
     async def bulk_turn(self) -> None:
         """This worker's turn (:meth:`FloodBudget.bulk_turn`), then a shared slot: returns
         when no worker's pause is in force and the slot is this caller's."""
+        from redis.exceptions import RedisError
+
         while True:
             await super().bulk_turn()
-            wait_us = int(await self._slot(keys=list(self._keys), args=[self._interval_us]))
+            try:
+                wait_us = int(await self._slot(keys=list(self._keys), args=[self._interval_us]))
+            except (RedisError, OSError):
+                # without the shared budget this worker cannot know the others' rate: bulk
+                # sending holds (customer deliveries do not use it) until Redis answers
+                logger.exception("shared flood budget unreachable; bulk sending waits %s s", 1.0)
+                await self._sleep(1.0)
+                continue
             if wait_us <= 0:
                 return
             await self._sleep(wait_us / 1_000_000)

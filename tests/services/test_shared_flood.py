@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from services.flood import BULK_MARGIN, SharedFloodBudget, SharedUserLimit
 from services.shared_state import connect
+from tests.servers import free_port
 
 
 @pytest.fixture
@@ -92,3 +93,14 @@ async def test_the_per_user_throttle_counts_a_users_updates_across_workers(
     await asyncio.sleep(1.05)  # one token back at 1 per second
     assert await second.allow(7)
     assert not await first.allow(7)
+
+
+async def test_bulk_sending_holds_while_the_shared_budget_is_unreachable(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = connect(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    budget = SharedFloodBudget(client, 100.0)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(budget.bulk_turn(), 0.5)  # never sends past the budget
+    assert "shared flood budget unreachable" in caplog.text
+    await client.aclose()
