@@ -4,6 +4,7 @@ the SQLite conversation table."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -33,6 +34,9 @@ async def test_a_checkout_step_survives_a_new_worker_through_redis(
     assert offline.shop is not None and not isinstance(
         offline.shop.dispatcher.storage, SQLiteStorage
     )
+    shared = offline.shop.shared
+    assert shared is not None  # the worker listens for other workers' admin changes
+    await asyncio.wait_for(shared.bus.listening.wait(), 5.0)
     bob = offline.telegram.user(6101, "Bob")
     await open_offer(offline, bob, GENSHIN_60)
     await bob.press("Buy for")

@@ -20,9 +20,11 @@ from bot.i18n import create_i18n
 from bot.middlewares import UserMiddleware
 from services.catalogue import CatalogueService
 from services.pricing import PriceBook, PricingService
+from services.routing import RoutingService, SourceMode
 from services.search import SearchService
 from services.shared_state import USER, CacheBus, RedisCacheBus, connect
 from services.suppliers.gamesdrop.client import GamesDropClient
+from services.suppliers.registry import Suppliers
 from storage.catalogue import CatalogueRepository
 from storage.db import Database
 from storage.settings import ShopSettingsRepository
@@ -205,3 +207,21 @@ async def test_without_redis_the_bus_tells_nobody_and_costs_nothing() -> None:
     bus.announce(USER, 2)
     await asyncio.sleep(0)
     assert heard == []
+
+
+async def test_a_supplier_switched_off_in_one_worker_gets_no_orders_from_the_other(
+    pair: tuple[Worker, Worker], client: GamesDropClient
+) -> None:
+    routings = []
+    for worker in pair:
+        routing = RoutingService(
+            Suppliers([client]), CatalogueRepository(worker.db),
+            ShopSettingsRepository(worker.db), lambda: DEFAULTS,
+        )  # fmt: skip
+        await routing.load()
+        routing.share_through(worker.bus)
+        routings.append(routing)
+    await listening(*pair)
+    assert routings[1].usable(client.name)
+    await routings[0].set_mode(client.name, SourceMode.DISABLED, admin_id=1)
+    await seconds_until(lambda: not routings[1].usable(client.name))
