@@ -1,4 +1,6 @@
-"""One catalogue sync in a process of its own: prints ``seconds peak_rss_mb offers``."""
+"""One catalogue sync in a process of its own: prints ``seconds peak_rss_mb offers``.
+
+``python -m bench.sync_worker SANDBOX_URL DATABASE`` (a SQLite path or a PostgreSQL URL)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from storage.catalogue import CatalogueRepository
 from storage.db import Database
 
 
-async def main(url: str, database: Path) -> None:
+async def main(url: str, database: str) -> None:
     db = await Database.open(database)
     async with httpx.AsyncClient() as http:
         supplier = GamesDropClient(http, SUPPLIER_TOKEN, base_url=url)
@@ -34,4 +36,4 @@ def peak_mb() -> float:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], Path(sys.argv[2])))
+    asyncio.run(main(sys.argv[1], sys.argv[2]))

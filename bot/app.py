@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from aiogram import Bot, Dispatcher
@@ -24,6 +24,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.methods.base import Response
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 
@@ -39,7 +40,7 @@ from bot.sync_child import run_sync_child
 from services.admin import AdminService
 from services.alerts import AlertService
 from services.catalogue import CatalogueService, SyncReport
-from services.flood import FloodBudget
+from services.flood import FloodBudget, SharedFloodBudget, SharedUserLimit
 from services.loyalty import LoyaltyConfig, LoyaltyService
 from services.mass_sending import BroadcastService, CampaignService
 from services.orders import OrderService, OrderTimings
@@ -47,6 +48,7 @@ from services.own_stock import KeyBox, OwnStock
 from services.payments import PaymentReconciler, RefundService
 from services.pricing import PriceBook, PricingService, UnknownCurrency
 from services.routing import ALERT_BREAKER, CircuitBreaker, RoutingService
+from services.shared_state import RedisCacheBus, connect
 from services.stars import RecipientResolver
 from services.suppliers.base import Capability, build_supplier
 from services.suppliers.errors import SupplierError
@@ -63,6 +65,9 @@ from storage.orders import OrdersRepository
 from storage.settings import ShopSettingsRepository
 from storage.stock import StockRepository
 from storage.users import UsersRepository
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +198,42 @@ def build_own_stock(settings: Settings, db: Database) -> OwnStock | None:
     )
 
 
+# -- several workers: what they share through Redis (REDIS_URL) -------------------------
+
+
+@dataclass
+class SharedRedis:
+    """The shop's Redis: conversation state (aiogram's ``RedisStorage``, untouched steps
+    expire after :data:`CONVERSATION_TTL`), per-user event isolation across processes,
+    and the cache invalidation bus. One client (connection pool) serves them all."""
+
+    client: Redis
+    storage: BaseStorage
+    isolation: BaseEventIsolation
+    bus: RedisCacheBus
+
+    async def close(self) -> None:
+        """Finish pending announcements and close the connections."""
+        await self.bus.close()
+        await self.isolation.close()
+        await self.client.aclose(close_connection_pool=True)
+
+
+def connect_redis(settings: Settings) -> SharedRedis | None:
+    """:class:`SharedRedis` for ``REDIS_URL``; ``None`` when it is unset (one process:
+    ``redis`` is not even imported). Connects lazily, on the first command."""
+    if settings.redis_url is None:
+        return None
+    from aiogram.fsm.storage.redis import RedisStorage
+
+    client = connect(settings.redis_url.get_secret_value())
+    storage = RedisStorage(client, state_ttl=CONVERSATION_TTL, data_ttl=CONVERSATION_TTL)
+    return SharedRedis(client, storage, storage.create_isolation(), RedisCacheBus(client))
+
+
+# -----------------------------------------------------------------------------------------
+
+
 @dataclass
 class Shop:
     """Everything the running bot owns."""
@@ -223,6 +264,8 @@ class Shop:
     #: run the start-up and scheduled syncs in a child process (``python -m bot`` sets it):
     #: their memory (~15-25 MiB for 64,000 offers) then never lands in the bot process
     sync_in_child: bool = False
+    #: what several workers share (``None``: ``REDIS_URL`` unset, one process)
+    shared: SharedRedis | None = None
 
     async def register_commands(self) -> None:
         """``setMyCommands`` in every supported language (and the default); admins get the
@@ -267,6 +310,8 @@ class Shop:
         With a catalogue already stored, that sync runs in the background and customers
         are served the stored one meanwhile (start-up to the first answer stays ~1 s
         instead of waiting out a 64,000-offer sync); into an empty one it runs first."""
+        if self.shared is not None:
+            self._spawn(self.shared.bus.run(), "cache invalidation listener")
         if initial_sync:
             if await self.catalogue.repo.size() > 0:
                 self._spawn(self._initial_sync(), "initial catalogue sync")
@@ -478,6 +523,8 @@ class Shop:
             await self.own_stock.close()
         await self.bot.session.close()
         await self.http.aclose()
+        if self.shared is not None:
+            await self.shared.close()
         await self.db.close()
 
 
@@ -495,6 +542,7 @@ def catalogue_service(settings: Settings, suppliers: Suppliers, db: Database) ->
 async def create_shop(settings: Settings, *, timings: OrderTimings | None = None) -> Shop:
     """Build the shop from settings. Nothing runs until :meth:`Shop.start_background`."""
     i18n = create_i18n(settings.default_language)  # raises LocalesMissing before opening anything
+    shared = connect_redis(settings)
     db = await Database.open(settings.database)
     http = httpx.AsyncClient(limits=httpx.Limits(max_connections=20, max_keepalive_connections=10))
     suppliers = build_suppliers(settings, http)
@@ -530,7 +578,11 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
     notifier.alerts = AlertService(
         notifier.alert_admins, min_interval=settings.alerts.min_interval_minutes * 60
     )
-    flood = FloodBudget()
+    flood = (
+        FloodBudget()
+        if shared is None
+        else SharedFloodBudget(shared.client, settings.broadcast_rate)
+    )
     outbox = DeliveryOutbox(bot, deliveries, users, notifier.render, flood, notifier.alert)
     notifier.wake_outbox = outbox.wake
     catalogue.alert = notifier.alert
@@ -573,8 +625,12 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
     )  # fmt: skip
     notifier.wake_loyalty = loyalty.wake
     user_middleware = UserMiddleware(users, i18n)
+    if shared is not None:  # other workers' admin changes reach this one's caches
+        for service in (pricing, routing, catalogue, user_middleware):
+            service.share_through(shared.bus)
     dispatcher = Dispatcher(
-        storage=SQLiteStorage(db),
+        storage=SQLiteStorage(db) if shared is None else shared.storage,
+        events_isolation=None if shared is None else shared.isolation,
         settings=settings,
         order_service=order_service,
         users=users,
@@ -592,7 +648,13 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
         i18n=i18n,
     )
     dispatcher.update.outer_middleware(
-        ThrottlingMiddleware(settings.throttle_rate, settings.throttle_burst)
+        ThrottlingMiddleware(
+            settings.throttle_rate,
+            settings.throttle_burst,
+            shared=SharedUserLimit(shared.client, settings.throttle_rate, settings.throttle_burst)
+            if shared is not None and settings.throttle_rate > 0
+            else None,
+        )
     )
     dispatcher.update.outer_middleware(user_middleware)
     UserLocaleMiddleware(i18n).setup(dispatcher)
@@ -604,4 +666,5 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
         settings=settings, bot=bot, dispatcher=dispatcher, db=db, http=http, suppliers=suppliers,
         catalogue=catalogue, orders=order_service, refunds=refunds, outbox=outbox, notifier=notifier, users=users, i18n=i18n,
         broadcasts=broadcasts, campaigns=campaigns, own_stock=own_stock, loyalty=loyalty,
+        shared=shared,
     )  # fmt: skip

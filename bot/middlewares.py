@@ -18,6 +18,8 @@ from aiogram.types import CallbackQuery, Message, TelegramObject, Update, User
 from aiogram.utils.i18n import I18n
 
 from bot.i18n import pick_locale
+from services.flood import SharedUserLimit
+from services.shared_state import USER, CacheBus
 from storage.users import User as StoredUser
 from storage.users import UsersRepository
 
@@ -48,10 +50,26 @@ class UserMiddleware(BaseMiddleware):
         self._cache: dict[int, tuple[float, StoredUser]] = {}
         self._told_banned: set[int] = set()
         self._calls = 0
+        self._bus = CacheBus()
+
+    def share_through(self, bus: CacheBus) -> None:
+        """Tell other processes on ``bus`` when a record is forgotten, and forget the
+        records other processes announce (several workers: a ban holds in all at once)."""
+        self._bus = bus
+        bus.subscribe(USER, self._drop)
 
     def forget(self, user_id: int) -> None:
-        """Drop the cached record (after a change such as language or ban)."""
+        """Drop the cached record (after a change such as language or ban), in every
+        process sharing the bus."""
         self._cache.pop(user_id, None)
+        self._bus.announce(USER, user_id)
+
+    def _drop(self, key: str) -> None:
+        """Another process changed user ``key`` (``""``: maybe anyone)."""
+        if key:
+            self._cache.pop(int(key), None)
+        else:
+            self._cache.clear()
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         telegram_user: User | None = data.get("event_from_user")
@@ -100,9 +118,20 @@ class UserMiddleware(BaseMiddleware):
 
 class ThrottlingMiddleware(BaseMiddleware):
     """Per-user token bucket: ``rate`` updates per second on average, bursts of ``burst``.
-    Excess updates are dropped; the user is warned at most once per ``warn_every`` s."""
+    Excess updates are dropped; the user is warned at most once per ``warn_every`` s.
 
-    def __init__(self, rate: float, burst: int, warn_every: float = 10.0) -> None:
+    ``shared`` (with ``REDIS_URL``): the buckets live in Redis and count a user's updates
+    across every worker. Should Redis fail, the update goes through (logged): a throttle
+    outage must not lock customers out."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        warn_every: float = 10.0,
+        shared: SharedUserLimit | None = None,
+    ) -> None:
+        self._shared = shared
         self._rate = rate
         self._burst = float(burst)
         self._warn_every = warn_every
@@ -111,6 +140,7 @@ class ThrottlingMiddleware(BaseMiddleware):
         self._calls = 0
 
     def allow(self, user_id: int, now: float) -> bool:
+        """Take a token from this process's bucket of ``user_id`` (``now``: monotonic s)."""
         self._calls += 1
         if self._calls % PRUNE_EVERY == 0:
             self._prune(now)
@@ -121,6 +151,15 @@ class ThrottlingMiddleware(BaseMiddleware):
             return False
         self._buckets[user_id] = (tokens - 1, now)
         return True
+
+    async def _allow(self, user_id: int, now: float) -> bool:
+        if self._shared is None:
+            return self.allow(user_id, now)
+        try:
+            return await self._shared.allow(user_id)
+        except Exception:
+            logger.exception("shared throttle unavailable; update of user %s let through", user_id)
+            return True
 
     def _prune(self, now: float) -> None:
         """Forget buckets that have refilled (the same as no bucket) and old warnings."""
@@ -133,7 +172,7 @@ class ThrottlingMiddleware(BaseMiddleware):
         if user is None or self._rate <= 0 or is_payment(event):
             return await handler(event, data)
         now = time.monotonic()
-        if self.allow(user.id, now):
+        if await self._allow(user.id, now):
             return await handler(event, data)
         logger.info("throttled update from user %s", user.id)
         if now - self._warned.get(user.id, 0.0) >= self._warn_every:

@@ -153,6 +153,10 @@ class ShopSettings(BaseSettings):
             return self.database_url.get_secret_value()
         return str(self.database_path)
 
+    #: Redis shared by several bot processes (``redis://host:6379/0``): conversation state,
+    #: per-user event isolation, one flood budget and cache invalidation. Unset: one
+    #: process, everything in memory and in the database.
+    redis_url: SecretStr | None = None
     #: Run against the embedded supplier sandboxes; every message and invoice says "test".
     sandbox: bool = False
     shop_name: str = "Game Shop"

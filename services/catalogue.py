@@ -18,6 +18,7 @@ from decimal import Decimal
 
 from services.routing import match_key, product_key
 from services.search import SearchService
+from services.shared_state import CATALOGUE, CacheBus
 from services.suppliers.base import Capability, Supplier
 from services.suppliers.errors import OfferNotFound
 from services.suppliers.models import CatalogueRow, OfferDetails
@@ -117,6 +118,15 @@ class CatalogueService:
         self._sync_lock = asyncio.Lock()
         #: admin alerts, ``alert(key, msgid, **params)`` (a .po message); set by the composition root
         self.alert: Callable[..., Awaitable[None]] | None = None
+        self._bus = CacheBus()
+
+    def share_through(self, bus: CacheBus) -> None:
+        """Tell other processes on ``bus`` when a sync rebuilt the products, and start
+        search and page counts afresh when another process's sync did (several workers);
+        search aliases too (:meth:`SearchService.share_through`)."""
+        self._bus = bus
+        bus.subscribe(CATALOGUE, lambda _key: self.repo.products_changed())
+        self.search.share_through(bus)
 
     @property
     def is_syncing(self) -> bool:
@@ -160,9 +170,14 @@ class CatalogueService:
         """Sync supplier ``name`` (may be omitted when the shop has one supplier): its
         whole feed when it has ``CATALOGUE_SYNC``, else :meth:`refresh_listed`."""
         supplier = self._only(name)
-        if Capability.CATALOGUE_SYNC not in supplier.capabilities:
-            return await self.refresh_listed(supplier.name)
-        return await self._sync_feed(supplier)
+        generation = self.repo.generation
+        try:
+            if Capability.CATALOGUE_SYNC not in supplier.capabilities:
+                return await self.refresh_listed(supplier.name)
+            return await self._sync_feed(supplier)
+        finally:
+            if self.repo.generation != generation:
+                await self._bus.publish(CATALOGUE, supplier.name)
 
     async def sync_elsewhere(
         self, run: Callable[[], Awaitable[list[SyncReport]]]
@@ -174,6 +189,7 @@ class CatalogueService:
         async with self._sync_lock:
             reports = await run()
             self.repo.products_changed()
+        await self._bus.publish(CATALOGUE)
         for report in reports:
             if report.held:
                 await self._alert_held(report)

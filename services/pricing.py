@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from decimal import ROUND_CEILING, Decimal
 from typing import Literal
 
+from services.shared_state import SHOP_SETTINGS, CacheBus
 from storage.settings import ShopSettingsRepository
 
 logger = logging.getLogger(__name__)
@@ -108,6 +109,13 @@ class PricingService:
     def __init__(self, defaults: PriceBook, settings: ShopSettingsRepository) -> None:
         self._book = defaults
         self._settings = settings
+        self._bus = CacheBus()
+
+    def share_through(self, bus: CacheBus) -> None:
+        """Tell other processes about admin changes on ``bus``, and reload the saved
+        overrides when another process announces one (several workers)."""
+        self._bus = bus
+        bus.subscribe(SHOP_SETTINGS, lambda _key: self.load())
 
     @property
     def settings(self) -> ShopSettingsRepository:
@@ -157,6 +165,7 @@ class PricingService:
         self.proposed("markup", markup)
         await self._settings.set(MARKUP_KEY, str(markup), admin_id)
         self._book = replace(self._book, markup=markup)
+        await self._bus.publish(SHOP_SETTINGS, MARKUP_KEY)
         logger.info("markup set to %s by %s", markup, admin_id)
         return self._book
 
@@ -166,5 +175,6 @@ class PricingService:
         self.proposed("star_usd", star_usd)
         await self._settings.set(STAR_USD_KEY, str(star_usd), admin_id)
         self._book = replace(self._book, star_usd=star_usd)
+        await self._bus.publish(SHOP_SETTINGS, STAR_USD_KEY)
         logger.info("Star value set to %s USD by %s", star_usd, admin_id)
         return self._book

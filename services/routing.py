@@ -31,6 +31,7 @@ from itertools import combinations
 from rapidfuzz import fuzz
 
 from services.pricing import PriceBook, UnknownCurrency
+from services.shared_state import SHOP_SETTINGS, CacheBus
 from services.suppliers.base import Capability, Supplier
 from services.suppliers.errors import (
     OfferNotFound,
@@ -252,6 +253,13 @@ class RoutingService:
         self.breaker = breaker or CircuitBreaker()
         self.find_timeout = find_timeout
         self._modes: dict[str, SourceMode] = {}
+        self._bus = CacheBus()
+
+    def share_through(self, bus: CacheBus) -> None:
+        """Tell other processes about switches on ``bus``, and reload the saved switches
+        when another process announces one (several workers)."""
+        self._bus = bus
+        bus.subscribe(SHOP_SETTINGS, lambda _key: self.load())
 
     # -- supplier switches -------------------------------------------------------------
 
@@ -272,6 +280,7 @@ class RoutingService:
         self.suppliers.get(name)
         await self._settings.set(MODE_KEY + name, mode.value, admin_id)
         self._modes[name] = mode
+        await self._bus.publish(SHOP_SETTINGS, MODE_KEY + name)
         logger.warning("supplier %s switched to %s by %s", name, mode.value, admin_id)
 
     def usable(self, name: str) -> bool:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz, process
 
+from services.shared_state import SEARCH_ALIASES, CacheBus
 from storage.catalogue import CatalogueRepository, Product, StoredOffer
 
 logger = logging.getLogger(__name__)
@@ -98,6 +99,16 @@ class SearchService:
         self.repo = repo
         self._index: _Index | None = None
         self._lock = asyncio.Lock()
+        self._bus = CacheBus()
+
+    def share_through(self, bus: CacheBus) -> None:
+        """Tell other processes about new aliases on ``bus``, and rebuild the index when
+        another process adds one (several workers)."""
+        self._bus = bus
+        bus.subscribe(SEARCH_ALIASES, lambda _key: self._forget_index())
+
+    def _forget_index(self) -> None:
+        self._index = None
 
     async def _current(self, *, rebuild: bool = False) -> _Index:
         index = self._index
@@ -243,4 +254,5 @@ class SearchService:
         await self.repo.set_alias(*stored, admin_id)
         if self._index is not None:
             self._index.aliases[stored[0]] = stored[1]
+        await self._bus.publish(SEARCH_ALIASES, stored[0])
         return stored

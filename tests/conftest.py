@@ -18,6 +18,7 @@ from sandboxes.gamesdrop import DEFAULT_TOKEN, GamesDropSandbox, SandboxConfig
 from services.suppliers.gamesdrop.client import GamesDropClient, RetryPolicy, Timeouts
 from storage.db import Database
 from tests.servers.postgres import PostgresServer
+from tests.servers.redis import RedisServer
 
 
 async def _no_sleep(_: float) -> None:
@@ -121,3 +122,35 @@ async def offline(tmp_path: Path) -> AsyncIterator[OfflineShop]:
     await shop.start()
     yield shop
     await shop.stop()
+
+
+# -- Redis: one throwaway server for the session, a clean database per test -----------------
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real ``redis-server`` on 127.0.0.1 for the whole session (fails, never skips,
+    when the binary is missing: the error names the install command)."""
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: RedisServer) -> str:
+    """``redis://127.0.0.1:<port>/0`` of the session's server (shared by every test)."""
+    return f"{redis_server.url}/0"
+
+
+_redis_databases = itertools.cycle(range(1, 64))
+
+
+@pytest.fixture
+def clean_redis_url(redis_server: RedisServer) -> str:
+    """A database of its own for one test, emptied first: ``redis://127.0.0.1:<port>/<n>``."""
+    import redis
+
+    url = f"{redis_server.url}/{next(_redis_databases) % redis_server.databases}"
+    with redis.Redis.from_url(url, socket_timeout=5) as client:
+        client.flushdb()
+    return url

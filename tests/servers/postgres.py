@@ -20,11 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.servers import ServerMissing, free_port
+
 INSTALL_HINT = "apt-get install postgresql (Debian/Ubuntu); .ci/run does it on a fresh machine"
-
-
-class ServerMissing(RuntimeError):
-    """The server's binaries are not installed."""
 
 
 def _binary(name: str) -> str:
@@ -35,13 +33,6 @@ def _binary(name: str) -> str:
     if candidates:
         return candidates[0]
     raise ServerMissing(f"PostgreSQL's {name} was not found: {INSTALL_HINT}")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class PostgresServer:
