@@ -266,7 +266,9 @@ CREATE TABLE search_aliases (
 CREATE INDEX offers_link ON offers (link_key);
 CREATE INDEX offers_product_key ON offers (product_key);
 CREATE INDEX products_key ON products (product_key);
-CREATE INDEX products_category ON products (listed, category, sold DESC, lower(name));
+-- rowid and name included: a category page's rows are found in the index alone
+CREATE INDEX products_category ON products (listed, category, sold DESC, lower(name))
+    INCLUDE (rowid, name);
 CREATE TABLE offer_links (
     supplier    TEXT    NOT NULL,
     offer_id    TEXT    NOT NULL,
