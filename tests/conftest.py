@@ -3,7 +3,7 @@ and the real bot polling it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -51,6 +51,26 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
     database = await Database.open(tmp_path / "test.sqlite3")
     yield database
     await database.close()
+
+
+DatabaseFactory = Callable[[], Awaitable[Database]]
+
+
+@pytest.fixture
+async def database_factory(tmp_path: Path) -> AsyncIterator[DatabaseFactory]:
+    """Opens another connection pool to one shared database, as another worker process
+    would (each call: a new :class:`Database` on the same file). Closed after the test.
+    The scale-out tests (issue 20) take this fixture, so another engine can stand behind it."""
+    opened: list[Database] = []
+
+    async def open_one() -> Database:
+        database = await Database.open(tmp_path / "shared.sqlite3")
+        opened.append(database)
+        return database
+
+    yield open_one
+    for database in opened:
+        await database.close()
 
 
 @pytest.fixture
