@@ -36,6 +36,10 @@ logger = logging.getLogger(__name__)
 
 Body = Callable[[], Awaitable[object]]
 
+#: worker ids of the lease services alive in this process: a holder with this process's
+#: pid and another id is a stopped service (a shop restarted in-process, as tests do)
+_ALIVE_HERE: set[str] = set()
+
 
 def worker_identity() -> str:
     """``<hostname>:<pid>:<8 hex digits>``: unique per process start, readable in the table."""
@@ -60,9 +64,9 @@ def _pid_of(holder: str) -> int | None:
     return int(parts[1])
 
 
-def _running(pid: int) -> bool:
+def _running(holder: str, pid: int) -> bool:
     if pid == os.getpid():
-        return True
+        return holder in _ALIVE_HERE
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -104,6 +108,7 @@ class LeaseService:
         self.renewers: dict[str, asyncio.Task[None]] = {}
         self._runs: set[asyncio.Task[object]] = set()
         self._dead = False
+        _ALIVE_HERE.add(self.worker_id)
 
     async def claim(self, job: str) -> bool:
         """One attempt at ``job``'s lease (taking it from a dead holder on this machine).
@@ -114,7 +119,7 @@ class LeaseService:
         if lease is None or self.node is None or lease.node != self.node:
             return False
         pid = _pid_of(lease.holder)
-        if pid is None or lease.holder == self.worker_id or _running(pid):
+        if pid is None or lease.holder == self.worker_id or _running(lease.holder, pid):
             return False
         taken = await self.repo.claim(
             job, self.worker_id, self.ttl, node=self.node, take_from=lease.holder
@@ -246,14 +251,18 @@ class LeaseService:
             )  # fmt: skip
 
     async def stop(self) -> None:
-        """Cancel every :meth:`run_leased` of this service, releasing their leases."""
+        """Cancel every :meth:`run_leased` of this service, releasing their leases. A
+        lease whose release fails is taken over once it expires, or at once by a service
+        started later on this machine (the holder no longer runs)."""
         await self._cancel_runs()
+        _ALIVE_HERE.discard(self.worker_id)
 
     async def kill(self) -> None:
         """Stop every job as a killed process would: nothing is released, the leases
         expire after ``ttl`` (tests; :class:`bot.offline.OfflineShop` crashes)."""
         self._dead = True
         await self._cancel_runs()
+        _ALIVE_HERE.discard(self.worker_id)
 
     async def _cancel_runs(self) -> None:
         runs = [task for task in self._runs if task is not asyncio.current_task()]

@@ -8,3 +8,8 @@ CREATE TABLE job_leases (
     renewed_at  TEXT NOT NULL,
     claimed_at  TEXT NOT NULL
 );
+
+-- The delivery outbox claims a message before sending it (storage/deliveries.py claim):
+-- ``claimed_by`` names the outbox that moved its due time ahead. The next outbox to start
+-- (a restart, or another worker taking the outbox over) makes such messages due again.
+ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
