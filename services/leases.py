@@ -181,16 +181,18 @@ class LeaseService:
         self.held.add(job)
         logger.info("job %s: lease taken by %s", job, self.worker_id)
         work: asyncio.Task[object] = asyncio.ensure_future(body())
-        renewer = asyncio.create_task(self._renew(job), name=f"lease renewal {job}")
+        stop_renewing = asyncio.Event()
+        renewer = asyncio.create_task(self._renew(job, stop_renewing), name=f"lease renewal {job}")
         self.renewers[job] = renewer
         try:
             await asyncio.wait({work, renewer}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
-            await self._stop(work, renewer)
+            await self._stop(work)
+            await self._end_renewals(renewer, stop_renewing)
             await self._let_go(job)
             raise
         if work.done():
-            await self._stop(renewer)
+            await self._end_renewals(renewer, stop_renewing)
             await self._let_go(job)
             work.result()  # the body's exception, if any
             return
@@ -200,13 +202,26 @@ class LeaseService:
         logger.warning("job %s: lease lost by %s; the job was stopped here", job, self.worker_id)
         raise LeaseLost(job)
 
-    async def _renew(self, job: str) -> None:
+    async def _end_renewals(self, renewer: asyncio.Task[None], stop: asyncio.Event) -> None:
+        """Stop renewing between two renewals: a renewal cancelled inside its transaction
+        could leave the connection in it (storage.db), and the release must follow."""
+        stop.set()
+        _, pending = await asyncio.wait({renewer}, timeout=self.ttl)
+        if pending:
+            await self._stop(renewer)
+
+    async def _renew(self, job: str, stop: asyncio.Event) -> None:
         """Renew every ``ttl / 3``; return when the lease is lost, or when renewals have
-        failed for ``2 * ttl / 3`` (nobody else can have it before ``ttl``)."""
+        failed for ``2 * ttl / 3`` (nobody else can have it before ``ttl``), or once
+        ``stop`` is set."""
         every = self.ttl / 3
         confirmed = time.monotonic()
         while True:
-            await asyncio.sleep(max(0.0, confirmed + every - time.monotonic()))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, confirmed + every - time.monotonic())):
+                    await stop.wait()
+            if stop.is_set():
+                return
             try:
                 if not await self.repo.renew(job, self.worker_id, self.ttl):
                     logger.warning(

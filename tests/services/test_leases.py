@@ -8,9 +8,16 @@ import asyncio
 import os
 import socket
 import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 from services.leases import LeaseService, local_node
+from services.mass_sending import BroadcastService
+from storage.db import Database
 from storage.leases import LeasesRepository
+from storage.mass_sending import MassSendingRepository
+from storage.users import UsersRepository
 from tests.conftest import DatabaseFactory
 
 TTL = 0.3
@@ -189,3 +196,143 @@ async def test_a_restarted_process_takes_the_jobs_of_its_killed_predecessor_at_o
     # a live holder on this machine (this very process) is never taken over early
     other = LeaseService(LeasesRepository(await database_factory()), ttl=60)
     assert not await other.claim("order worker")
+
+
+# -- a broadcast sent by two workers -----------------------------------------------------
+
+
+class CountingBot:
+    """The sending edge: counts ``copyMessage`` calls per user (each takes ``delay``)."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.sends: Counter[int] = Counter()
+        self.delay = delay
+
+    async def copy_message(self, *, chat_id: int, **_: Any) -> None:
+        await asyncio.sleep(self.delay)
+        self.sends[chat_id] += 1
+
+
+class NoProgress:
+    async def broadcast_progress(self, *args: Any) -> None:
+        return None
+
+
+class BroadcastWorker:
+    """One worker process's broadcast side: its own pool on the shared database, its
+    lease service, and the ``broadcasts`` job running under the lease."""
+
+    def __init__(self, db: Database, worker_id: str, bot: CountingBot) -> None:
+        self.db = db
+        self.repo = MassSendingRepository(db)
+        self.service = BroadcastService(
+            bot,  # type: ignore[arg-type]
+            self.repo,
+            UsersRepository(db),
+            NoProgress(),  # type: ignore[arg-type]
+            rate=400.0,
+            progress_every=0.05,
+        )
+        self.service.leased = True
+        self.leases = LeaseService(LeasesRepository(db), ttl=TTL, worker_id=worker_id)
+        self.task = asyncio.create_task(
+            self.leases.run_leased("broadcasts", lambda: self.service.run_worker(scan_every=0.05))
+        )
+
+
+async def _broadcast_workers(
+    database_factory: DatabaseFactory, bots: tuple[CountingBot, CountingBot]
+) -> tuple[BroadcastWorker, BroadcastWorker]:
+    first = BroadcastWorker(await database_factory(), "a:1:x", bots[0])
+    await asyncio.sleep(0.05)  # a claims the lease first
+    second = BroadcastWorker(await database_factory(), "b:2:y", bots[1])
+    return first, second
+
+
+async def _wait_done(repo: MassSendingRepository, broadcast_id: int, timeout: float) -> None:
+    async with asyncio.timeout(timeout):  # another worker changes the row: poll it
+        while True:
+            broadcast = await repo.broadcast(broadcast_id)
+            if broadcast is None or broadcast.status != "running":
+                return
+            await asyncio.sleep(0.02)
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 3.0) -> None:
+    async with asyncio.timeout(timeout):  # a counter of a fake: nothing to wait on
+        while True:
+            if condition():
+                return
+            await asyncio.sleep(0.01)
+
+
+USERS = list(range(1001, 1081))
+
+
+async def test_a_broadcast_started_on_either_worker_reaches_every_user_once(
+    database_factory: DatabaseFactory,
+) -> None:
+    bots = (CountingBot(), CountingBot())
+    first, second = await _broadcast_workers(database_factory, bots)
+    broadcast = await second.repo.create_broadcast(1, 1, 7, None, None, USERS)
+
+    await second.service.start(broadcast)  # the admin's update reached b; a holds the job
+    await _wait_done(second.repo, broadcast.id, 5.0)
+
+    assert bots[0].sends == Counter(USERS)  # the holder sent it, once to each user
+    assert not bots[1].sends
+    assert await second.repo.broadcast_counts(broadcast.id) == {"sent": len(USERS)}
+    await first.leases.stop()
+    await second.leases.stop()
+
+
+async def test_a_broadcast_whose_worker_is_killed_is_finished_by_the_other_never_twice(
+    database_factory: DatabaseFactory,
+) -> None:
+    bots = (CountingBot(delay=0.01), CountingBot(delay=0.01))
+    first, second = await _broadcast_workers(database_factory, bots)
+    broadcast = await first.repo.create_broadcast(1, 1, 7, None, None, USERS)
+    await first.service.start(broadcast)
+    await _until(lambda: sum(bots[0].sends.values()) >= 20)
+
+    await first.leases.kill()  # mid-broadcast; nothing released
+    await first.db.close()  # and its connections go (SQLite drops what it had begun)
+    await _wait_done(second.repo, broadcast.id, 5.0)
+
+    both = bots[0].sends + bots[1].sends
+    assert max(both.values()) == 1  # nobody got it twice
+    assert bots[1].sends  # b finished it
+    interrupted = {
+        user
+        for user in USERS
+        if await second.repo._db.fetchval(
+            "SELECT status FROM broadcast_recipients WHERE broadcast_id = ? AND user_id = ?",
+            (broadcast.id, user),
+        )
+        == "failed"
+    }
+    assert set(both) | interrupted == set(USERS)  # everyone else got it
+    counts = await second.repo.broadcast_counts(broadcast.id)
+    assert set(counts) <= {"sent", "failed"}
+    assert counts["sent"] + counts.get("failed", 0) == len(USERS)
+    await second.leases.stop()
+
+
+async def test_a_broadcast_canceled_on_another_worker_stops(
+    database_factory: DatabaseFactory,
+) -> None:
+    bots = (CountingBot(delay=0.02), CountingBot(delay=0.02))
+    first, second = await _broadcast_workers(database_factory, bots)
+    broadcast = await first.repo.create_broadcast(1, 1, 7, None, None, USERS)
+    await first.service.start(broadcast)
+    await _until(lambda: bool(bots[0].sends))
+
+    await second.service.cancel(broadcast.id)  # the admin's cancel reached b
+    await asyncio.sleep(0.3)
+    sent = sum(bots[0].sends.values())
+    await asyncio.sleep(0.3)
+
+    assert sum(bots[0].sends.values()) == sent < len(USERS)
+    assert not first.service._jobs.running(broadcast.id)
+    await first.leases.stop()
+    await second.leases.stop()
