@@ -605,7 +605,7 @@ class CampaignService:
         return len(running)
 
     async def _resume(self, campaign_id: int) -> None:
-        logger.warning("resuming campaign %s", campaign_id)
+        logger.info("campaign %s runs here (new, or resumed after a stop)", campaign_id)
         self._jobs.spawn(campaign_id, self.run(campaign_id))
 
     async def run_worker(self, scan_every: float = 2.0) -> None:
