@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -41,6 +42,7 @@ from services.admin import AdminService
 from services.alerts import AlertService
 from services.catalogue import CatalogueService, SyncReport
 from services.flood import FloodBudget, SharedFloodBudget, SharedUserLimit
+from services.leases import LeaseService
 from services.loyalty import LoyaltyConfig, LoyaltyService
 from services.mass_sending import BroadcastService, CampaignService
 from services.orders import OrderService, OrderTimings
@@ -59,6 +61,7 @@ from storage.catalogue import CatalogueRepository
 from storage.db import Database
 from storage.deliveries import DeliveriesRepository
 from storage.fsm import SQLiteStorage
+from storage.leases import LeasesRepository
 from storage.loyalty import LoyaltyRepository
 from storage.mass_sending import MassSendingRepository
 from storage.orders import OrdersRepository
@@ -257,6 +260,9 @@ class Shop:
     #: the shop's own keys (``None``: ``STOCK__KEY`` unset)
     own_stock: OwnStock | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    #: runs each background job in one worker process at a time (``None``: built from
+    #: the settings at :meth:`start_background`)
+    leases: LeaseService | None = None
     #: set after the first payment reconciliation: invoices expire only after it, so a
     #: payment whose update was lost while the bot was down is not refunded as "expired"
     reconciled: asyncio.Event = field(default_factory=asyncio.Event)
@@ -312,26 +318,72 @@ class Shop:
         instead of waiting out a 64,000-offer sync); into an empty one it runs first."""
         if self.shared is not None:
             self._spawn(self.shared.bus.run(), "cache invalidation listener")
+        # -- leases (issue 20) -------------------------------------------------------------
+        # Every job below runs under its own lease (services.leases): in one worker process
+        # at a time, taken over when that process dies. One process alone claims them all
+        # at once. Only the heartbeat is per process.
+        if self.leases is None:
+            self.leases = LeaseService(
+                LeasesRepository(self.db), ttl=self.settings.leases.ttl_seconds
+            )
+        logger.info("background jobs run as worker %s", self.leases.worker_id)
         if initial_sync:
             if await self.catalogue.repo.size() > 0:
-                self._spawn(self._initial_sync(), "initial catalogue sync")
+                self._spawn(self._leased_initial_sync(), "initial catalogue sync")
             else:
-                await self._initial_sync()
-        self._spawn(self.outbox.run_worker(), "delivery outbox")
-        self._spawn(self.orders.run_worker(), "order worker")
-        self._spawn(self.refunds.run_worker(), "refund worker")
-        self._spawn(self.loyalty.run_worker(), "loyalty worker")
-        self._spawn(self._expire_invoices(), "invoice expiry")
+                await self._leased_initial_sync()
+        self._spawn_leased("delivery outbox", self.outbox.run_worker)
+        self._spawn_leased("order worker", self.orders.run_worker)
+        self._spawn_leased("refund worker", self.refunds.run_worker)
+        self._spawn_leased("loyalty worker", self.loyalty.run_worker)
+        self._spawn_leased("payments", self._payments)
         for supplier in self.suppliers:
             if self._sync_minutes(supplier.name) > 0:
-                self._spawn(self._scheduled_sync(supplier.name), f"catalogue sync {supplier.name}")
+                self._spawn_leased(
+                    f"catalogue sync {supplier.name}",
+                    self._job(self._scheduled_sync, supplier.name),
+                )
         self._spawn(self._heartbeat(), "heartbeat")
-        self._spawn(self._reconcile_payments(), "payment reconciliation")
-        await self.broadcasts.resume_all()
-        await self.campaigns.resume_all()
+        self.broadcasts.leased = self.campaigns.leased = True
+        self._spawn_leased("broadcasts", self.broadcasts.run_worker)
+        self._spawn_leased("campaigns", self.campaigns.run_worker)
         if self.settings.admin_ids:
             for supplier in self.suppliers.having(Capability.BALANCE):
-                self._spawn(self._watch_supplier(supplier.name), f"supplier watch {supplier.name}")
+                self._spawn_leased(
+                    f"supplier watch {supplier.name}",
+                    self._job(self._watch_supplier, supplier.name),
+                )
+
+    def _spawn_leased(self, job: str, body: Callable[[], Awaitable[object]]) -> None:
+        """Run ``body()`` as background task ``job`` under the lease of the same name."""
+        assert self.leases is not None
+        self._spawn(self.leases.run_leased(job, body), job)
+
+    @staticmethod
+    def _job(
+        loop: Callable[[str], Awaitable[object]], name: str
+    ) -> Callable[[], Awaitable[object]]:
+        return lambda: loop(name)
+
+    async def _leased_initial_sync(self) -> None:
+        """The start-up sync, unless another worker is syncing right now (it fills the
+        shared catalogue: two syncs at once would only double the supplier's load)."""
+        assert self.leases is not None
+        try:
+            if not await self.leases.run_once("initial catalogue sync", self._initial_sync):
+                logger.info("another worker is syncing the catalogue; serving the stored one")
+        except Exception:
+            logger.exception("initial catalogue sync: its lease could not be claimed")
+
+    async def _payments(self) -> None:
+        """Payment reconciliation and invoice expiry, under one lease: invoices expire
+        only after the first reconciliation of the worker running them (a payment whose
+        update was lost while it was down is delivered, not expired)."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._reconcile_payments(), name="payment reconciliation")
+            group.create_task(self._expire_invoices(), name="invoice expiry")
+
+    # -- end of leases (issue 20) -----------------------------------------------------------
 
     async def _initial_sync(self) -> None:
         try:
@@ -519,6 +571,8 @@ class Shop:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.tasks.clear()
+        if self.leases is not None:  # leases (issue 20): released by the tasks just stopped
+            await self.leases.stop()
         if self.own_stock is not None:
             await self.own_stock.close()
         await self.bot.session.close()
@@ -663,6 +717,7 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
     )
     dispatcher.include_routers(*get_routers())
     return Shop(
+        leases=LeaseService(LeasesRepository(db), ttl=settings.leases.ttl_seconds),
         settings=settings, bot=bot, dispatcher=dispatcher, db=db, http=http, suppliers=suppliers,
         catalogue=catalogue, orders=order_service, refunds=refunds, outbox=outbox, notifier=notifier, users=users, i18n=i18n,
         broadcasts=broadcasts, campaigns=campaigns, own_stock=own_stock, loyalty=loyalty,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 
@@ -56,6 +57,8 @@ class DeliveryOutbox:
         self._clock = clock
         self._wake = asyncio.Event()
         self.passes = PassCounter()
+        #: names this outbox in the messages it claims (``deliveries.claimed_by``)
+        self.claimant = secrets.token_hex(6)
 
     def wake(self) -> None:
         self._wake.set()
@@ -65,6 +68,9 @@ class DeliveryOutbox:
         or given up for good). One message's failure never stops the others."""
         sent = 0
         for delivery in await self._repo.due(self._clock()):
+            # another worker (or this one's previous pass) may have it: send only what is ours
+            if not await self._repo.claim(delivery.id, self.claimant, self._clock()):
+                continue
             try:
                 sent += await self._deliver(delivery)
             except Exception as exc:
@@ -120,7 +126,15 @@ class DeliveryOutbox:
 
     async def run_worker(self) -> None:
         """Forever: queue what a crash left untold, then send due messages and sleep until
-        the next is due or something new is queued."""
+        the next is due or something new is queued. Runs in one process at a time (the
+        ``delivery outbox`` lease): messages an earlier outbox claimed and never settled
+        (it stopped or died mid-send) are due again at once."""
+        try:
+            released = await self._repo.release_claims(self._clock())
+            if released:
+                logger.warning("%d message(s) interrupted mid-send are due again", released)
+        except Exception:
+            logger.exception("could not release the claims of an earlier outbox")
         try:
             recovered = await self._repo.recover_missing(self._clock())
             if recovered:

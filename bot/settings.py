@@ -125,6 +125,14 @@ class LoyaltySettings(BaseModel):
     auto_payout: bool = False
 
 
+class LeaseSettings(BaseModel):
+    """Background jobs shared by several worker processes on one database (issue 20)."""
+
+    #: Seconds a job's lease lasts without renewal: a killed worker's jobs are taken over
+    #: by another this long after its last renewal (renewed every third of it).
+    ttl_seconds: float = Field(default=15.0, gt=0)
+
+
 class ShopSettings(BaseSettings):
     """Everything the bot reads at start but the supplier sections (see :data:`Settings`)."""
 
@@ -139,6 +147,7 @@ class ShopSettings(BaseSettings):
     stock: StockSettings = StockSettings()
     loyalty: LoyaltySettings = LoyaltySettings()
     routing: RoutingSettings = RoutingSettings()
+    leases: LeaseSettings = LeaseSettings()
     admin_ids: list[int] = Field(default_factory=list)
     database_path: Path = Path("data/shop.sqlite3")
     #: ``postgresql://user:password@host:5432/shop`` for several worker processes (or

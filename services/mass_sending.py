@@ -19,7 +19,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
@@ -97,11 +97,54 @@ class BackgroundJobs:
         if not task.cancelled() and task.exception() is not None:
             logger.error("%s %s died", self._kind, job_id, exc_info=task.exception())
 
+    def running(self, job_id: int) -> bool:
+        """Whether job ``job_id`` runs in this process now."""
+        return job_id in self._tasks
+
     async def wait(self, job_id: int) -> None:
         """Until the job (if it runs in this process) has finished."""
         task = self._tasks.get(job_id)
         if task is not None:
             await asyncio.shield(task)
+
+    async def supervise(
+        self,
+        name: str,
+        running: Callable[[], Awaitable[list[int]]],
+        resume: Callable[[int], Awaitable[None]],
+        wake: asyncio.Event,
+        scan_every: float,
+    ) -> None:
+        """Forever: resume every job the database says is running and this process does
+        not run (a new one, or one a dead worker left), then sleep ``scan_every`` seconds
+        or until woken. Stopped (a lost lease, shutdown): stops the jobs too."""
+        try:
+            while True:
+                wake.clear()
+                try:
+                    for job_id in await running():
+                        if not self.running(job_id):
+                            await resume(job_id)
+                except Exception:
+                    logger.exception("%s: looking for %ss to run failed", name, self._kind)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(scan_every):
+                        await wake.wait()
+        finally:
+            await self.stop()
+
+    async def follow_cancel(
+        self, job_id: int, status: Callable[[], Awaitable[str | None]], every: float
+    ) -> None:
+        """Every ``every`` seconds until the job ends: a job the database no longer says is
+        running (canceled by an admin whose update another worker handled) is canceled."""
+        while job_id not in self.canceled:
+            await asyncio.sleep(every)
+            try:
+                if await status() != "running":
+                    self.canceled.add(job_id)
+            except Exception:
+                logger.exception("%s %s: reading its status failed", self._kind, job_id)
 
     async def stop(self) -> None:
         """Stop every job (shutdown); their state stays in the database for a resume."""
@@ -151,25 +194,60 @@ class BroadcastService:
         self._progress_every = progress_every
         self._jobs = BackgroundJobs("broadcast")
         self.stats: dict[int, JobStats] = {}
+        #: set by :meth:`run_worker`'s caller: broadcasts run only in the worker process
+        #: holding the ``broadcasts`` lease, which finds them in the database
+        self.leased = False
+        self._wake = asyncio.Event()
 
     async def start(self, broadcast: Broadcast) -> None:
-        self._jobs.spawn(broadcast.id, self.run(broadcast.id))
+        """Send ``broadcast`` (a row just created as running): here and now, or, when
+        :attr:`leased`, by whichever worker runs :meth:`run_worker` (woken if it is us)."""
+        if self.leased:
+            self._wake.set()
+        else:
+            self._jobs.spawn(broadcast.id, self.run(broadcast.id))
 
     async def resume_all(self) -> int:
         """Restart every broadcast still marked running (after a restart)."""
         running = await self._repo.running_broadcasts()
         for broadcast in running:
-            abandoned = await self._repo.abandon_in_flight(broadcast.id)
-            logger.warning(
-                "resuming broadcast %s (%d interrupted mid-send, not repeated)",
-                broadcast.id,
-                abandoned,
-            )
-            await self.start(broadcast)
+            await self._resume(broadcast.id)
         return len(running)
 
+    async def _resume(self, broadcast_id: int) -> None:
+        """Run a broadcast this process did not start, or that a dead worker left: rows
+        left ``sending`` may have reached the user and are never sent again."""
+        abandoned = await self._repo.abandon_in_flight(broadcast_id)
+        if abandoned:
+            logger.warning(
+                "resuming broadcast %s (%d interrupted mid-send, not repeated)",
+                broadcast_id,
+                abandoned,
+            )
+        self._jobs.spawn(broadcast_id, self.run(broadcast_id))
+
+    async def run_worker(self, scan_every: float = 2.0) -> None:
+        """Forever (under the ``broadcasts`` lease): run every broadcast marked running,
+        looking again every ``scan_every`` seconds or when :meth:`start` wakes it.
+        Cancelled (lease lost, shutdown): the broadcasts stop and resume in the next holder."""
+
+        async def running() -> list[int]:
+            return [b.id for b in await self._repo.running_broadcasts()]
+
+        await self._jobs.supervise("broadcasts", running, self._resume, self._wake, scan_every)
+
     async def wait(self, broadcast_id: int) -> None:
-        await self._jobs.wait(broadcast_id)
+        """Until the broadcast has finished (sent here, or by another worker)."""
+        while True:
+            if self._jobs.running(broadcast_id):
+                await self._jobs.wait(broadcast_id)
+                return
+            if not self.leased:
+                return
+            broadcast = await self._repo.broadcast(broadcast_id)
+            if broadcast is None or broadcast.status != "running":
+                return
+            await asyncio.sleep(0.1)
 
     async def cancel(self, broadcast_id: int) -> None:
         self._jobs.canceled.add(broadcast_id)
@@ -215,7 +293,11 @@ class BroadcastService:
                     if broadcast_id in self._jobs.canceled:  # canceled during the wait
                         slots.release()
                         break
-                    await self._repo.mark_recipient(broadcast_id, user_id, "sending")
+                    # pending -> sending in one conditional UPDATE: a row another
+                    # sender took (a worker that lost the lease) is never sent twice
+                    if not await self._repo.claim_recipient(broadcast_id, user_id):
+                        slots.release()
+                        continue
                     task = asyncio.create_task(
                         self._send_one(broadcast, user_id, markup, pacer, stats)
                     )
@@ -227,6 +309,14 @@ class BroadcastService:
             await self._repo.finish_broadcast(
                 broadcast_id, "canceled" if broadcast_id in self._jobs.canceled else "done"
             )
+        except asyncio.CancelledError:
+            # stopped (shutdown, lease lost): sends under way settle their rows first, for
+            # a few seconds at most; rows left 'sending' are never sent again
+            if in_flight:
+                _, unfinished = await asyncio.wait(in_flight, timeout=5.0)
+                for task in unfinished:
+                    task.cancel()
+            raise
         finally:
             reporter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -277,9 +367,17 @@ class BroadcastService:
         stats.done += 1
 
     async def _report_loop(self, broadcast: Broadcast, stats: JobStats) -> None:
+        """Progress every ``progress_every`` seconds; a broadcast the database says is no
+        longer running (canceled from another worker) is canceled here too."""
         while True:
             await asyncio.sleep(self._progress_every)
             await self._report(broadcast, stats, final=False)
+            try:
+                current = await self._repo.broadcast(broadcast.id)
+                if current is None or current.status != "running":
+                    self._jobs.canceled.add(broadcast.id)
+            except Exception:
+                logger.exception("broadcast %s: reading its status failed", broadcast.id)
 
     async def _report(self, broadcast: Broadcast, stats: JobStats, final: bool) -> None:
         try:
@@ -357,6 +455,12 @@ class CampaignService:
         self._settle_delay = settle_delay
         self._jobs = BackgroundJobs("campaign")
         self._sender = StarsPackSender(self._suppliers, catalogue)
+        #: set by :meth:`run_worker`'s caller: campaigns run only in the worker process
+        #: holding the ``campaigns`` lease, which finds them in the database
+        self.leased = False
+        self._wake = asyncio.Event()
+        #: seconds between looks at a running campaign's status (canceled elsewhere?)
+        self.status_every = 2.0
 
     async def _packs(self) -> dict[int, OfferRef]:
         """Stars amount -> the Stars pack offer in the catalogue (:meth:`StarsPackSender.packs`)."""
@@ -488,15 +592,31 @@ class CampaignService:
             return False
         if not await self._repo.set_campaign_status(campaign_id, "running", expect="draft"):
             return False
-        self._jobs.spawn(campaign_id, self.run(campaign_id))
+        if self.leased:
+            self._wake.set()  # the worker holding the campaigns lease runs it
+        else:
+            self._jobs.spawn(campaign_id, self.run(campaign_id))
         return True
 
     async def resume_all(self) -> int:
         running = await self._repo.running_campaigns()
         for campaign in running:
-            logger.warning("resuming campaign %s", campaign.id)
-            self._jobs.spawn(campaign.id, self.run(campaign.id))
+            await self._resume(campaign.id)
         return len(running)
+
+    async def _resume(self, campaign_id: int) -> None:
+        logger.info("campaign %s runs here (new, or resumed after a stop)", campaign_id)
+        self._jobs.spawn(campaign_id, self.run(campaign_id))
+
+    async def run_worker(self, scan_every: float = 2.0) -> None:
+        """Forever (under the ``campaigns`` lease): run every campaign marked running,
+        looking again every ``scan_every`` seconds or when :meth:`start` wakes it. A
+        campaign taken over settles rows left ``sending`` by their transactionId first."""
+
+        async def running() -> list[int]:
+            return [c.id for c in await self._repo.running_campaigns()]
+
+        await self._jobs.supervise("campaigns", running, self._resume, self._wake, scan_every)
 
     async def cancel(self, campaign_id: int) -> None:
         self._jobs.canceled.add(campaign_id)
@@ -513,6 +633,32 @@ class CampaignService:
             return
         pacer = Pacer(self._rate)
         prices: dict[OfferRef, OfferDetails] = {}
+        follower = asyncio.create_task(self._follow_cancel(campaign_id))
+        try:
+            await self._pay_all(campaign, pacer, prices)
+        finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
+        await self._notify_winners(campaign)
+        if campaign_id not in self._jobs.canceled:
+            await self._repo.set_campaign_status(campaign_id, "done", expect="running")
+        final = await self._repo.campaign(campaign_id)
+        assert final is not None
+        await self._report(final, final=True)
+
+    async def _follow_cancel(self, campaign_id: int) -> None:
+        async def status() -> str | None:
+            campaign = await self._repo.campaign(campaign_id)
+            return campaign.status if campaign else None
+
+        await self._jobs.follow_cancel(campaign_id, status, self.status_every)
+
+    async def _pay_all(
+        self, campaign: Campaign, pacer: Pacer, prices: dict[OfferRef, OfferDetails]
+    ) -> None:
+        """Passes over the open rewards until none is left (or the attempts run out)."""
+        campaign_id = campaign.id
         for attempt in range(self._settle_attempts):
             open_rewards = await self._repo.rewards(campaign_id, ("pending", "sending"))
             if not open_rewards or campaign_id in self._jobs.canceled:
@@ -530,12 +676,6 @@ class CampaignService:
                         campaign_id, reward.transaction_id,
                     )  # fmt: skip
             await self._report(campaign, final=False)
-        await self._notify_winners(campaign)
-        if campaign_id not in self._jobs.canceled:
-            await self._repo.set_campaign_status(campaign_id, "done", expect="running")
-        final = await self._repo.campaign(campaign_id)
-        assert final is not None
-        await self._report(final, final=True)
 
     async def _pay(
         self, campaign: Campaign, reward: Reward, pacer: Pacer, prices: dict[OfferRef, OfferDetails]

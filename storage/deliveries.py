@@ -14,6 +14,13 @@ from typing import Any
 
 from storage.db import Database, utcnow_iso
 
+#: Seconds an outbox holds a message it is about to send (:meth:`DeliveriesRepository.claim`):
+#: longer than a Bot API request may take (aiogram's default timeout is 60 s), so no other
+#: outbox sends it meanwhile. The next outbox to start makes it due again at once
+#: (:meth:`DeliveriesRepository.release_claims`): sent again, as a restart always did, when
+#: Telegram had it before the death.
+CLAIM_SECONDS = 90.0
+
 #: the row ``d`` is pending and no earlier message of its chat is
 _FIRST_PENDING = """d.status = 'pending' AND NOT EXISTS (
     SELECT 1 FROM deliveries e WHERE e.status = 'pending' AND e.chat_id = d.chat_id AND e.id < d.id)"""
@@ -94,6 +101,33 @@ class DeliveriesRepository:
             for r in rows
         ]
 
+    async def claim(
+        self, delivery_id: int, claimant: str, now_ts: float, hold_seconds: float = CLAIM_SECONDS
+    ) -> bool:
+        """Take message ``delivery_id`` for sending: one conditional ``UPDATE`` that moves
+        its due time ``hold_seconds`` ahead only while it is still pending and due, so of
+        two outboxes that read it as due only one gets ``True`` and sends it. The send then
+        settles it (:meth:`sent`, :meth:`retry`, :meth:`give_up`)."""
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                """UPDATE deliveries SET next_attempt_at_ts = ?, claimed_by = ?
+                   WHERE id = ? AND status = 'pending' AND next_attempt_at_ts <= ?
+                   RETURNING id""",
+                (now_ts + hold_seconds, claimant, delivery_id, now_ts),
+            ) as cursor:
+                row = await cursor.fetchone()
+        return row is not None
+
+    async def release_claims(self, now_ts: float) -> int:
+        """Make every claimed, unsettled message due at ``now_ts``: called by an outbox
+        as it starts, when no other outbox may run (the ``delivery outbox`` lease), so
+        those claims belong to one that was stopped or died mid-send. Returns how many."""
+        return await self._db.execute(
+            """UPDATE deliveries SET next_attempt_at_ts = ?, claimed_by = NULL
+               WHERE status = 'pending' AND claimed_by IS NOT NULL""",
+            (now_ts,),
+        )
+
     async def next_ts(self) -> float | None:
         """When the earliest pending message is due (``None``: nothing pending)."""
         value = await self._db.fetchval(
@@ -103,15 +137,15 @@ class DeliveriesRepository:
 
     async def sent(self, delivery_id: int) -> None:
         await self._db.execute(
-            """UPDATE deliveries SET status = 'sent', sent_at = ?, attempts = attempts + 1
-               WHERE id = ?""",
+            """UPDATE deliveries SET status = 'sent', sent_at = ?, attempts = attempts + 1,
+                   claimed_by = NULL WHERE id = ?""",
             (utcnow_iso(), delivery_id),
         )
 
     async def retry(self, delivery_id: int, error: str, next_attempt_ts: float) -> None:
         await self._db.execute(
             """UPDATE deliveries SET attempts = attempts + 1, last_error = ?,
-                   next_attempt_at_ts = ? WHERE id = ?""",
+                   next_attempt_at_ts = ?, claimed_by = NULL WHERE id = ?""",
             (error[:500], next_attempt_ts, delivery_id),
         )
 
@@ -119,8 +153,8 @@ class DeliveriesRepository:
         """Stop trying: ``blocked`` (the user blocked the bot) or ``failed`` (Telegram
         refused the message itself)."""
         await self._db.execute(
-            """UPDATE deliveries SET status = ?, attempts = attempts + 1, last_error = ?
-               WHERE id = ?""",
+            """UPDATE deliveries SET status = ?, attempts = attempts + 1, last_error = ?,
+                   claimed_by = NULL WHERE id = ?""",
             (status, error[:500], delivery_id),
         )
 

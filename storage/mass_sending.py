@@ -141,6 +141,21 @@ class MassSendingRepository:
             (broadcast_id,),
         )
 
+    async def claim_recipient(self, broadcast_id: int, user_id: int) -> bool:
+        """pending -> sending, only while pending (one conditional ``UPDATE``): ``True``
+        when this sender may send to ``user_id``; ``False`` when another has it or it is
+        settled. The row is marked before the message goes out, so a sender killed
+        mid-send leaves it ``sending`` (see :meth:`abandon_in_flight`): never sent twice."""
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                """UPDATE broadcast_recipients SET status = 'sending', error = NULL
+                   WHERE broadcast_id = ? AND user_id = ? AND status = 'pending'
+                   RETURNING user_id""",
+                (broadcast_id, user_id),
+            ) as cursor:
+                row = await cursor.fetchone()
+        return row is not None
+
     async def mark_recipient(
         self, broadcast_id: int, user_id: int, status: str, error: str | None = None
     ) -> None:

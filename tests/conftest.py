@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -109,6 +109,32 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
         database = await Database.open(await fresh_postgres_database(server))
     yield database
     await database.close()
+
+
+DatabaseFactory = Callable[[], Awaitable[Database]]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_factory(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[DatabaseFactory]:
+    """Opens another connection pool to one shared database, as another worker process
+    would (each call: a new :class:`Database` on the same database), once on each
+    engine. Closed after the test."""
+    if request.param == "sqlite":
+        target: str = str(tmp_path / "shared.sqlite3")
+    else:
+        target = await fresh_postgres_database(request.getfixturevalue("postgres"))
+    opened: list[Database] = []
+
+    async def open_one() -> Database:
+        database = await Database.open(target)
+        opened.append(database)
+        return database
+
+    yield open_one
+    for database in opened:
+        await database.close()
 
 
 @pytest.fixture
