@@ -259,6 +259,7 @@ class FakeTelegram(LocalServer):
         #: every Bot API call (see :class:`ApiCall`)
         self.api_calls: list[ApiCall] = []
         self._fan_out: set[int] = set()
+        self._update_chats: dict[int, int | str] = {}
         self._round_robin = itertools.count()
         self._delivery_wake = asyncio.Event()
         self._delivery_task: asyncio.Task[None] | None = None
@@ -429,12 +430,17 @@ class FakeTelegram(LocalServer):
         self.push_times[update_id] = time.perf_counter()
         self.last_update_id = update_id
         self._updates.append({"update_id": update_id, **update})
+        self._update_chats[update_id] = _order_key(update)
         if fan_out:
             self._fan_out.add(update_id)
         self._delivery_wake.set()
         return update_id
 
     # -- webhook delivery ------------------------------------------------------------
+
+    def update_chat(self, update_id: int) -> int | str | None:
+        """The chat (or user) update ``update_id`` belongs to, as delivery orders it."""
+        return self._update_chats.get(update_id)
 
     def delivered_to(self, update_id: int) -> list[int]:
         """The targets that answered update ``update_id`` with a 2xx, in order."""
