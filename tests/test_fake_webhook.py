@@ -194,3 +194,20 @@ async def test_set_webhook_follows_the_bot_api_rules(tg: FakeTelegram) -> None:
         assert texts[-1] == "polling again"
     finally:
         await bot.session.close()
+
+
+async def test_an_update_no_worker_took_stays_pending_for_get_updates(tg: FakeTelegram) -> None:
+    tg.webhook_targets = [f"http://127.0.0.1:{free_port()}/telegram"]  # every worker is down
+    bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(tg.base_url)))
+    try:
+        await bot.set_webhook("https://shop.example/telegram", secret_token=SECRET)
+        await tg.user(600).send("anyone?")
+        await tg.wait_until(lambda: tg.webhook_attempts, timeout=5)
+        info = await bot.get_webhook_info()
+        assert info.pending_update_count == 1
+        assert "Connection failed" in (info.last_error_message or "")
+
+        await bot.delete_webhook()
+        assert [u.message.text for u in await bot.get_updates()] == ["anyone?"]
+    finally:
+        await bot.session.close()

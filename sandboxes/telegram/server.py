@@ -454,7 +454,7 @@ class FakeTelegram(LocalServer):
     @staticmethod
     def _delivery_done(task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
-            logger.error("webhook delivery stopped", exc_info=task.exception())
+            logger.error("webhook delivery failed: %s", task.get_name(), exc_info=task.exception())
 
     async def _deliver_forever(self) -> None:
         """While a webhook is set: start the delivery of every pending update whose chat
@@ -478,9 +478,12 @@ class FakeTelegram(LocalServer):
                             self._updates.remove(update)  # Telegram never sends those
                             continue
                         busy.add(key)
-                        task = asyncio.create_task(self._deliver(update))
+                        task = asyncio.create_task(
+                            self._deliver(update), name=f"webhook update {update['update_id']}"
+                        )
                         running.add(task)
                         task.add_done_callback(running.discard)
+                        task.add_done_callback(self._delivery_done)
                         task.add_done_callback(lambda _, key=key: self._settled(busy, key))
                 await self._delivery_wake.wait()
         finally:
@@ -497,15 +500,17 @@ class FakeTelegram(LocalServer):
         from the pending updates."""
         update_id = int(update["update_id"])
         if update_id in self._fan_out:
-            await asyncio.gather(
+            accepted = await asyncio.gather(
                 *(
                     self._post_until_ok(update, lambda i=i: i)
                     for i in range(len(self.webhook_targets))
                 )
             )
         else:
-            await self._post_until_ok(update, self._next_target)
-        with contextlib.suppress(ValueError):  # dropped by deleteWebhook meanwhile
+            accepted = [await self._post_until_ok(update, self._next_target)]
+        if not all(accepted):
+            return  # deleteWebhook meanwhile: it stays pending for getUpdates
+        with contextlib.suppress(ValueError):  # dropped (drop_pending_updates) meanwhile
             self._updates.remove(update)
         self._fan_out.discard(update_id)
         async with self._changed:
@@ -516,23 +521,29 @@ class FakeTelegram(LocalServer):
             return self.webhook_pin
         return next(self._round_robin) % len(self.webhook_targets)
 
-    async def _post_until_ok(self, update: dict[str, Any], target: Callable[[], int]) -> None:
+    async def _post_until_ok(self, update: dict[str, Any], target: Callable[[], int]) -> bool:
+        """POST to ``target()`` (asked again before every attempt) until a 2xx: ``True``;
+        ``False`` when the webhook is deleted first. Never gives up otherwise (Telegram
+        does after "a reasonable amount of attempts"; a test wants every update)."""
         body = json.dumps(update).encode()
         for attempt in itertools.count():
             if not self.webhook_url:
-                return  # deleteWebhook: the update stays pending for getUpdates
+                return False
             index = target()
             status, error = await self._post(self.webhook_targets[index], body)
             self.webhook_attempts.append(
                 WebhookAttempt(int(update["update_id"]), index, status, error, time.perf_counter())
             )
+            async with self._changed:
+                self._changed.notify_all()  # wait_until() may be watching the attempts
             if status is not None and 200 <= status < 300:
-                return
+                return True
             self.last_webhook_error = (
                 int(time.time()),
                 error or f"Wrong response from the webhook: {status}",
             )
             await asyncio.sleep(WEBHOOK_RETRY_DELAYS[min(attempt, len(WEBHOOK_RETRY_DELAYS) - 1)])
+        raise AssertionError("unreachable")
 
     async def _post(self, url: str, body: bytes) -> tuple[int | None, str]:
         if self._webhook_session is None:
