@@ -16,7 +16,7 @@ would (``FakeTelegram.webhook_targets``)::
     await cluster.restart(0)
     await cluster.stop()
 
-Used by the end-to-end scale-out tests (``tests/e2e/test_workers.py``) and the scaling
+Used by the end-to-end scale-out tests (``tests/e2e/test_scale_out.py``) and the scaling
 benchmark. Linux only for :meth:`Cluster.worker_of_port` (it reads ``/proc``).
 
 Order timings: the workers get ``ORDERS__FIRST_CHECK_SECONDS`` / ``ORDERS__MAX_CHECK_SECONDS``
@@ -49,6 +49,8 @@ from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+#: the checkout this module belongs to (what the workers import ``bot`` from)
+SOURCE_ROOT = Path(__file__).resolve().parents[1]
 WEBHOOK_PATH = "/telegram"
 PUBLIC_URL = "https://shop.example/telegram"
 WEBHOOK_SECRET = "cluster-webhook-secret"
@@ -249,8 +251,12 @@ class Cluster:
             "webhook_host": "127.0.0.1", "webhook_port": worker.port,
             "webhook_path": WEBHOOK_PATH,
         }  # fmt: skip
+        inherited = _inherited_env()
+        # the workers run this source tree, whatever else is installed
+        path = [str(SOURCE_ROOT), *filter(None, [inherited.get("PYTHONPATH")])]
         env = {
-            **_inherited_env(),
+            **inherited,
+            "PYTHONPATH": os.pathsep.join(path),
             **settings_env(values),
             **FAST_TIMINGS_ENV,
             "DATABASE_URL": self.database_url,
