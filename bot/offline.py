@@ -92,7 +92,10 @@ class OfflineShop:
         self.handled_updates: set[int] = set()
         self._handled = asyncio.Condition()
 
-    def settings(self) -> Settings:
+    def settings_values(self) -> dict[str, Any]:
+        """What :meth:`settings` builds :class:`Settings` from, by field name (sections as
+        dicts), the overrides applied: the values a bot process gets as environment
+        variables from :mod:`sandboxes.cluster`."""
         values: dict[str, Any] = {
             "telegram": {"token": BOT_TOKEN, "api_base": self.telegram.base_url},
             **{
@@ -115,7 +118,10 @@ class OfflineShop:
                 values[key] = {**values[key], **value}
             else:
                 values[key] = value
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return values
+
+    def settings(self) -> Settings:
+        return Settings(_env_file=None, **self.settings_values())  # type: ignore[call-arg]
 
     async def start(self) -> None:
         for sandbox in self.sandboxes.values():

@@ -12,6 +12,17 @@ bot (see :meth:`FakeTelegram.user`); an optional
 flood limit (429 with ``retry_after``); 404 for unknown methods. HTML text is checked
 like Telegram does ("can't parse entities").
 
+Webhooks as Telegram delivers them (``setWebhook``: an HTTPS ``url``, ``secret_token``,
+``max_connections``, ``allowed_updates``): while one is set, ``getUpdates`` is refused
+(409) and every update is POSTed as JSON with the ``X-Telegram-Bot-Api-Secret-Token``
+header; a chat's next update only after its previous one got a 2xx, chats in parallel up
+to ``max_connections``; a non-2xx answer or a connection error is retried with a short
+backoff. The public URL never leaves 127.0.0.1: ``webhook_targets`` are the addresses a
+load balancer in front of the bot's workers would forward to (round-robin per attempt,
+or :attr:`FakeTelegram.webhook_pin`); without targets updates stay pending.
+``push(update, fan_out=True)`` delivers one update to every target at once (a retry
+racing the first attempt, a duplicated ``successful_payment``).
+
 The customer side (:class:`FakeUser`) sends text and commands, presses buttons by their
 text, pays invoices and reads what the bot sent. Every step is recorded in
 :attr:`FakeTelegram.transcript`.
@@ -20,9 +31,11 @@ text, pays invoices and reads what the bot sent. Every step is recorded in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
+import re
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -30,6 +43,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from sandboxes.serving import LocalServer
@@ -37,6 +51,10 @@ from sandboxes.serving import LocalServer
 logger = logging.getLogger(__name__)
 
 PRECHECKOUT_DEADLINE = 10.0
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+_SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+#: seconds between delivery attempts of one update (the last one repeats)
+WEBHOOK_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0)
 _JSON_FIELDS = {
     "reply_markup", "prices", "commands", "scope", "results", "allowed_updates", "entities",
     "caption_entities", "link_preview_options", "reply_parameters", "button", "media",
@@ -123,6 +141,51 @@ class FloodStats:
 
 
 @dataclass
+class WebhookAttempt:
+    """One POST of an update to a webhook target: ``status`` the HTTP status, ``None``
+    when the connection failed or timed out (``error`` says how); ``at`` is
+    ``time.perf_counter()`` when the answer (or the error) came."""
+
+    update_id: int
+    target: int  # index into FakeTelegram.webhook_targets
+    status: int | None
+    error: str
+    at: float
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+@dataclass
+class ApiCall:
+    """One Bot API call the bot made: when (``time.perf_counter()``), which method, the
+    ``chat_id`` it named (if any) and the bot's TCP source port (which process sent it)."""
+
+    at: float
+    method: str
+    chat_id: int | str | None
+    peer_port: int | None
+
+
+def _order_key(update: dict[str, Any]) -> int | str:
+    """What Telegram keeps in order: a chat's updates (messages), a user's (queries,
+    payments); anything else is on its own."""
+    for body in update.values():
+        if not isinstance(body, dict):
+            continue
+        if isinstance(body.get("chat"), dict):
+            return int(body["chat"]["id"])
+        if isinstance(body.get("from"), dict):
+            return int(body["from"]["id"])
+    return f"update-{update.get('update_id')}"
+
+
+def _update_kind(update: dict[str, Any]) -> str:
+    return next((k for k in update if k != "update_id" and not k.startswith("_")), "")
+
+
+@dataclass
 class TranscriptLine:
     """One step of a conversation, for the demo transcript and for test messages."""
 
@@ -149,6 +212,8 @@ class FakeTelegram(LocalServer):
         flood_limit: bool = False,
         global_rate: float = 30.0,
         chat_rate: float = 1.0,
+        webhook_targets: list[str] | None = None,
+        webhook_timeout: float = 10.0,
     ) -> None:
         self.token = token
         self.bot_user = {
@@ -179,6 +244,26 @@ class FakeTelegram(LocalServer):
         self.inline_answers: dict[str, list[dict[str, Any]]] = {}
         self.callback_answers: dict[str, dict[str, Any]] = {}
         self.webhook_url = ""
+        #: where a webhook's updates really go: the URLs of the bot's workers behind the
+        #: public ``webhook_url`` (a load balancer's upstreams); settable after start
+        self.webhook_targets: list[str] = list(webhook_targets or [])
+        #: every update goes to target ``webhook_pin`` while set (a sticky balancer)
+        self.webhook_pin: int | None = None
+        self.webhook_timeout = webhook_timeout
+        self.webhook_secret: str | None = None
+        self.webhook_max_connections = 40
+        self.webhook_allowed: list[str] | None = None
+        #: every delivery attempt, in the order the answers came
+        self.webhook_attempts: list[WebhookAttempt] = []
+        self.last_webhook_error: tuple[int, str] | None = None
+        #: every Bot API call (see :class:`ApiCall`)
+        self.api_calls: list[ApiCall] = []
+        self._fan_out: set[int] = set()
+        self._update_chats: dict[int, int | str] = {}
+        self._round_robin = itertools.count()
+        self._delivery_wake = asyncio.Event()
+        self._delivery_task: asyncio.Task[None] | None = None
+        self._webhook_session: aiohttp.ClientSession | None = None
         self.method_calls: defaultdict[str, int] = defaultdict(int)
         #: (offset, limit) of every getStarTransactions call
         self.star_transaction_reads: list[tuple[int, int]] = []
@@ -244,8 +329,12 @@ class FakeTelegram(LocalServer):
                 {"ok": False, "error_code": 404, "description": "Not Found"}, status=404
             )
         self.method_calls[method] += 1
+        peer = request.transport.get_extra_info("peername") if request.transport else None
         try:
             params = await self._params(request)
+            self.api_calls.append(
+                ApiCall(time.perf_counter(), method, params.get("chat_id"), peer and peer[1])
+            )
             result = await handler(params)
         except ApiError as exc:
             body: dict[str, Any] = {
@@ -336,12 +425,153 @@ class FakeTelegram(LocalServer):
     ) -> None:
         self.transcript.append(TranscriptLine(chat_id, who, kind, text, self._button_texts(markup)))
 
-    def _push_update(self, update: dict[str, Any]) -> int:
+    def _push_update(self, update: dict[str, Any], fan_out: bool = False) -> int:
         update_id = next(self._update_ids)
         self.push_times[update_id] = time.perf_counter()
         self.last_update_id = update_id
         self._updates.append({"update_id": update_id, **update})
+        self._update_chats[update_id] = _order_key(update)
+        if fan_out:
+            self._fan_out.add(update_id)
+        self._delivery_wake.set()
         return update_id
+
+    # -- webhook delivery ------------------------------------------------------------
+
+    def update_chat(self, update_id: int) -> int | str | None:
+        """The chat (or user) update ``update_id`` belongs to, as delivery orders it."""
+        return self._update_chats.get(update_id)
+
+    def delivered_to(self, update_id: int) -> list[int]:
+        """The targets that answered update ``update_id`` with a 2xx, in order."""
+        return [a.target for a in self.webhook_attempts if a.update_id == update_id and a.ok]
+
+    def _start_delivery(self) -> None:
+        if self._delivery_task is None or self._delivery_task.done():
+            self._delivery_task = asyncio.create_task(self._deliver_forever(), name="webhook")
+            self._delivery_task.add_done_callback(self._delivery_done)
+
+    @staticmethod
+    def _delivery_done(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("webhook delivery failed: %s", task.get_name(), exc_info=task.exception())
+
+    async def _deliver_forever(self) -> None:
+        """While a webhook is set: start the delivery of every pending update whose chat
+        has none under way, oldest first, at most ``max_connections`` at once."""
+        busy: set[int | str] = set()
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while self.webhook_url:
+                self._delivery_wake.clear()
+                if self.webhook_targets:
+                    for update in list(self._updates):
+                        if len(running) >= self.webhook_max_connections:
+                            break
+                        key = _order_key(update)
+                        if key in busy:
+                            continue
+                        if (
+                            self.webhook_allowed
+                            and _update_kind(update) not in self.webhook_allowed
+                        ):
+                            self._updates.remove(update)  # Telegram never sends those
+                            continue
+                        busy.add(key)
+                        task = asyncio.create_task(
+                            self._deliver(update), name=f"webhook update {update['update_id']}"
+                        )
+                        running.add(task)
+                        task.add_done_callback(running.discard)
+                        task.add_done_callback(self._delivery_done)
+                        task.add_done_callback(lambda _, key=key: self._settled(busy, key))
+                await self._delivery_wake.wait()
+        finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+    def _settled(self, busy: set[int | str], key: int | str) -> None:
+        busy.discard(key)
+        self._delivery_wake.set()
+
+    async def _deliver(self, update: dict[str, Any]) -> None:
+        """POST ``update`` until a 2xx (to every target when fanned out), then drop it
+        from the pending updates."""
+        update_id = int(update["update_id"])
+        if update_id in self._fan_out:
+            accepted = await asyncio.gather(
+                *(
+                    self._post_until_ok(update, lambda i=i: i)
+                    for i in range(len(self.webhook_targets))
+                )
+            )
+        else:
+            accepted = [await self._post_until_ok(update, self._next_target)]
+        if not all(accepted):
+            return  # deleteWebhook meanwhile: it stays pending for getUpdates
+        with contextlib.suppress(ValueError):  # dropped (drop_pending_updates) meanwhile
+            self._updates.remove(update)
+        self._fan_out.discard(update_id)
+        async with self._changed:
+            self._changed.notify_all()
+
+    def _next_target(self) -> int:
+        if self.webhook_pin is not None:
+            return self.webhook_pin
+        return next(self._round_robin) % len(self.webhook_targets)
+
+    async def _post_until_ok(self, update: dict[str, Any], target: Callable[[], int]) -> bool:
+        """POST to ``target()`` (asked again before every attempt) until a 2xx: ``True``;
+        ``False`` when the webhook is deleted first. Never gives up otherwise (Telegram
+        does after "a reasonable amount of attempts"; a test wants every update)."""
+        body = json.dumps(update).encode()
+        for attempt in itertools.count():
+            if not self.webhook_url:
+                return False
+            index = target()
+            status, error = await self._post(self.webhook_targets[index], body)
+            self.webhook_attempts.append(
+                WebhookAttempt(int(update["update_id"]), index, status, error, time.perf_counter())
+            )
+            async with self._changed:
+                self._changed.notify_all()  # wait_until() may be watching the attempts
+            if status is not None and 200 <= status < 300:
+                return True
+            self.last_webhook_error = (
+                int(time.time()),
+                error or f"Wrong response from the webhook: {status}",
+            )
+            await asyncio.sleep(WEBHOOK_RETRY_DELAYS[min(attempt, len(WEBHOOK_RETRY_DELAYS) - 1)])
+        raise AssertionError("unreachable")
+
+    async def _post(self, url: str, body: bytes) -> tuple[int | None, str]:
+        if self._webhook_session is None:
+            self._webhook_session = aiohttp.ClientSession()
+        headers = {"Content-Type": "application/json"}
+        if self.webhook_secret:
+            headers[SECRET_HEADER] = self.webhook_secret
+        try:
+            async with self._webhook_session.post(
+                url, data=body, headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self.webhook_timeout),
+            ) as response:  # fmt: skip
+                await response.read()
+                return response.status, ""
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return None, f"Connection failed: {type(exc).__name__}: {exc}"
+
+    async def stop(self) -> None:
+        """Stop delivering webhooks, then stop serving (safe to call twice)."""
+        if self._delivery_task is not None:
+            self._delivery_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._delivery_task
+            self._delivery_task = None
+        if self._webhook_session is not None:
+            await self._webhook_session.close()
+            self._webhook_session = None
+        await super().stop()
 
     # -- Bot API methods -------------------------------------------------------------
 
@@ -356,20 +586,52 @@ class FakeTelegram(LocalServer):
 
     async def _m_deletewebhook(self, p: dict[str, Any]) -> bool:
         self.webhook_url = ""
+        self._delivery_wake.set()
         if p.get("drop_pending_updates"):
             self._updates.clear()
         return True
 
     async def _m_setwebhook(self, p: dict[str, Any]) -> bool:
-        self.webhook_url = p["url"]
+        """As the Bot API documents it: an empty ``url`` removes the webhook; else it must
+        be HTTPS; ``secret_token`` 1-256 of ``A-Za-z0-9_-``; ``max_connections`` 1-100
+        (40); ``allowed_updates`` unset keeps the previous choice."""
+        url = str(p.get("url") or "")
+        if not url:
+            return await self._m_deletewebhook(p)
+        if not url.startswith("https://"):
+            raise ApiError(
+                400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook"
+            )
+        secret = p.get("secret_token")
+        if secret is not None and not _SECRET_TOKEN.fullmatch(str(secret)):
+            raise ApiError(400, "Bad Request: secret token contains unallowed characters")
+        connections = int(p.get("max_connections") or 40)
+        if not 1 <= connections <= 100:
+            raise ApiError(400, "Bad Request: max_connections must be between 1 and 100")
+        if p.get("drop_pending_updates"):
+            self._updates.clear()
+        if "allowed_updates" in p:
+            self.webhook_allowed = p["allowed_updates"] or None
+        self.webhook_url = url
+        self.webhook_secret = str(secret) if secret is not None else None
+        self.webhook_max_connections = connections
+        self._delivery_wake.set()
+        self._start_delivery()
         return True
 
     async def _m_getwebhookinfo(self, p: dict[str, Any]) -> dict[str, Any]:
-        return {
+        info: dict[str, Any] = {
             "url": self.webhook_url,
             "has_custom_certificate": False,
             "pending_update_count": len(self._updates),
         }
+        if self.webhook_url:
+            info["max_connections"] = self.webhook_max_connections
+            if self.webhook_allowed:
+                info["allowed_updates"] = self.webhook_allowed
+        if self.last_webhook_error is not None:
+            info["last_error_date"], info["last_error_message"] = self.last_webhook_error
+        return info
 
     async def _m_getupdates(self, p: dict[str, Any]) -> list[dict[str, Any]]:
         if self.webhook_url:
@@ -706,9 +968,11 @@ class FakeTelegram(LocalServer):
             await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
         return predicate()
 
-    async def push(self, update: dict[str, Any]) -> int:
+    async def push(self, update: dict[str, Any], *, fan_out: bool = False) -> int:
+        """Queue an update (for ``getUpdates`` or the webhook); ``fan_out``: a webhook
+        delivers it to every target at once. Returns its update id."""
         async with self._changed:
-            update_id = self._push_update(update)
+            update_id = self._push_update(update, fan_out)
             self._changed.notify_all()
         return update_id
 
@@ -901,12 +1165,14 @@ class FakeUser:
         *,
         repeat_update: bool = False,
         lose_update: bool = False,
+        fan_out: bool = False,
     ) -> tuple[bool, str | None]:
         """Press Pay on the newest invoice: a pre-checkout query, then (if the bot says ok
         within the deadline) a ``successful_payment`` message. ``repeat_update`` delivers
         that update twice, as a webhook retry or a polling restart can; ``lose_update``
-        takes the Stars but never delivers it, as a bot that died mid-update would see.
-        Returns ``(paid, error_message)``."""
+        takes the Stars but never delivers it, as a bot that died mid-update would see;
+        ``fan_out`` delivers it to every webhook target at once (see
+        :meth:`FakeTelegram.push`). Returns ``(paid, error_message)``."""
         invoice = invoice or self.latest_invoice()
         details = invoice["invoice"]
         query_id = f"pcq-{next(self.tg._query_ids)}"
@@ -946,7 +1212,7 @@ class FakeUser:
         message = self._user_message(successful_payment=payment)
         if lose_update:
             return True, None
-        await self.tg.push({"message": message})
+        await self.tg.push({"message": message}, fan_out=fan_out)
         if repeat_update:
             await self.tg.push({"message": message})
         return True, None
