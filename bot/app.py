@@ -50,7 +50,7 @@ from services.own_stock import KeyBox, OwnStock
 from services.payments import PaymentReconciler, RefundService
 from services.pricing import PriceBook, PricingService, UnknownCurrency
 from services.routing import ALERT_BREAKER, CircuitBreaker, RoutingService
-from services.shared_state import RedisCacheBus, connect
+from services.shared_state import RedisCacheBus, connect, shared_wake_ups
 from services.stars import RecipientResolver
 from services.suppliers.base import Capability, build_supplier
 from services.suppliers.errors import SupplierError
@@ -682,6 +682,15 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
     if shared is not None:  # other workers' admin changes reach this one's caches
         for service in (pricing, routing, catalogue, user_middleware):
             service.share_through(shared.bus)
+        # work queued here wakes the job in whichever worker holds its lease
+        wakes = shared_wake_ups(
+            shared.bus,
+            {"delivery outbox": outbox.wake, "refund worker": refunds.wake,
+             "loyalty worker": loyalty.wake},
+        )  # fmt: skip
+        notifier.wake_outbox = wakes["delivery outbox"]
+        notifier.wake_loyalty = wakes["loyalty worker"]
+        order_service.on_refund_queued = wakes["refund worker"]
     dispatcher = Dispatcher(
         storage=SQLiteStorage(db) if shared is None else shared.storage,
         events_isolation=None if shared is None else shared.isolation,

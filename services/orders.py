@@ -203,7 +203,9 @@ class OrderService:
         self.notifier = notifier
         self.timings = timings or OrderTimings()
         self._clock = clock
-        self._on_refund_queued = on_refund_queued or (lambda: None)
+        #: wakes the refund worker after a refund is queued (the composition root may make
+        #: it reach another worker process)
+        self.on_refund_queued = on_refund_queued or (lambda: None)
         #: per-order locks, kept only while someone holds or waits for them
         self._locks: dict[int, tuple[asyncio.Lock, list[int]]] = {}
         self._background: set[asyncio.Task[Any]] = set()
@@ -527,7 +529,7 @@ class OrderService:
                     charge.user_id, charge.order_id, recorded.rejection.value, charge.stars,
                     charge.currency,
                 )  # fmt: skip
-                self._on_refund_queued()
+                self.on_refund_queued()
                 try:
                     await self.notifier.charge_rejected(charge, recorded)
                 except Exception:
@@ -794,13 +796,13 @@ class OrderService:
             order = await self.orders.fail_and_queue_refund(
                 order.id, reason, "ADMIN_REFUND", self._clock()
             )
-        self._on_refund_queued()
+        self.on_refund_queued()
         return order
 
     async def _fail(self, order: Order, reason: str, code: str | None) -> None:
         order = await self.orders.fail_and_queue_refund(order.id, reason, code, self._clock())
         logger.warning("order %s failed (%s: %s); refund queued", order.id, code, reason)
-        self._on_refund_queued()
+        self.on_refund_queued()
         await self._notify(self.notifier.order_failed, order)
 
     async def _notify(self, method: Callable[[Order], Awaitable[None]], order: Order) -> None:

@@ -22,7 +22,7 @@ import inspect
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -48,6 +48,9 @@ CATALOGUE = "catalogue"
 #: a search alias was added
 SEARCH_ALIASES = "search_aliases"
 
+#: a worker queued work for a background job another worker may run; key: the job's name
+WAKE = "wake"
+
 #: a handler gets the key of what changed (``""``: everything under its topic)
 Handler = Callable[[str], Awaitable[None] | None]
 
@@ -63,6 +66,34 @@ def connect(url: str) -> Redis:
         socket_connect_timeout=CONNECT_TIMEOUT,
         health_check_interval=30,
     )
+
+
+def shared_wake_ups(
+    bus: CacheBus, wakers: Mapping[str, Callable[[], None]]
+) -> dict[str, Callable[[], None]]:
+    """Wake-ups that reach the worker running the job, whichever it is.
+
+    ``wakers`` maps a job's name to this process's wake-up of it (the delivery outbox's,
+    the refund worker's...). Each job runs in one worker at a time (its lease), not
+    necessarily the one that queued the work, so each returned function wakes the job here
+    and announces it on ``bus``; every other process wakes its own. Without Redis the bus
+    tells nobody and the local wake-up is all there is (one process)."""
+
+    def on_wake(job: str) -> None:
+        for name, wake in wakers.items():
+            if not job or job == name:  # "": the listener reconnected, wake them all
+                wake()
+
+    bus.subscribe(WAKE, on_wake)
+
+    def everywhere(name: str, wake: Callable[[], None]) -> Callable[[], None]:
+        def wake_everywhere() -> None:
+            wake()
+            bus.announce(WAKE, name)
+
+        return wake_everywhere
+
+    return {name: everywhere(name, wake) for name, wake in wakers.items()}
 
 
 def database_of(client: Redis) -> int:

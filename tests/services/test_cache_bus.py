@@ -22,7 +22,7 @@ from services.catalogue import CatalogueService
 from services.pricing import PriceBook, PricingService
 from services.routing import RoutingService, SourceMode
 from services.search import SearchService
-from services.shared_state import USER, CacheBus, RedisCacheBus, connect
+from services.shared_state import USER, CacheBus, RedisCacheBus, connect, shared_wake_ups
 from services.suppliers.gamesdrop.client import GamesDropClient
 from services.suppliers.registry import Suppliers
 from storage.catalogue import CatalogueRepository
@@ -225,3 +225,35 @@ async def test_a_supplier_switched_off_in_one_worker_gets_no_orders_from_the_oth
     assert routings[1].usable(client.name)
     await routings[0].set_mode(client.name, SourceMode.DISABLED, admin_id=1)
     await seconds_until(lambda: not routings[1].usable(client.name))
+
+
+async def test_work_queued_by_one_worker_wakes_the_job_running_in_the_other(
+    pair: tuple[Worker, Worker],
+) -> None:
+    """A key paid for through worker A is queued for the outbox that worker B runs (its
+    lease): B must start sending at once, not at its next idle pass half a minute later."""
+    first, second = pair
+    woken: dict[str, list[str]] = {"first": [], "second": []}
+    arrived = asyncio.Event()
+
+    def waker(name: str, job: str) -> Callable[[], None]:
+        def wake() -> None:
+            woken[name].append(job)
+            if name == "second":
+                arrived.set()
+
+        return wake
+
+    wakes = {
+        name: shared_wake_ups(worker.bus, {job: waker(name, job) for job in ("outbox", "refunds")})
+        for name, worker in (("first", first), ("second", second))
+    }
+    await asyncio.sleep(0.2)  # a listener connecting now wakes every job once: not this
+    for calls in woken.values():
+        calls.clear()
+    arrived.clear()
+    wakes["first"]["outbox"]()
+    await asyncio.wait_for(arrived.wait(), 1.0)
+    await asyncio.sleep(0.05)  # nothing else follows
+    assert woken["second"] == ["outbox"]  # only the job that has work, in the other worker
+    assert woken["first"] == ["outbox"]  # and its own, as before
