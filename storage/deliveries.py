@@ -173,17 +173,25 @@ class DeliveriesRepository:
                 (now_ts, utcnow_iso()),
             )
             recovered = cursor.rowcount
+            # the message's params are JSON written here, as enqueue() writes them: the
+            # engines' SQL JSON functions differ
             cursor = await conn.execute(
-                """INSERT INTO deliveries (dedup_key, user_id, chat_id, order_id, kind, params,
-                       next_attempt_at_ts, created_at)
-                   SELECT 'charge:' || r.charge_id || ':charge_refunded', r.user_id, r.user_id,
-                          r.order_id, 'charge_refunded',
-                          json_object('stars', r.stars, 'reason', p.reject_reason,
-                                      'order', r.order_id), ?, ?
+                """SELECT r.charge_id, r.user_id, r.order_id, r.stars, p.reject_reason
                    FROM refunds r JOIN payments p ON p.charge_id = r.charge_id
                    WHERE r.settles_order = 0 AND r.status = 'done'
                      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.dedup_key =
-                                     'charge:' || r.charge_id || ':charge_refunded')""",
-                (now_ts, utcnow_iso()),
+                                     'charge:' || r.charge_id || ':charge_refunded')"""
             )
-            return recovered + cursor.rowcount
+            for refund in await cursor.fetchall():
+                params = {"stars": refund["stars"], "reason": refund["reject_reason"],
+                          "order": refund["order_id"]}  # fmt: skip
+                inserted = await conn.execute(
+                    """INSERT INTO deliveries (dedup_key, user_id, chat_id, order_id, kind,
+                           params, next_attempt_at_ts, created_at)
+                       VALUES (?, ?, ?, ?, 'charge_refunded', ?, ?, ?)""",
+                    (f"charge:{refund['charge_id']}:charge_refunded", refund["user_id"],
+                     refund["user_id"], refund["order_id"], json.dumps(params), now_ts,
+                     utcnow_iso()),
+                )  # fmt: skip
+                recovered += inserted.rowcount
+            return recovered

@@ -4,8 +4,11 @@ one of them only, and the next outbox to start makes an interrupted claim due ag
 from __future__ import annotations
 
 import asyncio
+import json
 
+from storage.db import Database, utcnow_iso
 from storage.deliveries import DeliveriesRepository
+from storage.users import UsersRepository
 from tests.conftest import DatabaseFactory
 
 NOW = 1_800_000_000.0
@@ -68,3 +71,39 @@ async def test_a_retry_is_not_made_due_early_by_a_restart(
     assert await second.release_claims(NOW + 1) == 0
     assert await second.due(NOW + 1) == []
     assert await second.next_ts() == NOW + 30
+
+
+async def test_after_a_crash_untold_outcomes_are_queued_once(db: Database) -> None:
+    """A completed order and a refunded unattached charge whose messages were never queued
+    (the process died in between) are queued at the next start, each once."""
+    now = utcnow_iso()
+    await UsersRepository(db).touch(7, "u", "U", "en")
+    await db.execute(
+        """INSERT INTO orders (user_id, chat_id, supplier, offer_id, product_id, product_name,
+               offer_name, returns_key, supplier_price, supplier_currency, cost_usd, stars,
+               status, transaction_id, created_at, updated_at)
+           VALUES (7, 7, 'gamesdrop', '1', '1', 'Steam', '5 USD', 1, '5.00', 'USD', '5.00',
+                   400, 'completed', 'shop-1', ?, ?)""",
+        (now, now),
+    )
+    await db.execute(
+        """INSERT INTO payments (charge_id, order_id, user_id, stars, currency, received_at,
+               attached, reject_reason)
+           VALUES ('late-charge', 1, 7, 400, 'XTR', ?, 0, 'paid twice')""",
+        (now,),
+    )
+    await db.execute(
+        """INSERT INTO refunds (charge_id, order_id, settles_order, user_id, stars, status,
+               next_attempt_at_ts, created_at)
+           VALUES ('late-charge', 1, 0, 7, 400, 'done', 0, ?)""",
+        (now,),
+    )
+    repo = DeliveriesRepository(db)
+
+    assert await repo.recover_missing(NOW) == 2
+    assert await repo.recover_missing(NOW) == 0  # once
+    rows = await db.fetchall("SELECT kind, order_id, params FROM deliveries ORDER BY id")
+    assert [(r["kind"], r["order_id"]) for r in rows] == [
+        ("completed", 1), ("charge_refunded", 1)
+    ]  # fmt: skip
+    assert json.loads(rows[1]["params"]) == {"stars": 400, "reason": "paid twice", "order": 1}
