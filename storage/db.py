@@ -227,8 +227,11 @@ class SQLiteDatabase(Database):
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on any exception), serialised."""
         async with self._write_lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
             try:
+                # inside the try: cancelled while waiting for another process's lock, the
+                # BEGIN still runs in aiosqlite's thread, and the rollback queued after it
+                # must end it (or this connection would hold the write lock for good)
+                await self._conn.execute("BEGIN IMMEDIATE")
                 yield self._conn
             except BaseException:
                 await self._conn.rollback()
