@@ -21,18 +21,19 @@ import socket
 import sys
 from typing import Any
 
-from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
-from aiogram.utils.token import TokenValidationError, validate_token
-
-from bot.app import STOP_GRACE, create_shop
-from bot.i18n import LocalesMissing
 from bot.logs import setup_logging
-from bot.offline import create_vendor_sandbox
 from bot.settings import Settings
 from bot.supervisor import supervise
 from services.suppliers.registry import discover_vendors
 
+# aiogram and the shop are imported in run(): the parent of --workers never loads them
+# (about 40 MiB instead of 80 MiB resident for a process that only supervises)
+
 logger = logging.getLogger("bot")
+
+#: Seconds the parent of ``--workers`` gives its workers after SIGTERM (each gives the
+#: updates in hand ``bot.app.STOP_GRACE`` = 20 s, then closes the shop).
+WORKER_GRACE = 30.0
 
 TOKEN_REJECTED = (
     "Telegram rejected TELEGRAM__TOKEN (401 Unauthorized): it is a placeholder, mistyped "
@@ -42,6 +43,13 @@ TOKEN_REJECTED = (
 
 class StartupError(Exception):
     """Why the bot cannot start, in one line for the operator (no traceback)."""
+
+
+def is_bot_token(token: str) -> bool:
+    """``<digits>:<secret>`` without spaces: the rule of aiogram's ``validate_token``,
+    here without importing aiogram (the parent of ``--workers`` never does)."""
+    left, sep, right = token.partition(":")
+    return bool(sep and left.isdigit() and right) and not any(c.isspace() for c in token)
 
 
 def _stop_on_signals() -> None:
@@ -99,6 +107,13 @@ async def run(
     """Run the shop until stopped. ``sock``, ``worker_index``, ``parent_pid``: a worker
     of ``--workers`` (its inherited listening socket; only worker 0 sets the webhook and
     the commands)."""
+    from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
+
+    from bot.app import create_shop
+    from bot.health import HealthServerError
+    from bot.i18n import LocalesMissing
+    from bot.offline import create_vendor_sandbox
+
     if webhook:
         _stop_on_signals()
     watch = None
@@ -148,7 +163,10 @@ async def run(
         if webhook:
             await shop.run_webhook(sock=sock, set_webhook=first)
         else:
-            await shop.run_polling(handle_signals=True)
+            try:
+                await shop.run_polling(handle_signals=True)
+            except HealthServerError as exc:
+                raise StartupError(str(exc)) from None
     finally:
         if watch is not None:
             watch.cancel()
@@ -189,9 +207,7 @@ def main() -> None:
     token = settings.telegram.token.get_secret_value()
     if not token:
         sys.exit("TELEGRAM__TOKEN is not set: put the BotFather token in .env (see .env.example)")
-    try:
-        validate_token(token)
-    except TokenValidationError:
+    if not is_bot_token(token):
         sys.exit("TELEGRAM__TOKEN is not a bot token (<digits>:<secret>): copy it from @BotFather")
     if not settings.sandbox and not settings.enabled_vendors():
         sections = ", ".join(f"{name.upper()}__..." for name in settings.vendor_sections())
@@ -211,6 +227,13 @@ def main() -> None:
             asyncio.run(run(settings, webhook, args.vendors, sock=sock, **worker))
     except StartupError as exc:
         sys.exit(f"cannot start: {exc}")
+    except Exception:
+        # a shop that failed half-built can leave threads behind (an open database's
+        # connection thread) that would keep this process alive: end it, so the parent
+        # of --workers or the container's restart policy starts a new one
+        logger.exception("the bot crashed")
+        logging.shutdown()
+        os._exit(1)
     logger.info("stopped")
 
 
@@ -231,7 +254,7 @@ def _supervise(settings: Settings, args: argparse.Namespace, webhook: bool) -> i
     try:
         return supervise(
             telegram.webhook_host, telegram.webhook_port, args.workers, worker_args,
-            grace=STOP_GRACE + 10,
+            grace=WORKER_GRACE,
         )  # fmt: skip
     except OSError as exc:
         return f"cannot listen on {telegram.webhook_host}:{telegram.webhook_port}: {exc}"

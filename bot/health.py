@@ -120,13 +120,21 @@ class HealthEndpoints:
             self._redis = None
 
 
+class HealthServerError(Exception):
+    """The health server cannot listen (``HEALTH__HOST``/``HEALTH__PORT``), in one line."""
+
+
 async def serve(shop: Shop, host: str, port: int) -> web.AppRunner:
     """Long polling: serve the health routes on ``host``:``port``; the caller cleans the
-    returned runner up. Raises ``OSError`` when the port is taken."""
+    returned runner up. Raises :class:`HealthServerError` when the port is taken."""
     app = web.Application()
     HealthEndpoints(shop).register(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise HealthServerError(f"HEALTH__HOST/HEALTH__PORT {host}:{port}: {exc}") from exc
     logger.info("health and metrics on http://%s:%s (/healthz /readyz /metrics)", host, port)
     return runner

@@ -11,6 +11,9 @@ as gunicorn's workers do. Chosen over ``SO_REUSEPORT`` (one socket per worker):
   can silently share the port (``SO_REUSEPORT`` lets any process of the same user join);
 - it works the same on Linux and macOS (``SO_REUSEPORT`` balances only on Linux).
 
+Worker 0 starts first; the others once it serves ``/healthz``, so one process applies
+the database migrations, syncs an empty catalogue and sets the webhook.
+
 The parent imports no aiogram and runs no event loop: it restarts a worker that dies
 (after 1, 2, 4... up to 30 s while it keeps dying within :data:`QUICK_EXIT` seconds of its
 start; it gives up and exits 1 after :data:`MAX_QUICK_EXITS` such deaths in a row, for the
@@ -30,8 +33,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,7 +72,12 @@ class _Slot:
 @dataclass
 class Supervisor:
     """Runs ``workers`` processes ``command(index)`` (argv lists), each inheriting the
-    file descriptors ``pass_fds``, with ``env``; :meth:`run` until a signal stops them."""
+    file descriptors ``pass_fds``, with ``env``; :meth:`run` until a signal stops them.
+    ``grace``: seconds the workers get after SIGTERM before they are killed; ``backoff``:
+    the first restart delay of a worker that died starting up (doubling, up to 30 s).
+    ``first_up``: when given, workers 1.. start only once it answers ``True`` (worker 0
+    serves), or after ``stagger_timeout`` seconds: one worker migrates the database,
+    syncs an empty catalogue and sets the webhook before the others start."""
 
     command: Callable[[int], list[str]]
     workers: int
@@ -75,8 +85,13 @@ class Supervisor:
     env: Mapping[str, str] | None = None
     grace: float = 30.0
     poll: float = 0.1
+    backoff: float = 1.0
+    first_up: Callable[[], bool] | None = None
+    stagger_timeout: float = 300.0
     slots: list[_Slot] = field(default_factory=list)
     _stopping: bool = False
+    _staggered_until: float | None = None
+    _next_probe: float = 0.0
 
     def _start(self, slot: _Slot) -> None:
         slot.process = subprocess.Popen(
@@ -101,8 +116,11 @@ class Supervisor:
         code = 0
         try:
             self.slots = [_Slot(index) for index in range(self.workers)]
+            if self.first_up is not None and self.workers > 1:
+                self._staggered_until = time.monotonic() + self.stagger_timeout
             for slot in self.slots:
-                self._start(slot)
+                if slot.index == 0 or self._staggered_until is None:
+                    self._start(slot)
             while not self._stopping:
                 if not self._tend():
                     code = 1
@@ -117,7 +135,31 @@ class Supervisor:
     def _tend(self) -> bool:
         """Restart the workers that died; ``False`` when one keeps dying at start."""
         now = time.monotonic()
+        if self._staggered_until is not None:
+            if not self._first_worker_up(now):
+                return self._tend_started(now)
+            self._staggered_until = None
+            for slot in self.slots:
+                if slot.process is None:
+                    self._start(slot)
+        return self._tend_started(now)
+
+    def _first_worker_up(self, now: float) -> bool:
+        assert self.first_up is not None and self._staggered_until is not None
+        if now >= self._staggered_until:
+            logger.warning(
+                "worker 0 not serving after %.0f s: starting the others", self.stagger_timeout
+            )
+            return True
+        if now < self._next_probe:
+            return False
+        self._next_probe = now + 0.2
+        return self.first_up()
+
+    def _tend_started(self, now: float) -> bool:
         for slot in self.slots:
+            if slot.process is None:
+                continue  # waiting for worker 0
             if slot.restart_at is not None:
                 if now >= slot.restart_at:
                     self._start(slot)
@@ -134,9 +176,11 @@ class Supervisor:
                     slot.index, slot.quick_exits, QUICK_EXIT, status,
                 )  # fmt: skip
                 return False
-            delay = min(MAX_BACKOFF, 2.0 ** max(0, slot.quick_exits - 1)) if slot.quick_exits else 0
+            delay = 0.0
+            if slot.quick_exits:
+                delay = min(MAX_BACKOFF, self.backoff * 2.0 ** (slot.quick_exits - 1))
             logger.error(
-                "worker %d (pid %d) died with exit %s after %.0f s: restarting in %.0f s",
+                "worker %d (pid %d) died with exit %s after %.0f s: restarting in %.2g s",
                 slot.index, slot.process.pid, status, lived, delay,
             )  # fmt: skip
             slot.restart_at = now + delay
@@ -153,10 +197,19 @@ class Supervisor:
                 process.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 logger.error(
-                    "worker pid %d still running after %.0f s: killed", process.pid, self.grace
+                    "worker pid %d still running after %g s: killed", process.pid, self.grace
                 )
                 process.kill()
                 process.wait()
+
+
+def answers(url: str, timeout: float = 0.5) -> bool:
+    """Whether ``url`` answers 200 within ``timeout`` seconds."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return bool(response.status == 200)
+    except (OSError, ValueError):
+        return False
 
 
 def metrics_dir(environ: Mapping[str, str]) -> tuple[Path, bool]:
@@ -177,12 +230,14 @@ def supervise(host: str, port: int, workers: int, worker_args: list[str], grace:
     """Bind ``host``:``port`` and run ``workers`` webhook workers (``python -m bot
     *worker_args --listen-fd FD --worker-index I``) until SIGTERM/SIGINT. Returns the
     exit code. Raises ``OSError`` when the port cannot be bound."""
-    import sys
-
     sock = listen(host, port)
     directory, ours = metrics_dir(os.environ)
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
     fd = sock.fileno()
+    probe_host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(host, host)
+    if ":" in probe_host and not probe_host.startswith("["):
+        probe_host = f"[{probe_host}]"
+    healthz = f"http://{probe_host}:{port}/healthz"
 
     def command(index: int) -> list[str]:
         return [
@@ -192,7 +247,10 @@ def supervise(host: str, port: int, workers: int, worker_args: list[str], grace:
 
     logger.info("%d webhook workers on %s:%s", workers, host, port)
     try:
-        return Supervisor(command, workers, pass_fds=(fd,), env=env, grace=grace).run()
+        return Supervisor(
+            command, workers, pass_fds=(fd,), env=env, grace=grace,
+            first_up=lambda: answers(healthz),
+        ).run()  # fmt: skip
     finally:
         sock.close()
         if ours:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from bot.offline import BOT_TOKEN, OfflineShop
 from tests.e2e.test_webhook import free_port
@@ -46,6 +47,18 @@ def start_update(update_id: int, user_id: int) -> dict[str, Any]:
         "chat": {"id": user_id, "type": "private", "first_name": f"U{user_id}"},
         "from": {"id": user_id, "is_bot": False, "first_name": f"U{user_id}"},
         "entities": [{"type": "bot_command", "offset": 0, "length": 6}]}}  # fmt: skip
+
+
+def handled_messages(metrics: str) -> float:
+    """``shop_updates_total{kind="message",outcome="ok"}`` in a ``/metrics`` answer."""
+    for family in text_string_to_metric_families(metrics):
+        for sample in family.samples:
+            if sample.name == "shop_updates_total" and sample.labels == {
+                "kind": "message",
+                "outcome": "ok",
+            }:
+                return sample.value
+    return 0.0
 
 
 async def wait_healthy(base: str, timeout: float = 60.0) -> None:
@@ -114,6 +127,14 @@ async def test_two_workers_share_one_port_serve_updates_and_are_supervised(
             assert accepted.status_code == 200, (pid, accepted.text)
             assert (await client.get(f"{base}/healthz")).json()["pid"] == pid
             await user.wait_for_text("Welcome", timeout=20)
+        # either worker's /metrics counts both workers' updates (multiprocess mode)
+        for pid, client in clients.items():
+            for _ in range(100):
+                text = (await client.get(f"{base}/metrics")).text
+                if handled_messages(text) == 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert handled_messages(text) == 2, (pid, text)
         # a worker killed with -9 is replaced; the other serves meanwhile
         victim, survivor = sorted(clients)
         os.kill(victim, signal.SIGKILL)
@@ -135,6 +156,7 @@ async def test_two_workers_share_one_port_serve_updates_and_are_supervised(
         if parent.returncode is None:
             parent.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(parent.communicate(), 60)
+        print(stderr.decode())  # the workers' log, shown when the test fails
         await offline.telegram.stop()
         for sandbox in offline.sandboxes.values():
             await sandbox.stop()
