@@ -66,6 +66,44 @@ async def test_readyz_turns_503_when_the_database_stops_answering(tmp_path: Path
         await shop.close()
 
 
+async def test_readyz_pings_redis_when_redis_url_is_set(tmp_path: Path) -> None:
+    """A real redis-server on 127.0.0.1: ready while it answers, 503 once it is gone."""
+    redis_port = free_port()
+    redis = await asyncio.create_subprocess_exec(
+        "redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+        "--appendonly", "no", cwd=tmp_path, stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    offline = OfflineShop(tmp_path / "shop.sqlite3")
+    port = free_port()
+    offline.settings_overrides = {"health": {"port": port, "check_timeout": 1.0}}
+    settings = offline.settings()
+    # REDIS_URL as the Redis settings name it (read with getattr: the field lives elsewhere)
+    settings = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{redis_port}/0"})
+    shop = await create_shop(settings, timings=offline.timings)
+    runner = await serve(shop, "127.0.0.1", port)
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(100):  # redis-server takes a moment to listen
+                ready = await client.get(f"http://127.0.0.1:{port}/readyz")
+                if ready.status_code == 200:
+                    break
+                await asyncio.sleep(0.05)
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["checks"]["redis"]["ok"] is True
+            redis.terminate()
+            await redis.wait()
+            unready = await client.get(f"http://127.0.0.1:{port}/readyz")
+            assert unready.status_code == 503, unready.text
+            checks = unready.json()["checks"]
+            assert checks["redis"]["ok"] is False and checks["database"]["ok"] is True
+    finally:
+        if redis.returncode is None:
+            redis.terminate()
+            await redis.wait()
+        await runner.cleanup()
+        await shop.close()
+
+
 async def test_metrics_count_a_purchase_its_supplier_call_and_a_flood_wait(
     tmp_path: Path,
 ) -> None:
