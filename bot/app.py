@@ -503,7 +503,7 @@ class Shop:
         setup_application(app, self.dispatcher, bot=self.bot)
         if set_webhook:
             await self._set_webhook(str(telegram.webhook_url), secret)
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(app)
         await runner.setup()
         if sock is not None:
             site: web.BaseSite = web.SockSite(runner, sock)
@@ -515,7 +515,8 @@ class Shop:
             await asyncio.Event().wait()
         finally:
             await site.stop()  # no new connections; the updates in hand are finished
-            in_flight = set(handler._background_feed_update_tasks)
+            # aiogram keeps the tasks of the updates it answered 200 early for here
+            in_flight = set(getattr(handler, "_background_feed_update_tasks", ()))
             if in_flight:
                 logger.info("finishing %d updates before stopping", len(in_flight))
                 await asyncio.wait(in_flight, timeout=STOP_GRACE)
