@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # Build: docker build -t game-shop .
 # Run:   docker run --env-file .env -v shop-data:/data game-shop
+# Webhook workers on PostgreSQL and Redis: docker-compose.yml (python -m bot --workers 2)
 # (leave DATABASE_PATH out of .env: the image keeps the database on the /data volume)
 
 FROM python:3.11-slim AS build
@@ -26,6 +27,8 @@ ENV PATH=/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     DATABASE_PATH=/data/shop.sqlite3
 VOLUME ["/data"]
+# webhook mode: the webhook, /healthz, /readyz and /metrics
+EXPOSE 8080
 # on the volume: even a relative DATABASE_PATH lands where the shop user can write
 WORKDIR /data
 USER shop

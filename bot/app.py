@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
 from aiogram.methods.base import Response
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
@@ -81,6 +82,8 @@ ADMIN_COMMANDS = (
 )  # fmt: skip
 #: A conversation step untouched this long is forgotten (the customer starts again).
 CONVERSATION_TTL = timedelta(days=7)
+#: Seconds a stopping webhook worker gives the updates in hand to finish.
+STOP_GRACE = 20.0
 
 
 def heartbeat_path(settings: Settings) -> Path:
@@ -272,6 +275,34 @@ class Shop:
     sync_in_child: bool = False
     #: what several workers share (``None``: ``REDIS_URL`` unset, one process)
     shared: SharedRedis | None = None
+    # -- health and metrics (issue 20; bot.health, bot.metrics) --
+    #: the metrics (``bot.metrics.Metrics``), ``None`` when no endpoint serves them
+    metrics: Any = None
+    #: the routing circuit breaker, read by ``/readyz`` (no network call per probe)
+    breaker: CircuitBreaker | None = None
+    #: supplier name -> ``time.monotonic()`` since its balance watch gets no answer
+    supplier_down_since: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.metrics is not None:
+            self.metrics.database.suppliers_up = lambda: {
+                name: bool(state["ok"]) for name, state in self.supplier_states().items()
+            }
+
+    def supplier_states(self) -> dict[str, dict[str, Any]]:
+        """``{supplier: {"ok", "breaker_open", "unanswered_seconds"?}}`` from what the shop
+        already knows: the routing circuit breaker and the balance watch."""
+        states: dict[str, dict[str, Any]] = {}
+        for supplier in self.suppliers:
+            name = supplier.name
+            breaker_open = self.breaker is not None and self.breaker.is_open(name)
+            state: dict[str, Any] = {"ok": not breaker_open, "breaker_open": breaker_open}
+            since = self.supplier_down_since.get(name)
+            if since is not None:
+                state["ok"] = False
+                state["unanswered_seconds"] = round(time.monotonic() - since)
+            states[name] = state
+        return states
 
     async def register_commands(self) -> None:
         """``setMyCommands`` in every supported language (and the default); admins get the
@@ -429,6 +460,7 @@ class Shop:
             try:
                 info = await supplier.get_balance()
                 down_since = None
+                self.supplier_down_since.pop(name, None)
                 if not info.is_postpaid and self._balance_usd(info) < alerts.balance_threshold_usd:
                     # one alert per supplier: a low balance elsewhere does not hide this one
                     await self.notifier.alert(
@@ -438,6 +470,7 @@ class Shop:
                     )  # fmt: skip
             except SupplierError as exc:
                 down_since = down_since or time.monotonic()
+                self.supplier_down_since[name] = down_since
                 if time.monotonic() - down_since >= alerts.unreachable_minutes * 60:
                     await self.notifier.alert(
                         "supplier_down", "alert.supplier_down", supplier=name, error=str(exc)
@@ -524,43 +557,83 @@ class Shop:
         """Long polling with every update type the routers use (pre_checkout_query included).
         ``handle_signals``: SIGTERM/SIGINT stop polling gracefully (the real process)."""
         await self.bot.delete_webhook(drop_pending_updates=False)
-        await self.dispatcher.start_polling(
-            self.bot,
-            allowed_updates=self.dispatcher.resolve_used_update_types(),
-            handle_signals=handle_signals,
-            close_bot_session=False,
-        )
+        health = None
+        if self.settings.health.port is not None:
+            from bot.health import serve
 
-    async def run_webhook(self) -> None:
-        """aiohttp server receiving updates at ``webhook_path``, secret token checked."""
+            health = await serve(self, self.settings.health.host, self.settings.health.port)
+        try:
+            await self.dispatcher.start_polling(
+                self.bot,
+                allowed_updates=self.dispatcher.resolve_used_update_types(),
+                handle_signals=handle_signals,
+                close_bot_session=False,
+            )
+        finally:
+            if health is not None:
+                await health.cleanup()
+
+    async def run_webhook(
+        self, *, sock: socket.socket | None = None, set_webhook: bool = True
+    ) -> None:
+        """aiohttp server receiving updates at ``webhook_path``, secret token checked, with
+        ``/healthz``, ``/readyz`` and ``/metrics`` beside it (:mod:`bot.health`).
+
+        ``sock``: a listening socket to serve on (a worker of ``--workers N`` inherits
+        its parent's) instead of binding ``webhook_host``:``webhook_port``.
+        ``set_webhook``: call ``setWebhook`` (one worker does; the others find it set).
+        On cancellation the updates being handled are finished (up to
+        :data:`STOP_GRACE` seconds) before the server goes."""
         from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
         from aiohttp import web
+
+        from bot.health import HealthEndpoints
 
         telegram = self.settings.telegram
         secret = telegram.webhook_secret.get_secret_value() if telegram.webhook_secret else None
         app = web.Application()
-        SimpleRequestHandler(
+        handler = SimpleRequestHandler(
             dispatcher=self.dispatcher, bot=self.bot, secret_token=secret
-        ).register(app, path=telegram.webhook_path)
-        setup_application(app, self.dispatcher, bot=self.bot)
-        await self.bot.set_webhook(
-            url=str(telegram.webhook_url),
-            secret_token=secret,
-            allowed_updates=self.dispatcher.resolve_used_update_types(),
         )
+        handler.register(app, path=telegram.webhook_path)
+        HealthEndpoints(self).register(app)
+        setup_application(app, self.dispatcher, bot=self.bot)
+        if set_webhook:
+            await self._set_webhook(str(telegram.webhook_url), secret)
         runner = web.AppRunner(app)
         await runner.setup()
-        await web.TCPSite(runner, telegram.webhook_host, telegram.webhook_port).start()
-        logger.info(
-            "webhook listening on %s:%s%s",
-            telegram.webhook_host,
-            telegram.webhook_port,
-            telegram.webhook_path,
-        )
+        if sock is not None:
+            site: web.BaseSite = web.SockSite(runner, sock)
+        else:
+            site = web.TCPSite(runner, telegram.webhook_host, telegram.webhook_port)
+        await site.start()
+        logger.info("webhook listening on %s%s", site.name, telegram.webhook_path)
         try:
             await asyncio.Event().wait()
         finally:
+            await site.stop()  # no new connections; the updates in hand are finished
+            # aiogram keeps the tasks of the updates it answered 200 early for here
+            in_flight = set(getattr(handler, "_background_feed_update_tasks", ()))
+            if in_flight:
+                logger.info("finishing %d updates before stopping", len(in_flight))
+                await asyncio.wait(in_flight, timeout=STOP_GRACE)
             await runner.cleanup()
+
+    async def _set_webhook(self, url: str, secret: str | None) -> None:
+        """``setWebhook``, waiting out a 429 (Telegram limits how often it may be set)."""
+        for attempt in range(3):
+            try:
+                await self.bot.set_webhook(
+                    url=url,
+                    secret_token=secret,
+                    allowed_updates=self.dispatcher.resolve_used_update_types(),
+                )
+                return
+            except TelegramRetryAfter as exc:
+                if attempt == 2:
+                    raise
+                logger.warning("setWebhook: 429, retrying in %s s", exc.retry_after)
+                await asyncio.sleep(exc.retry_after)
 
     async def close(self) -> None:
         await self.broadcasts.stop()
@@ -580,6 +653,28 @@ class Shop:
         if self.shared is not None:
             await self.shared.close()
         await self.db.close()
+
+
+def metrics_enabled(settings: Settings) -> bool:
+    """Whether an endpoint serves ``/metrics``: webhook mode, or ``HEALTH__PORT`` in long
+    polling, with ``HEALTH__METRICS`` on. Off: prometheus-client is never imported."""
+    served = bool(settings.telegram.webhook_url) or settings.health.port is not None
+    return settings.health.metrics and served
+
+
+def build_metrics(
+    settings: Settings, db: Database, dispatcher: Dispatcher, bot: Bot, suppliers: Suppliers
+) -> Any:
+    """The shop's :class:`bot.metrics.Metrics`, wired into the dispatcher (outermost update
+    middleware), the bot's session and the suppliers; ``None`` when metrics are off."""
+    if not metrics_enabled(settings):
+        return None
+    from bot.metrics import Metrics, install_metrics
+    from storage.ops import OpsRepository
+
+    metrics = Metrics(OpsRepository(db), settings.health.gauge_seconds)
+    install_metrics(metrics, dispatcher, bot, suppliers)
+    return metrics
 
 
 def catalogue_service(settings: Settings, suppliers: Suppliers, db: Database) -> CatalogueService:
@@ -710,6 +805,7 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
         notifier=notifier,
         i18n=i18n,
     )
+    metrics = build_metrics(settings, db, dispatcher, bot, suppliers)  # before the others
     dispatcher.update.outer_middleware(
         ThrottlingMiddleware(
             settings.throttle_rate,
@@ -730,5 +826,5 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
         settings=settings, bot=bot, dispatcher=dispatcher, db=db, http=http, suppliers=suppliers,
         catalogue=catalogue, orders=order_service, refunds=refunds, outbox=outbox, notifier=notifier, users=users, i18n=i18n,
         broadcasts=broadcasts, campaigns=campaigns, own_stock=own_stock, loyalty=loyalty,
-        shared=shared,
+        shared=shared, metrics=metrics, breaker=breaker,
     )  # fmt: skip

@@ -72,8 +72,12 @@ class OfflineShop:
         settings_overrides: dict[str, Any] | None = None,
         telegram_options: dict[str, Any] | None = None,
         initial_sync: bool = True,
+        database_url: str | None = None,
     ) -> None:
         self.database_path = database_path
+        #: a ``postgresql://`` database instead of SQLite at ``database_path`` (whose
+        #: folder still holds the heartbeat file)
+        self.database_url = database_url
         self.vendors = tuple(vendors)
         self.sandboxes: dict[str, SupplierSandbox] = {}
         for index, name in enumerate(self.vendors):
@@ -108,6 +112,7 @@ class OfflineShop:
                 for name, sandbox in self.sandboxes.items()
             },
             "database_path": self.database_path,
+            **({"database_url": self.database_url} if self.database_url else {}),
             "sandbox": True,
             "admin_ids": [ADMIN_ID],
             "shop_name": "Game Shop (sandbox)",

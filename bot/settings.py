@@ -32,6 +32,24 @@ class TelegramSettings(BaseModel):
     webhook_path: str = "/telegram"
 
 
+class HealthSettings(BaseModel):
+    """``/healthz``, ``/readyz`` and ``/metrics`` (see :mod:`bot.health`). Webhook mode
+    serves them on the webhook's port; long polling on ``port`` when it is set."""
+
+    #: Long polling: serve the health and metrics endpoints on this port (unset: none,
+    #: and prometheus-client is not even imported).
+    port: int | None = Field(default=None, ge=0, le=65535)
+    #: Long polling: the address they listen on (``0.0.0.0`` in a container).
+    host: str = "127.0.0.1"
+    #: Expose Prometheus metrics at ``/metrics`` wherever the health endpoints are served.
+    metrics: bool = True
+    #: Seconds a readiness check (database, Redis) may take before it counts as failed.
+    check_timeout: float = Field(default=2.0, gt=0)
+    #: Seconds the database figures of ``/metrics`` (orders by status, outbox depth,
+    #: broadcast progress) are reused before they are counted again.
+    gauge_seconds: float = Field(default=15.0, ge=0)
+
+
 class PricingSettings(BaseModel):
     #: 0.15 sells at supplier price + 15 %.
     markup: Decimal = Decimal("0.15")
@@ -148,6 +166,7 @@ class ShopSettings(BaseSettings):
     loyalty: LoyaltySettings = LoyaltySettings()
     routing: RoutingSettings = RoutingSettings()
     leases: LeaseSettings = LeaseSettings()
+    health: HealthSettings = HealthSettings()
     admin_ids: list[int] = Field(default_factory=list)
     database_path: Path = Path("data/shop.sqlite3")
     #: ``postgresql://user:password@host:5432/shop`` for several worker processes (or

@@ -178,7 +178,12 @@ class SQLiteDatabase(Database):
             ),
         )
         database = cls(connection)
-        await database.migrate()
+        try:
+            await database.migrate()
+        except BaseException:
+            # a failed migration must not leave aiosqlite's thread (and the process) alive
+            await connection.close()
+            raise
         if not in_memory and readers > 0:
             database._readers = [
                 await _connect(str(path), ("PRAGMA query_only = ON", "PRAGMA busy_timeout = 2000"))

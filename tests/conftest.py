@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -138,12 +139,16 @@ async def database_factory(
 
 
 @pytest.fixture
-async def offline(tmp_path: Path) -> AsyncIterator[OfflineShop]:
+async def offline(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[OfflineShop]:
     """The real bot long-polling the fake Bot API, with the GamesDrop sandbox behind it."""
+    url = None
+    if os.environ.get("SHOP_TEST_ENGINE") == "postgresql":
+        url = await fresh_postgres_database(request.getfixturevalue("postgres"))
     shop = OfflineShop(
         tmp_path / "shop.sqlite3",
         sandbox_config=SandboxConfig(topup_seconds=0.6),
         telegram_options={"precheckout_deadline": 5.0},
+        database_url=url,
     )
     await shop.start()
     yield shop

@@ -28,9 +28,10 @@ async def test_a_write_cancelled_while_waiting_for_the_lock_leaves_no_transactio
 
         other.execute("BEGIN IMMEDIATE")  # the other worker can write again
         other.execute("ROLLBACK")
-        assert await db.execute(
-            "INSERT INTO audit_log (admin_id, action, at) VALUES (2, 'y', 'now')"
-        ) == 1
+        assert (
+            await db.execute("INSERT INTO audit_log (admin_id, action, at) VALUES (2, 'y', 'now')")
+            == 1
+        )
         assert await db.fetchval("SELECT count(*) FROM audit_log WHERE action = 'x'") == 0
     finally:
         other.close()
