@@ -244,6 +244,12 @@ def _supervise(settings: Settings, args: argparse.Namespace, webhook: bool) -> i
             f"--workers {args.workers} needs webhook mode: set TELEGRAM__WEBHOOK_URL (long "
             "polling is one process: Telegram hands updates to one getUpdates caller only)"
         )
+    if settings.redis_url is None:
+        return (
+            f"--workers {args.workers} needs REDIS_URL: the workers share conversation "
+            "locks, one flood budget, wake-ups and cache invalidation through Redis "
+            "(README: Running several workers)"
+        )
     if settings.sandbox:
         return (
             "--workers with --sandbox (SANDBOX=true) would give each worker a sandbox of its "

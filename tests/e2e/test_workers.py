@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SECRET = "w0rkers-secret"
 
 
-def worker_env(offline: OfflineShop, tmp_path: Path, port: int) -> dict[str, str]:
+def worker_env(
+    offline: OfflineShop, tmp_path: Path, port: int, redis_url: str = ""
+) -> dict[str, str]:
     """The environment of a real ``python -m bot`` against the fake Bot API and the
     sandboxes ``offline`` hosts (not in sandbox mode: the workers share one sandbox)."""
     env = {k: v for k, v in os.environ.items() if "__" not in k and k != "DATABASE_PATH"}
@@ -35,6 +37,8 @@ def worker_env(offline: OfflineShop, tmp_path: Path, port: int) -> dict[str, str
         DATABASE_PATH=str(tmp_path / "shop.sqlite3"),
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
     )
+    if redis_url:
+        env["REDIS_URL"] = redis_url
     for name, sandbox in offline.sandboxes.items():
         for field, value in sandbox.supplier_settings().items():
             env[f"{name.upper()}__{field.upper()}"] = str(value)
@@ -99,7 +103,7 @@ async def connections_by_pid(
 
 
 async def test_two_workers_share_one_port_serve_updates_and_are_supervised(
-    tmp_path: Path,
+    tmp_path: Path, clean_redis_url: str
 ) -> None:
     offline = OfflineShop(tmp_path / "unused.sqlite3")
     for sandbox in offline.sandboxes.values():
@@ -109,7 +113,7 @@ async def test_two_workers_share_one_port_serve_updates_and_are_supervised(
     base = f"http://127.0.0.1:{port}"
     parent = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "--workers", "2", cwd=tmp_path,
-        env=worker_env(offline, tmp_path, port),
+        env=worker_env(offline, tmp_path, port, clean_redis_url),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     clients: dict[int, httpx.AsyncClient] = {}
@@ -178,4 +182,20 @@ async def test_several_workers_need_webhook_mode(tmp_path: Path) -> None:
     assert process.returncode != 0
     text = stderr.decode()
     assert "--workers 3 needs webhook mode" in text and "TELEGRAM__WEBHOOK_URL" in text, text
+    assert "Traceback" not in text, text
+
+
+async def test_several_workers_need_redis(tmp_path: Path) -> None:
+    """Without Redis each worker would keep its own conversation locks, flood budget and
+    caches: two workers would send broadcasts at twice the limit. Refused, in one line."""
+    offline = OfflineShop(tmp_path / "unused.sqlite3")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "--workers", "2", cwd=tmp_path,
+        env=worker_env(offline, tmp_path, free_port()),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode != 0
+    text = stderr.decode()
+    assert "--workers 2 needs REDIS_URL" in text, text
     assert "Traceback" not in text, text
