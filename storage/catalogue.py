@@ -534,7 +534,7 @@ class CatalogueRepository:
                        SELECT rowid, count(*) OVER win AS n,
                               row_number() OVER (win ORDER BY CAST(price AS REAL)) AS rank
                        FROM offers WHERE active = 1 AND in_stock = 1
-                       WINDOW win AS (PARTITION BY currency))
+                       WINDOW win AS (PARTITION BY currency)) AS ranked
                    WHERE rank IN (1, n, (n + 1) / 2))
                ORDER BY supplier, offer_id"""
         )

@@ -3,8 +3,8 @@
     python -m storage.migrate sqlite:///data/shop.sqlite3 postgresql://shop@db:5432/shop
 
 Both databases are first brought to the latest schema (the source with its own
-migrations, so an older shop can move too). The target must be empty: the tool never
-merges two shops. Tables are copied parents first (foreign keys checked by PostgreSQL as
+migrations, so an older shop can move too). The target must be a new shop: the tool
+never merges two (the search aliases a new shop starts with give way to the source's). Tables are copied parents first (foreign keys checked by PostgreSQL as
 rows arrive), in one transaction: a failure leaves the target as empty as it was. Ids
 are kept (orders, payments, refunds and events keep pointing at each other and at what
 customers and suppliers were told) and each id sequence continues after the largest id.
@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 BATCH = 2000
 #: SQLite's own tables and the FTS5 index (PostgreSQL computes its search column)
 _SKIPPED_PREFIXES = ("sqlite_", "products_fts")
+#: rows every new shop starts with: the source's (the owner's own edits included) replace them
+_SEEDED = ("search_aliases",)
 #: sums compared besides the counts: the money customers paid and got back
 _SUMS = {"payments": "stars", "refunds": "stars", "orders": "stars"}
 
@@ -100,9 +102,11 @@ async def copy_shop(source: Database, target: Database) -> list[TableCheck]:
         )
     tables = await _tables_parents_first(source)
     for table in tables:
-        if await target.fetchval(f"SELECT count(*) FROM {table}"):
+        if table not in _SEEDED and await target.fetchval(f"SELECT count(*) FROM {table}"):
             raise MigrationError(f"the target is not empty: {table} has rows")
     async with target.transaction() as conn:
+        for table in _SEEDED:
+            await conn.execute(f"DELETE FROM {table}")
         for table in tables:
             info = await source.fetchall(f"PRAGMA table_info({table})")
             wanted = [r["name"] for r in info]

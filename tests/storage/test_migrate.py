@@ -96,3 +96,37 @@ async def test_a_target_that_already_holds_a_shop_is_refused_and_left_as_it_was(
     finally:
         await source.close()
         await target.close()
+
+
+async def test_a_new_shop_starts_alike_on_both_engines(
+    tmp_path: Path, postgres: PostgresServer
+) -> None:
+    """The PostgreSQL schema is SQLite's: the same tables and columns, and the same rows a
+    new shop starts with (search aliases customers rely on)."""
+    sqlite = await Database.open(tmp_path / "new.sqlite3")
+    pg = await Database.open(await fresh_postgres_database(postgres))
+    try:
+        tables = [
+            r[0]
+            for r in await sqlite.fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if not r[0].startswith(("sqlite_", "products_fts"))
+        ]
+        for table in tables:
+            names = [r["name"] for r in await sqlite.fetchall(f"PRAGMA table_info({table})")]
+            columns = set(names)
+            on_pg = {
+                r[0]
+                for r in await pg.fetchall(
+                    """SELECT column_name FROM information_schema.columns
+                       WHERE table_schema = current_schema() AND table_name = ?""",
+                    (table,),
+                )
+            }
+            assert columns <= on_pg, (table, columns - on_pg)
+            rows = f"SELECT {', '.join(names)} FROM {table} ORDER BY 1"
+            assert [tuple(r) for r in await pg.fetchall(rows)] == [
+                tuple(r) for r in await sqlite.fetchall(rows)
+            ], table
+    finally:
+        await sqlite.close()
+        await pg.close()

@@ -396,3 +396,16 @@ CREATE TABLE promo_codes (
 );
 CREATE INDEX orders_promo ON orders (promo_code) WHERE promo_code IS NOT NULL;
 CREATE INDEX products_search ON products USING gin (search);
+
+-- the aliases a new shop starts with (SQLite: 0009_search_aliases.sql)
+INSERT INTO search_aliases (alias, target, added_at) VALUES
+    ('hsr', 'honkai star rail', '2026-12-02T00:00:00.000Z'),
+    ('cod', 'call of duty', '2026-12-02T00:00:00.000Z'),
+    ('codm', 'call of duty mobile', '2026-12-02T00:00:00.000Z'),
+    ('mlbb', 'mobile legends', '2026-12-02T00:00:00.000Z'),
+    ('ml', 'mobile legends', '2026-12-02T00:00:00.000Z'),
+    ('coc', 'clash of clans', '2026-12-02T00:00:00.000Z'),
+    ('ff', 'free fire', '2026-12-02T00:00:00.000Z'),
+    ('psn', 'playstation', '2026-12-02T00:00:00.000Z'),
+    ('ps', 'playstation', '2026-12-02T00:00:00.000Z'),
+    ('gi', 'genshin impact', '2026-12-02T00:00:00.000Z');

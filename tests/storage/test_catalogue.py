@@ -1,0 +1,26 @@
+"""Catalogue queries that only the admin screens make, on both engines."""
+
+from __future__ import annotations
+
+from storage.catalogue import CatalogueRepository
+from storage.db import Database, utcnow_iso
+
+
+async def test_the_price_preview_samples_the_cheapest_middle_and_dearest_of_each_currency(
+    db: Database,
+) -> None:
+    repo = CatalogueRepository(db)
+    synced_at = utcnow_iso()
+    prices = {"1": ("2.50", "USD"), "2": ("10.00", "USD"), "3": ("99.90", "USD"),
+              "4": ("7.00", "USD"), "5": ("45.5", "EUR")}  # fmt: skip
+    await repo.upsert_offers([
+        ("gamesdrop", offer_id, "p", "Steam", f"{price} {currency}", "Gift Cards", price,
+         currency, 1, 0, 0, 1, None, synced_at, 1, None, None, None)
+        for offer_id, (price, currency) in prices.items()
+    ])  # fmt: skip
+
+    samples = await repo.price_samples()
+
+    assert sorted((str(o.price), o.currency) for o in samples) == [
+        ("2.50", "USD"), ("45.5", "EUR"), ("7.00", "USD"), ("99.90", "USD")
+    ]  # fmt: skip
