@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -138,11 +137,21 @@ async def database_factory(
         await database.close()
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every end-to-end test on the ``offline`` shop runs once on each engine, but those
+    marked ``sqlite_only`` (what only the embedded engine has: its file, its lock)."""
+    if "offline" in metafunc.fixturenames:
+        only_sqlite = metafunc.definition.get_closest_marker("sqlite_only") is not None
+        engines = ["sqlite"] if only_sqlite else ["sqlite", "postgresql"]
+        metafunc.parametrize("offline", engines, indirect=True)
+
+
 @pytest.fixture
 async def offline(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[OfflineShop]:
-    """The real bot long-polling the fake Bot API, with the GamesDrop sandbox behind it."""
+    """The real bot long-polling the fake Bot API, with the GamesDrop sandbox behind it,
+    on SQLite or on a fresh PostgreSQL database (``request.param``)."""
     url = None
-    if os.environ.get("SHOP_TEST_ENGINE") == "postgresql":
+    if getattr(request, "param", "sqlite") == "postgresql":
         url = await fresh_postgres_database(request.getfixturevalue("postgres"))
     shop = OfflineShop(
         tmp_path / "shop.sqlite3",

@@ -268,6 +268,7 @@ async def test_a_key_message_waiting_out_a_flood_limit_survives_a_crash(
 # -- 9. the database never makes a pre-checkout miss Telegram's deadline ----------------
 
 
+@pytest.mark.sqlite_only
 async def test_pre_checkout_is_answered_while_another_process_holds_the_write_lock(
     offline: OfflineShop,
 ) -> None:

@@ -61,7 +61,8 @@ async def test_results_say_how_many_and_page_like_the_catalogue(
     many = await search(ned, "islnd", FOUND[language])  # a typo of ten products' word
     total = int(
         await offline.shop.db.fetchval(
-            "SELECT count(*) FROM products WHERE name LIKE '%island%' OR offer_names LIKE '%island%'"
+            "SELECT count(*) FROM products WHERE lower(name) LIKE '%island%'"
+            " OR lower(offer_names) LIKE '%island%'"
         )
     )
     assert f" {total} " in many["text"], many["text"]
