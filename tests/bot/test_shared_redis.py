@@ -125,7 +125,9 @@ async def test_without_redis_the_shop_is_one_process_as_before(tmp_path: Path) -
 
 
 @pytest.mark.timeout(60)
-def test_without_redis_the_redis_package_is_never_imported(tmp_path: Path) -> None:
+def test_the_one_process_shop_imports_no_scale_out_library(tmp_path: Path) -> None:
+    """SQLite and no Redis: neither redis nor asyncpg (nor prometheus-client, without a
+    metrics endpoint) is loaded into the lean default process."""
     script = f"""
 import asyncio, sys
 from pathlib import Path
@@ -137,7 +139,7 @@ async def main():
     await shop.close()
 
 asyncio.run(main())
-print(sorted(m for m in sys.modules if m == "redis" or m.startswith("redis.")))
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("redis", "asyncpg", "prometheus_client")))
 """
     out = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
