@@ -28,7 +28,10 @@ processes) and in % of a core, the CPU seconds each process group spent per 1,00
 (bot, fake Bot API, customers, PostgreSQL, Redis, the machine's other processes), how the
 updates spread over the workers (their shares, from each worker's metric files), and
 ``<mode>_scaling`` (two-worker updates/s / one-worker updates/s, the median of each
-two-worker round against the one-worker round before it).
+two-worker round against the one-worker round before it), and
+``<mode>_scaling_cpu_ceiling``: the same ratio as the machine's cores would allow at the
+CPU per update measured (:func:`cpu_ceiling`), to tell a bot that does not scale from a
+machine that has no core left to give the second worker.
 """
 
 from __future__ import annotations
@@ -468,13 +471,30 @@ def figures(rounds: list[Round], mode: str) -> list[Figure]:
     twos = [r for r in rounds if r.mode == mode and r.workers == 2]
     if ones and twos:
         out.append(Figure(f"{mode}_scaling", median(scaling_ratios(ones, twos)), "x"))
+        out.append(
+            Figure(
+                f"{mode}_scaling_cpu_ceiling",
+                median([cpu_ceiling(b) / cpu_ceiling(a) for a, b in zip(ones, twos, strict=True)]),
+                "x",
+            )
+        )
     return out
+
+
+def cpu_ceiling(r: Round, cores: int | None = None) -> float:
+    """The updates/s the machine's cores would allow at the CPU per update ``r`` measured,
+    were nothing else running: each worker process can use one core, and the bot, the
+    fake Bot API, the customers, PostgreSQL and Redis together all ``cores``."""
+    cores = cores or os.cpu_count() or 1
+    bot = r.cpu["bot"] / r.updates
+    everything = sum(r.cpu.values()) / r.updates
+    return min(r.workers / bot, cores / everything)
 
 
 def scaling_ratios(ones: list[Round], twos: list[Round]) -> list[float]:
     """Each two-worker round's updates/s over the one-worker round measured just before it
     (rounds alternate, so each pair saw the same machine)."""
-    return [two.rate / one.rate for one, two in zip(ones, twos, strict=False)]
+    return [two.rate / one.rate for one, two in zip(ones, twos, strict=True)]
 
 
 async def _create_database(servers: Servers, name: str) -> str:
@@ -487,14 +507,17 @@ async def _create_database(servers: Servers, name: str) -> str:
 
 
 async def run(
-    repeats: int, modes: list[str], customers: int, steps: int, offers: int
+    repeats: int,
+    modes: Iterable[str] = MODES,
+    customers: int = CUSTOMERS,
+    steps: int = STEPS,
+    offers: int = OFFERS,
 ) -> list[Figure]:
-    """Start the servers, run the rounds, print and return the figures."""
+    """Start the servers, run the rounds (progress lines printed), return the figures.
+    Raises :class:`tests.servers.ServerMissing` without PostgreSQL or Redis installed."""
+    modes = list(modes)
     postgres = PostgresServer()
-    postgres.start()
-    redis = RedisServer(databases=16).start()
-    sandbox, sandbox_url = await start_sandbox(offers)
-    servers = Servers(postgres, redis, sandbox, sandbox_url)
+    redis = RedisServer(databases=16)
     rounds: list[Round] = []
     print(
         f"# {time.strftime('%Y-%m-%d %H:%M')} · {offers} offers · {customers} customers x "
@@ -503,26 +526,27 @@ async def run(
         flush=True,
     )
     try:
-        servers.database_url = await _create_database(servers, "shop")
-        with tempfile.TemporaryDirectory() as folder:
-            count = 0
-            for _ in range(repeats):
-                for mode in modes:
-                    for workers in (1, 2):
-                        count += 1
-                        place = Path(folder) / f"round-{count}-{mode}-{workers}"
-                        rounds.append(
-                            await run_round(servers, mode, workers, place, customers, steps)
-                        )
+        postgres.start()
+        redis.start()
+        sandbox, sandbox_url = await start_sandbox(offers)
+        try:
+            servers = Servers(postgres, redis, sandbox, sandbox_url)
+            servers.database_url = await _create_database(servers, "shop")
+            with tempfile.TemporaryDirectory() as folder:
+                for repeat in range(repeats):
+                    for mode in modes:
+                        for workers in (1, 2):  # alternate: each pair sees the same machine
+                            place = Path(folder) / f"{repeat}-{mode}-{workers}"
+                            rounds.append(
+                                await run_round(servers, mode, workers, place, customers, steps)
+                            )
+        finally:
+            stop(sandbox)
     finally:
-        stop(sandbox)
         redis.stop()
         postgres.stop()
-    out = [figure for mode in modes for figure in figures(rounds, mode)]
-    for figure in out:
-        print(figure.line(), flush=True)
     print(f"# load after: {os.getloadavg()[0]:.2f}", flush=True)
-    return out
+    return [figure for mode in modes for figure in figures(rounds, mode)]
 
 
 def main() -> int:
@@ -534,7 +558,10 @@ def main() -> int:
     parser.add_argument("--offers", type=int, default=OFFERS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
-    asyncio.run(run(args.repeats, args.mode, args.customers, args.steps, args.offers))
+    for figure in asyncio.run(
+        run(args.repeats, args.mode, args.customers, args.steps, args.offers)
+    ):
+        print(figure.line(), flush=True)
     return 0
 
 
