@@ -176,10 +176,16 @@ def connections_per_pid(port: int, pids: list[int]) -> dict[int, int]:
             inodes.add(f"socket:[{parts[9]}]")
     held = {}
     for pid in pids:
+        links = set()
         try:
-            links = {os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
         except OSError:
-            links = set()
+            fds = []  # exited
+        for fd in fds:
+            try:
+                links.add(os.readlink(fd))
+            except OSError:
+                continue  # closed meanwhile
         held[pid] = len(links & inodes)
     return held
 
