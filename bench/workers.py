@@ -42,6 +42,7 @@ import json
 import logging
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -74,6 +75,8 @@ WEBHOOK_PATH = "/telegram"
 PUBLIC_URL = "https://shop.example/telegram"  # the fake maps it to the workers' URLs
 WEBHOOK_SECRET = "bench-webhook-secret"
 MODES = ("socket", "ports")
+#: the supervisor's line for each worker it starts (bot.supervisor)
+_STARTED = re.compile(r"worker (\d+) started \(pid (\d+)\)")
 #: process groups whose CPU is reported, in print order
 GROUPS = ("bot", "supervisor", "fake_telegram", "customers", "postgres", "redis", "sandbox")
 
@@ -273,10 +276,13 @@ class Bot:
         raise RuntimeError(f"the bot did not serve within 120 s:\n{self.log_tail()}")
 
     def worker_pids(self) -> list[int]:
-        """The processes that handle updates: the parent's children (``socket`` with 2 or
-        more: ``--workers 1`` is one process, no parent), else the processes themselves."""
+        """The processes that handle updates, worker 0 first: the parent's children
+        (``socket`` with 2 or more: ``--workers 1`` is one process, no parent), in the
+        order its log says it started them, else the processes themselves."""
         if self.supervised:
-            return children(self.processes[0].pid)
+            text = (self.folder / "bot.log").read_text(errors="replace")
+            started = {int(pid): int(i) for i, pid in _STARTED.findall(text)}
+            return sorted(children(self.processes[0].pid), key=lambda pid: started.get(pid, 99))
         return [p.pid for p in self.processes]
 
     def log_tail(self, lines: int = 40) -> str:
@@ -388,14 +394,12 @@ async def run_round(
         for port in bot.ports:
             for pid, count in connections_per_pid(port, worker_pids).items():
                 held[pid] = held.get(pid, 0) + count
-        # busiest first; the connections in the same worker order
-        order = sorted(worker_pids, key=lambda p: after.get(p, 0.0) - handled.get(p, 0.0))[::-1]
         result = Round(mode, workers, len(latencies) / elapsed, latencies, cpu, machine, elapsed)
-        result.per_worker = [after.get(p, 0.0) - handled.get(p, 0.0) for p in order]
-        result.connections = [held[p] for p in order]
+        result.per_worker = [after.get(p, 0.0) - handled.get(p, 0.0) for p in worker_pids]
+        result.connections = [held[p] for p in worker_pids]
         print(
             f"# {mode} w{workers}: {result.rate:.0f} updates/s, p95 "
-            f"{percentile(latencies, 95):.0f} ms, updates per worker "
+            f"{percentile(latencies, 95):.0f} ms, updates per worker (0, 1, ...) "
             f"{[int(n) for n in result.per_worker]}, connections {result.connections}, "
             "CPU s: " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items() if v)
             + f", machine {machine:.2f} of {2 * elapsed:.2f}; load {os.getloadavg()[0]:.2f}",
@@ -469,7 +473,7 @@ def figures(rounds: list[Round], mode: str) -> list[Figure]:
             out.append(
                 Figure(
                     f"{name}_busiest_worker_share",
-                    median([100 * r.per_worker[0] / max(1.0, sum(r.per_worker)) for r in group]),
+                    median([100 * max(r.per_worker) / max(1.0, sum(r.per_worker)) for r in group]),
                     "%",
                 )
             )
