@@ -402,7 +402,8 @@ async def run_round(
             f"{percentile(latencies, 95):.0f} ms, updates per worker (0, 1, ...) "
             f"{[int(n) for n in result.per_worker]}, connections {result.connections}, "
             "CPU s: " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items() if v)
-            + f", machine {machine:.2f} of {2 * elapsed:.2f}; load {os.getloadavg()[0]:.2f}",
+            + f", machine {machine:.2f} of {(os.cpu_count() or 1) * elapsed:.2f}; "
+            f"load {os.getloadavg()[0]:.2f}",
             flush=True,
         )  # fmt: skip
         return result
