@@ -38,11 +38,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -290,9 +292,25 @@ class Bot:
         text = path.read_text(errors="replace") if path.exists() else ""
         return "\n".join(f"# bot.log: {line}" for line in text.splitlines()[-lines:])
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 3.0) -> None:
+        """SIGTERM, then after ``grace`` seconds SIGKILL to every process and worker still
+        running (shutdown is not measured here). A worker on PostgreSQL + Redis took over
+        30 s to stop on SIGTERM, and killing only the parent of ``--workers`` left its
+        workers running for good: so the workers are killed too, by pid."""
+        workers = self.worker_pids() if self.supervised else []
         for process in self.processes:
-            stop(process)
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + grace
+        for process in self.processes:
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()  # the parent first: it would restart a killed worker
+                process.wait()
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def _start_bot(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
