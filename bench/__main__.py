@@ -1,5 +1,8 @@
 """``python -m bench [--only NAME ...] [--repeats N] [--broadcast-users N]``
 
+``--only workers`` (not run by default: it needs PostgreSQL and Redis) runs
+:mod:`bench.workers`, one and two webhook workers.
+
 Runs the benchmarks on 127.0.0.1 and prints one ``name value unit`` line per figure,
 then a last line saying which targets were met. Medians over repeats; comparisons
 (storefront vs echo bot) are measured in the same run, alternating.
@@ -515,12 +518,27 @@ async def bench_broadcast(ctx: Context) -> None:
         await offline.stop()
 
 
+# -- 7. one and two webhook workers on PostgreSQL + Redis (issue 20) --------------------
+
+
+async def bench_workers(ctx: Context) -> None:
+    """:mod:`bench.workers` (its own servers and a 4,000-offer sandbox); only with
+    ``--only workers``: it needs PostgreSQL and Redis installed."""
+    from bench import workers
+
+    for figure in await workers.run(ctx.repeats):
+        ctx.add(figure)
+
+
 BENCHMARKS = {
     "sync": bench_sync,
     "search": bench_search,
     "bot": bench_bot_process,
     "broadcast": bench_broadcast,
+    "workers": bench_workers,
 }
+#: what runs without ``--only``
+DEFAULT = ("sync", "search", "bot", "broadcast")
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -533,7 +551,7 @@ async def main(args: argparse.Namespace) -> int:
                 f"# {time.strftime('%Y-%m-%d %H:%M')} · {CATALOGUE_OFFERS} offers · {args.repeats} repeats, medians",
                 flush=True,
             )
-            selected = args.only or list(BENCHMARKS)
+            selected = args.only or list(DEFAULT)
             if any(name in selected for name in ("search", "bot")) and "sync" not in selected:
                 selected = ["sync", *selected]
             for name in selected:

@@ -1,10 +1,11 @@
-"""``python -m bench.telegram_process --port P``: the fake Bot API in a process of its own.
+"""``python -m bench.telegram_process --port P [--webhook-target URL ...]``: the fake Bot API
+in a process of its own.
 
 The benchmark's simulated customers run in the benchmark process and act through
 ``POST /_bench/act`` (JSON ``{"user", "action", "arg", "wait", "timeout"}``); this process
 pushes the update, waits for the bot's answer and measures the latency on its own clock,
-from the moment the update was queued for ``getUpdates`` to the Bot API call that
-answered it. So neither the customers' work nor the bot's shares a process (or an event
+from the moment the update was queued (for ``getUpdates``, or for webhook delivery) to
+the Bot API call that answered it. So neither the customers' work nor the bot's shares a process (or an event
 loop) with the measurement.
 
 Actions: ``send`` (type ``arg``), ``press`` (the newest button whose text contains
@@ -14,6 +15,11 @@ bot message, or an edit of the pressed one) or ``text:<needle>``. The answer:
 ``{"ms", "text", "buttons": [[text, data], ...]}``; ``{"error"}`` with status 504 on timeout.
 ``GET /_bench/calls`` gives the Bot API calls served so far; ``GET /_bench/ready`` says
 whether the bot has polled.
+
+``--webhook-target URL`` (repeatable): once the bot calls ``setWebhook``, its updates are
+POSTed to these URLs in turn, as a load balancer in front of the bot's workers would
+(:attr:`sandboxes.telegram.FakeTelegram.webhook_targets`); one URL for ``python -m bot
+--workers N`` (its workers share one socket), one per process for separate processes.
 """
 
 from __future__ import annotations
@@ -34,8 +40,8 @@ class BenchTelegram(FakeTelegram):
     latest bot output (a new message or an edit) wakes only that chat's waiting customer,
     so the fake's own work does not grow with the number of customers or messages."""
 
-    def __init__(self, token: str) -> None:
-        super().__init__(token, precheckout_deadline=10)
+    def __init__(self, token: str, webhook_targets: list[str] | None = None) -> None:
+        super().__init__(token, precheckout_deadline=10, webhook_targets=webhook_targets)
         self.customers: dict[int, FakeUser] = {}
         self._pushed_at: dict[int, float] = {}  # user id -> when their latest update was queued
         self._outputs: dict[int, asyncio.Queue[dict[str, Any]]] = {}
@@ -47,8 +53,8 @@ class BenchTelegram(FakeTelegram):
             self.customers[user_id] = self.user(user_id, f"Customer {user_id}")
         return self.customers[user_id]
 
-    def _push_update(self, update: dict[str, Any]) -> int:
-        update_id = super()._push_update(update)
+    def _push_update(self, update: dict[str, Any], fan_out: bool = False) -> int:
+        update_id = super()._push_update(update, fan_out)
         for event in update.values():
             if isinstance(event, dict) and isinstance(event.get("from"), dict):
                 self._pushed_at[event["from"]["id"]] = self.push_times[update_id]
@@ -127,8 +133,8 @@ class BenchTelegram(FakeTelegram):
                 return (message["_sent_at"] - pushed) * 1000, message
 
 
-async def serve(port: int, token: str) -> None:
-    telegram = BenchTelegram(token)
+async def serve(port: int, token: str, webhook_targets: list[str]) -> None:
+    telegram = BenchTelegram(token, webhook_targets)
     await telegram.start(port=port)
     print(f"ready {time.time()}", flush=True)
     try:
@@ -141,8 +147,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.telegram_process")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--token", required=True)
+    parser.add_argument(
+        "--webhook-target", action="append", default=[], metavar="URL",
+        help="where webhook updates go (repeat for several; round-robin)",
+    )  # fmt: skip
     args = parser.parse_args()
-    run_command_line(lambda: serve(args.port, args.token))
+    run_command_line(lambda: serve(args.port, args.token, args.webhook_target))
 
 
 if __name__ == "__main__":
