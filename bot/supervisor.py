@@ -1,15 +1,22 @@
 """``python -m bot --workers N``: N webhook worker processes behind one port.
 
-The parent binds the webhook's port once and starts N workers (``python -m bot`` with
-``--listen-fd``), each inheriting that one listening socket and accepting from its queue,
-as gunicorn's workers do. Chosen over ``SO_REUSEPORT`` (one socket per worker):
+The parent binds one listening socket per worker on the webhook's port, each with
+``SO_REUSEPORT``, and starts N workers (``python -m bot`` with ``--listen-fd``), each
+serving on its own socket; the kernel spreads new connections over the sockets. Telegram
+opens its webhook connections (up to ``max_connections``) in one burst and keeps them
+alive: on one shared socket the worker that ran first accepted the whole burst and served
+nearly everything (97 % of the updates on one worker, bench/workers.py). The parent keeps
+every socket open:
 
-- a worker that dies loses no connection: the queue belongs to the socket the parent
-  keeps, and the other workers go on accepting from it (with ``SO_REUSEPORT`` the kernel
-  had already hashed some connections to the dead worker's socket: they are reset);
-- a taken port fails once, in the parent, before any worker starts, and no stale process
-  can silently share the port (``SO_REUSEPORT`` lets any process of the same user join);
-- it works the same on Linux and macOS (``SO_REUSEPORT`` balances only on Linux).
+- a worker that dies loses no connection: connections queued on its socket wait for the
+  worker started in its place (the parent restarts it within a second or two);
+- a port another program holds fails once, in the parent, before any worker starts;
+- a worker's socket is made when the worker first starts, so no connection waits on a
+  socket whose worker has not started yet (workers 1.. start after worker 0 serves).
+
+``SO_REUSEPORT`` spreads connections on Linux (the deployment target); elsewhere the
+workers still share the port, unevenly. It also lets another process of the same user
+that asks for it join the port: a worker whose parent is gone stops on its own.
 
 Worker 0 starts first; the others once it serves ``/healthz``, so one process applies
 the database migrations, syncs an empty catalogue and sets the webhook.
@@ -51,11 +58,15 @@ MAX_QUICK_EXITS = 5
 MAX_BACKOFF = 30.0
 
 
-def listen(host: str, port: int, backlog: int = 1024) -> socket.socket:
-    """A listening TCP socket on ``host``:``port`` the workers inherit. Raises ``OSError``
-    (port taken, address not here)."""
+def listen(host: str, port: int, backlog: int = 1024, *, reuse_port: bool = False) -> socket.socket:
+    """A listening TCP socket on ``host``:``port`` a worker inherits (``reuse_port``: one
+    of several on the port, ``SO_REUSEPORT``). Raises ``OSError`` (port taken, address not
+    here)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.create_server((host, port), family=family, backlog=backlog)
+    sock = socket.create_server(
+        (host, port), family=family, backlog=backlog,
+        reuse_port=reuse_port and hasattr(socket, "SO_REUSEPORT"),
+    )  # fmt: skip
     sock.set_inheritable(True)
     return sock
 
@@ -72,7 +83,7 @@ class _Slot:
 @dataclass
 class Supervisor:
     """Runs ``workers`` processes ``command(index)`` (argv lists), each inheriting the
-    file descriptors ``pass_fds``, with ``env``; :meth:`run` until a signal stops them.
+    file descriptors ``pass_fds(index)``, with ``env``; :meth:`run` until a signal stops them.
     ``grace``: seconds the workers get after SIGTERM before they are killed; ``backoff``:
     the first restart delay of a worker that died starting up (doubling, up to 30 s).
     ``first_up``: when given, workers 1.. start only once it answers ``True`` (worker 0
@@ -81,7 +92,7 @@ class Supervisor:
 
     command: Callable[[int], list[str]]
     workers: int
-    pass_fds: tuple[int, ...] = ()
+    pass_fds: Callable[[int], tuple[int, ...]] = lambda index: ()
     env: Mapping[str, str] | None = None
     grace: float = 30.0
     poll: float = 0.1
@@ -95,7 +106,9 @@ class Supervisor:
 
     def _start(self, slot: _Slot) -> None:
         slot.process = subprocess.Popen(
-            self.command(slot.index), pass_fds=self.pass_fds, env=dict(self.env or os.environ)
+            self.command(slot.index),
+            pass_fds=self.pass_fds(slot.index),
+            env=dict(self.env or os.environ),
         )
         slot.started = time.monotonic()
         slot.restart_at = None
@@ -228,12 +241,18 @@ def metrics_dir(environ: Mapping[str, str]) -> tuple[Path, bool]:
 
 def supervise(host: str, port: int, workers: int, worker_args: list[str], grace: float) -> int:
     """Bind ``host``:``port`` and run ``workers`` webhook workers (``python -m bot
-    *worker_args --listen-fd FD --worker-index I``) until SIGTERM/SIGINT. Returns the
-    exit code. Raises ``OSError`` when the port cannot be bound."""
-    sock = listen(host, port)
+    *worker_args --listen-fd FD --worker-index I``, each its own ``SO_REUSEPORT`` socket)
+    until SIGTERM/SIGINT. Returns the exit code. Raises ``OSError`` when the port cannot
+    be bound."""
+    sockets = {0: listen(host, port, reuse_port=True)}  # fails here when the port is taken
+
+    def socket_of(index: int) -> socket.socket:
+        if index not in sockets:  # made when the worker first starts, kept for restarts
+            sockets[index] = listen(host, port, reuse_port=True)
+        return sockets[index]
+
     directory, ours = metrics_dir(os.environ)
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
-    fd = sock.fileno()
     probe_host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(host, host)
     if ":" in probe_host and not probe_host.startswith("["):
         probe_host = f"[{probe_host}]"
@@ -241,17 +260,19 @@ def supervise(host: str, port: int, workers: int, worker_args: list[str], grace:
 
     def command(index: int) -> list[str]:
         return [
-            sys.executable, "-m", "bot", *worker_args,
-            "--listen-fd", str(fd), "--worker-index", str(index), "--parent-pid", str(os.getpid()),
+            sys.executable, "-m", "bot", *worker_args, "--listen-fd",
+            str(socket_of(index).fileno()), "--worker-index", str(index),
+            "--parent-pid", str(os.getpid()),
         ]  # fmt: skip
 
     logger.info("%d webhook workers on %s:%s", workers, host, port)
     try:
         return Supervisor(
-            command, workers, pass_fds=(fd,), env=env, grace=grace,
-            first_up=lambda: answers(healthz),
+            command, workers, pass_fds=lambda index: (socket_of(index).fileno(),), env=env,
+            grace=grace, first_up=lambda: answers(healthz),
         ).run()  # fmt: skip
     finally:
-        sock.close()
+        for sock in sockets.values():
+            sock.close()
         if ours:
             shutil.rmtree(directory, ignore_errors=True)
