@@ -210,8 +210,11 @@ def build_own_stock(settings: Settings, db: Database) -> OwnStock | None:
 @dataclass
 class SharedRedis:
     """The shop's Redis: conversation state (aiogram's ``RedisStorage``, untouched steps
-    expire after :data:`CONVERSATION_TTL`), per-user event isolation across processes,
-    and the cache invalidation bus. One client (connection pool) serves them all."""
+    expire after :data:`CONVERSATION_TTL`) and per-user event isolation across processes
+    on aiogram's own client, and on ``client`` the cache invalidation bus, wake-ups, the
+    flood budget and the throttle. aiogram closes its client at the dispatcher's shutdown,
+    before the shop stops its jobs: sharing one, the bus listener lost its connection
+    mid-shutdown and kept reconnecting, and the worker never stopped."""
 
     client: Redis
     storage: BaseStorage
@@ -219,9 +222,11 @@ class SharedRedis:
     bus: RedisCacheBus
 
     async def close(self) -> None:
-        """Finish pending announcements and close the connections."""
+        """Finish pending announcements and close the connections (aiogram's too: its
+        shutdown does not run when polling or serving never started)."""
         await self.bus.close()
         await self.isolation.close()
+        await self.storage.close()
         await self.client.aclose(close_connection_pool=True)
 
 
@@ -232,8 +237,9 @@ def connect_redis(settings: Settings) -> SharedRedis | None:
         return None
     from aiogram.fsm.storage.redis import RedisStorage
 
-    client = connect(settings.redis_url.get_secret_value())
-    storage = RedisStorage(client, state_ttl=CONVERSATION_TTL, data_ttl=CONVERSATION_TTL)
+    url = settings.redis_url.get_secret_value()
+    client = connect(url)
+    storage = RedisStorage(connect(url), state_ttl=CONVERSATION_TTL, data_ttl=CONVERSATION_TTL)
     return SharedRedis(client, storage, storage.create_isolation(), RedisCacheBus(client))
 
 

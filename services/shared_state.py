@@ -195,6 +195,10 @@ class RedisCacheBus(CacheBus):
             except asyncio.CancelledError:
                 raise
             except Exception:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # redis-py turns a cancellation inside a read into a connection error
+                    raise asyncio.CancelledError from None
                 self.listening.clear()
                 delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
                 failures += 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -257,3 +258,25 @@ async def test_kill_9_mid_order_and_mid_broadcast_the_other_worker_finishes_both
         assert len(cluster.sandbox.orders) == 1
         assert cluster.sandbox.create_order_calls == 1
         assert sum("is complete" in text for text in cara.texts()) == 1
+
+
+async def test_a_worker_stops_within_seconds_of_sigterm(
+    request: pytest.FixtureRequest, postgres: PostgresServer, tmp_path: Path
+) -> None:
+    """``docker stop`` (SIGTERM) on PostgreSQL and Redis: the worker finishes and exits by
+    itself. aiogram's shutdown closed the Redis client the workers' wake-ups and cache bus
+    share, the bus listener took that for a lost Redis and kept reconnecting, and the
+    worker was killed after its grace period."""
+    async with running(request, postgres, tmp_path, workers=1) as cluster:
+        ann = cluster.telegram.user(7010, "Ann")
+        await ann.send("/start")
+        await ann.wait_for_text("Welcome", timeout=20)
+        worker = cluster.workers[0]
+        assert worker.process is not None
+        worker.process.send_signal(signal.SIGTERM)
+        for _ in range(100):
+            if worker.process.poll() is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert worker.process.returncode == 0, worker.log_tail()
+        assert "lost Redis" not in worker.log(), worker.log_tail()

@@ -257,3 +257,23 @@ async def test_work_queued_by_one_worker_wakes_the_job_running_in_the_other(
     await asyncio.sleep(0.05)  # nothing else follows
     assert woken["second"] == ["outbox"]  # only the job that has work, in the other worker
     assert woken["first"] == ["outbox"]  # and its own, as before
+
+
+async def test_a_stopping_worker_stops_its_listener_at_once(clean_redis_url: str) -> None:
+    """Cancelled inside a read, redis-py may close the connection and raise a connection
+    error instead of the cancellation; and at a worker's shutdown its connections may be
+    closed under the listener. Either way the listener stops when cancelled: taking it for
+    a lost Redis and reconnecting kept the worker from ever stopping."""
+    redis = connect(clean_redis_url)
+    bus = RedisCacheBus(redis)
+    listener = asyncio.create_task(bus.run())
+    try:
+        await asyncio.wait_for(bus.listening.wait(), 5)
+        await redis.aclose(close_connection_pool=True)  # as a shutdown closing the client
+        await asyncio.sleep(0.3)  # the listener notices, reconnects and waits again
+        listener.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(listener, 3)
+    finally:
+        listener.cancel()
+        await redis.aclose()
