@@ -209,8 +209,9 @@ class CatalogueRepository:
             await self._list_one_per_key(conn)
             if self._db.dialect == "sqlite":  # PostgreSQL's search vector is a column
                 await conn.execute("INSERT INTO products_fts (products_fts) VALUES ('rebuild')")
-        if self._db.dialect == "postgresql":  # plan category pages on the new rows
-            await self._db.execute("ANALYZE products")
+        # PostgreSQL: the rebuilt rows counted for the planner, and marked all-visible so
+        # a category page reads its skipped rows from the index alone (12 -> ~1 ms)
+        await self._db.maintain("products")
         self.generation += 1
         return int(
             await self._db.fetchval(
@@ -489,10 +490,13 @@ class CatalogueRepository:
             expression = tsquery_expression(groups)
             if not expression:
                 return []
+            # matched through the search index first, then ordered: left to itself, the
+            # planner walked every product in rowid order testing each (33 ms, not 2)
             rows = await self._db.fetchall(
-                """SELECT rowid FROM products
-                   WHERE search @@ to_tsquery('simple', lower(unaccent(?)))
-                   ORDER BY rowid LIMIT ?""",
+                """WITH matched AS MATERIALIZED (
+                       SELECT rowid FROM products
+                       WHERE search @@ to_tsquery('simple', lower(unaccent(?))))
+                   SELECT rowid FROM matched ORDER BY rowid LIMIT ?""",
                 (expression, limit),
             )
         else:

@@ -133,6 +133,11 @@ class Database:
             cursor = await conn.execute(sql, tuple(params))
             return int(cursor.rowcount)
 
+    async def maintain(self, table: str) -> None:
+        """Refresh what the engine knows about ``table`` after it was rebuilt (PostgreSQL:
+        ``VACUUM (ANALYZE)``; SQLite needs nothing)."""
+        return None
+
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> Any:
         raise NotImplementedError
 

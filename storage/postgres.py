@@ -226,6 +226,13 @@ class PostgresDatabase(Database):
             await conn.execute("SELECT pg_advisory_xact_lock($1)", WRITE_LOCK)
             yield PgConnection(conn)
 
+    async def maintain(self, table: str) -> None:
+        """``VACUUM (ANALYZE)`` ``table`` (a name of ours, never user input): fresh planner
+        statistics and the visibility map index-only scans need, after a rebuild. Runs
+        outside any transaction (VACUUM cannot run in one) and takes no write lock."""
+        async with self._pool.acquire() as conn:
+            await conn.execute(f"VACUUM (ANALYZE) {table}")
+
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> asyncpg.Record | None:
         """The first row of a read (committed state)."""
         return await self._pool.fetchrow(translate(sql), *tuple(params))
