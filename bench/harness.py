@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -21,6 +20,8 @@ from typing import Any
 
 import aiohttp
 import httpx
+
+from sandboxes.serving import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BOT_TOKEN = "123456:BENCH-bot-token"
@@ -58,12 +59,6 @@ class Figure:
             else f"  (target {self.target[0]} {self.target[1]:g}: {'met' if self.met else 'MISSED'})"
         )
         return f"{self.name} {value} {self.unit}{suffix}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def percentile(values: Sequence[float], pct: float) -> float:

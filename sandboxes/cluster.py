@@ -32,7 +32,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -46,6 +45,7 @@ import httpx
 
 from bot.offline import ADMIN_ID, OfflineShop
 from bot.settings import Settings
+from sandboxes.serving import free_port
 
 logger = logging.getLogger(__name__)
 
@@ -59,13 +59,6 @@ _HANDLED = re.compile(r"Update id=(\d+) is (?:handled|not handled)")
 
 #: environment for :func:`bot.offline.fast_timings`' order checks (tenths of a second)
 FAST_TIMINGS_ENV = {"ORDERS__FIRST_CHECK_SECONDS": "0.2", "ORDERS__MAX_CHECK_SECONDS": "1.0"}
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _env_value(value: Any) -> str:

@@ -16,9 +16,8 @@ from aiogram.exceptions import TelegramBadRequest, TelegramConflictError
 from aiogram.types import LabeledPrice
 from aiohttp import web
 
-from sandboxes.serving import LocalServer
+from sandboxes.serving import LocalServer, free_port
 from sandboxes.telegram import FakeTelegram
-from tests.servers.postgres import free_port
 
 TOKEN = "42:fake"
 SECRET = "hook-Secret_1"

@@ -16,8 +16,8 @@ from bot.app import create_shop
 from bot.health import serve
 from bot.offline import OfflineShop
 from sandboxes.gamesdrop import TEST_OFFER_ID
+from sandboxes.serving import free_port
 from tests.e2e.journeys import reach_invoice
-from tests.e2e.test_webhook import free_port
 from tests.servers.redis import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from pathlib import Path
 
 import httpx
@@ -12,12 +11,7 @@ import httpx
 from bot.app import create_shop
 from bot.offline import OfflineShop
 from sandboxes.gamesdrop import TEST_OFFER_ID
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from sandboxes.serving import free_port
 
 
 async def test_webhook_checks_the_secret_token_and_handles_updates(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.offline import BOT_TOKEN, OfflineShop
-from tests.e2e.test_webhook import free_port
+from sandboxes.serving import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "w0rkers-secret"
