@@ -81,19 +81,21 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 """
 
-#: KEYS: pause, next slot; ARGV: slot interval (us). Returns 0 when the caller may send
-#: now (the slot is taken), else the microseconds to wait before asking again.
+#: KEYS: pause, next free slot; ARGV: slot interval (us). Returns ``{1, us}`` while bulk
+#: sending is paused (ask again in ``us``), else ``{0, us}``: the next free slot is the
+#: caller's, to send in ``us`` microseconds. Slots are handed out in the order asked, so
+#: no worker waits behind another's every turn (asking again at the slot's time, the
+#: worker whose timer fired first took every slot and starved the other for seconds).
 _BULK_SLOT = (
     _NOW_US
     + """
 local paused = tonumber(redis.call('GET', KEYS[1]) or '0')
-if paused > now then return paused - now end
-local slot = tonumber(redis.call('GET', KEYS[2]) or '0')
-if slot > now then return slot - now end
+if paused > now then return {1, paused - now} end
+local slot = math.max(now, tonumber(redis.call('GET', KEYS[2]) or '0'))
 local interval = tonumber(ARGV[1])
-redis.call('SET', KEYS[2], string.format('%d', now + interval),
-           'PX', math.ceil(interval / 1000) + 1000)
-return 0
+redis.call('SET', KEYS[2], string.format('%d', slot + interval),
+           'PX', math.ceil((slot + interval - now) / 1000) + 1000)
+return {0, slot - now}
 """
 )
 
@@ -159,22 +161,29 @@ class SharedFloodBudget(FloodBudget):
 
     async def bulk_turn(self) -> None:
         """This worker's turn (:meth:`FloodBudget.bulk_turn`), then a shared slot: returns
-        when no worker's pause is in force and the slot is this caller's."""
+        at the time of the next free slot, reserved in the order asked, once no worker's
+        pause is in force."""
         from redis.exceptions import RedisError
 
         while True:
             await super().bulk_turn()
             try:
-                wait_us = int(await self._slot(keys=list(self._keys), args=[self._interval_us]))
+                paused, wait_us = (
+                    int(value)
+                    for value in await self._slot(keys=list(self._keys), args=[self._interval_us])
+                )
             except (RedisError, OSError):
                 # without the shared budget this worker cannot know the others' rate: bulk
                 # sending holds (customer deliveries do not use it) until Redis answers
                 logger.exception("shared flood budget unreachable; bulk sending waits %s s", 1.0)
                 await self._sleep(1.0)
                 continue
-            if wait_us <= 0:
+            if wait_us > 0:
+                await self._sleep(wait_us / 1_000_000)
+            if not paused:
+                # the slot reserved is ours (a pause another worker set while this one
+                # waited, at most a few slots, is seen at the next turn)
                 return
-            await self._sleep(wait_us / 1_000_000)
 
 
 #: KEYS: the user's bucket; ARGV: rate (tokens per second), burst. 1: allowed, 0: not.

@@ -57,6 +57,23 @@ async def test_two_workers_sending_at_once_stay_under_the_rate_together(
     assert busiest <= rate + 1
 
 
+async def test_a_worker_whose_timer_fires_first_does_not_take_every_turn(
+    workers: tuple[Redis, Redis],
+) -> None:
+    """Two broadcasts at once (two workers): the one whose timers fire a little early (a
+    busier or a faster machine) asked first at every slot's time and took them all; the
+    other sent nothing for seconds. Turns go in the order asked."""
+
+    async def early(seconds: float) -> None:
+        await asyncio.sleep(seconds * 0.8)
+
+    eager = SharedFloodBudget(workers[0], 40.0, sleep=early)
+    patient = SharedFloodBudget(workers[1], 40.0)
+    sent: list[list[float]] = [[], []]
+    await asyncio.gather(_send_for(eager, 1.0, sent[0]), _send_for(patient, 1.0, sent[1]))
+    assert len(sent[1]) >= 0.3 * (len(sent[0]) + len(sent[1])), [len(s) for s in sent]
+
+
 async def test_a_429_in_one_worker_pauses_bulk_sending_in_the_other(
     workers: tuple[Redis, Redis],
 ) -> None:
