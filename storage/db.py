@@ -66,7 +66,7 @@ def utcnow_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _migrations(engine: str = "") -> list[tuple[int, str, str]]:
+def migration_files(engine: str = "") -> list[tuple[int, str, str]]:
     """``(number, file name, SQL)`` of ``storage/migrations`` (SQLite) or of its
     ``engine`` subfolder (``"postgresql"``), in order."""
     folder = resources.files("storage") / "migrations"
@@ -209,7 +209,7 @@ class SQLiteDatabase(Database):
         async with self._conn.execute("PRAGMA user_version") as cursor:
             row = await cursor.fetchone()
         version = int(row[0]) if row else 0
-        for number, name, script in _migrations():
+        for number, name, script in migration_files():
             if number <= version:
                 continue
             logger.info("applying migration %s", name)

@@ -29,7 +29,7 @@ from typing import Any
 
 import asyncpg
 
-from storage.db import Database, _migrations
+from storage.db import Database, migration_files
 
 logger = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ class PostgresDatabase(Database):
                 "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)"
             )
             version = await conn.fetchval("SELECT max(version) FROM schema_version") or 0
-            for number, name, script in _migrations("postgresql"):
+            for number, name, script in migration_files("postgresql"):
                 if number <= version:
                     continue
                 logger.info("applying migration postgresql/%s", name)

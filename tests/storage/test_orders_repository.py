@@ -38,11 +38,11 @@ async def _pay(repo: OrdersRepository, order_id: int, charge_id: str, user_id: i
 
 
 async def test_migrations_are_applied_once(db: Database) -> None:
-    from storage.db import _migrations
+    from storage.db import migration_files
 
-    latest = _migrations()[-1][0]
+    latest = migration_files()[-1][0]
     assert latest >= 2
-    assert _migrations("postgresql")[-1][0] == latest  # every migration has its pair
+    assert migration_files("postgresql")[-1][0] == latest  # every migration has its pair
     assert await db.migrate() == latest  # nothing left to apply the second time
     if db.dialect == "sqlite":
         assert await db.fetchval("PRAGMA user_version") == latest

@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from storage.catalogue import CatalogueRepository
-from storage.db import Database, _migrations
+from storage.db import Database, migration_files
 from storage.orders import OrdersRepository
 
 NOW = "2026-01-01T00:00:00.000+00:00"
@@ -15,7 +15,7 @@ NOW = "2026-01-01T00:00:00.000+00:00"
 
 def _database_at_0007(path: Path) -> None:
     conn = sqlite3.connect(path)
-    for number, _name, script in _migrations():
+    for number, _name, script in migration_files():
         if number <= 7:
             conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {number};\nCOMMIT;")
     conn.executescript(
