@@ -4,6 +4,7 @@ parent that restarts a worker killed with -9 and stops them all on SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -11,6 +12,8 @@ import signal
 import socket
 import sys
 from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -106,70 +109,94 @@ async def connections_by_pid(
     raise AssertionError(f"only workers {sorted(found)} accepted {tries} connections")
 
 
-async def test_two_workers_share_one_port_serve_updates_and_are_supervised(
-    tmp_path: Path, clean_redis_url: str
-) -> None:
+@dataclass
+class Supervised:
+    """``python -m bot --workers 2`` serving ``base`` against ``offline``'s fake Bot API
+    and sandboxes; ``log`` is the parent's and workers' log once it has stopped."""
+
+    offline: OfflineShop
+    port: int
+    base: str
+    parent: asyncio.subprocess.Process
+    log: str = ""
+
+
+@contextlib.asynccontextmanager
+async def two_workers(tmp_path: Path, redis_url: str) -> AsyncIterator[Supervised]:
+    """Start the sandboxes, the fake and ``--workers 2``; at the end SIGTERM the parent,
+    collect and print its log (shown when the test fails) and stop the rest."""
     offline = OfflineShop(tmp_path / "unused.sqlite3")
     for sandbox in offline.sandboxes.values():
         await sandbox.start()
     await offline.telegram.start()
     port = free_port()
-    base = f"http://127.0.0.1:{port}"
     parent = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "--workers", "2", cwd=tmp_path,
-        env=worker_env(offline, tmp_path, port, clean_redis_url),
+        env=worker_env(offline, tmp_path, port, redis_url),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    clients: dict[int, httpx.AsyncClient] = {}
+    running = Supervised(offline, port, f"http://127.0.0.1:{port}", parent)
     try:
-        await wait_healthy(base)
-        await offline.telegram.wait_until(lambda: offline.telegram.webhook_url, timeout=30)
-        clients = await connections_by_pid(base, 2)
-        # each worker handles an update that came in on its own connection
-        for n, (pid, client) in enumerate(sorted(clients.items())):
-            user = offline.telegram.user(7000 + n, f"U{7000 + n}")
-            accepted = await client.post(
-                f"{base}/telegram", json=start_update(n + 1, 7000 + n),
-                headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
-            )  # fmt: skip
-            assert accepted.status_code == 200, (pid, accepted.text)
-            assert (await client.get(f"{base}/healthz")).json()["pid"] == pid
-            await user.wait_for_text("Welcome", timeout=20)
-        # either worker's /metrics counts both workers' updates (multiprocess mode)
-        for pid, client in clients.items():
-            for _ in range(100):
-                text = (await client.get(f"{base}/metrics")).text
-                if handled_messages(text) == 2:
-                    break
-                await asyncio.sleep(0.05)
-            assert handled_messages(text) == 2, (pid, text)
-        # a worker killed with -9 is replaced; the other serves meanwhile
-        victim, survivor = sorted(clients)
-        os.kill(victim, signal.SIGKILL)
-        assert (await clients[survivor].get(f"{base}/readyz")).status_code == 200
-        for client in clients.values():
-            await client.aclose()
-        clients = {}
-        for _ in range(300):
-            clients = await connections_by_pid(base, 2)
-            if victim not in clients:
-                break
-            for client in clients.values():
-                await client.aclose()
-            await asyncio.sleep(0.1)
-        assert victim not in clients and survivor in clients
+        yield running
     finally:
-        for client in clients.values():
-            await client.aclose()
         if parent.returncode is None:
             parent.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(parent.communicate(), 60)
-        print(stderr.decode())  # the workers' log, shown when the test fails
+        running.log = stderr.decode()
+        print(running.log)
         await offline.telegram.stop()
         for sandbox in offline.sandboxes.values():
             await sandbox.stop()
-    log = stderr.decode()
-    assert parent.returncode == 0, log
+
+
+async def test_two_workers_share_one_port_serve_updates_and_are_supervised(
+    tmp_path: Path, clean_redis_url: str
+) -> None:
+    clients: dict[int, httpx.AsyncClient] = {}
+    async with two_workers(tmp_path, clean_redis_url) as running:
+        offline, base = running.offline, running.base
+        try:
+            await wait_healthy(base)
+            await offline.telegram.wait_until(lambda: offline.telegram.webhook_url, timeout=30)
+            clients = await connections_by_pid(base, 2)
+            # each worker handles an update that came in on its own connection
+            for n, (pid, client) in enumerate(sorted(clients.items())):
+                user = offline.telegram.user(7000 + n, f"U{7000 + n}")
+                accepted = await client.post(
+                    f"{base}/telegram", json=start_update(n + 1, 7000 + n),
+                    headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
+                )  # fmt: skip
+                assert accepted.status_code == 200, (pid, accepted.text)
+                assert (await client.get(f"{base}/healthz")).json()["pid"] == pid
+                await user.wait_for_text("Welcome", timeout=20)
+            # either worker's /metrics counts both workers' updates (multiprocess mode)
+            for pid, client in clients.items():
+                for _ in range(100):
+                    text = (await client.get(f"{base}/metrics")).text
+                    if handled_messages(text) == 2:
+                        break
+                    await asyncio.sleep(0.05)
+                assert handled_messages(text) == 2, (pid, text)
+            # a worker killed with -9 is replaced; the other serves meanwhile
+            victim, survivor = sorted(clients)
+            os.kill(victim, signal.SIGKILL)
+            assert (await clients[survivor].get(f"{base}/readyz")).status_code == 200
+            for client in clients.values():
+                await client.aclose()
+            clients = {}
+            for _ in range(300):
+                clients = await connections_by_pid(base, 2)
+                if victim not in clients:
+                    break
+                for client in clients.values():
+                    await client.aclose()
+                await asyncio.sleep(0.1)
+            assert victim not in clients and survivor in clients
+        finally:
+            for client in clients.values():
+                await client.aclose()
+    log = running.log
+    assert running.parent.returncode == 0, log
     assert "died with exit -9" in log, log
     assert "Traceback" not in log, log
 
@@ -225,36 +252,20 @@ async def test_a_burst_of_kept_alive_connections_is_spread_over_the_workers(
     them: on one shared socket the worker awake first accepted the whole burst and served
     everything (the scaling benchmark: 97 % of updates on one worker). Each worker has a
     socket of its own on the port, and the kernel spreads new connections over them."""
-    offline = OfflineShop(tmp_path / "unused.sqlite3")
-    for sandbox in offline.sandboxes.values():
-        await sandbox.start()
-    await offline.telegram.start()
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    parent = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "--workers", "2", cwd=tmp_path,
-        env=worker_env(offline, tmp_path, port, clean_redis_url),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
     burst: list[socket.socket] = []
-    try:
-        await wait_healthy(base)
-        for ready in (await connections_by_pid(base, 2)).values():  # both workers serve
-            await ready.aclose()
-        # the burst: all connected (by the kernel) within microseconds, before a worker
-        # has run to accept any, as Telegram opens its webhook connections
-        burst = await asyncio.to_thread(
-            lambda: [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(32)]
-        )
-        counts = Counter(await asyncio.to_thread(lambda: [healthz_pid(c) for c in burst]))
-        assert len(counts) == 2 and min(counts.values()) >= 4, counts
-    finally:
-        for connection in burst:
-            connection.close()
-        if parent.returncode is None:
-            parent.send_signal(signal.SIGTERM)
-        _, stderr = await asyncio.wait_for(parent.communicate(), 60)
-        print(stderr.decode())
-        await offline.telegram.stop()
-        for sandbox in offline.sandboxes.values():
-            await sandbox.stop()
+    async with two_workers(tmp_path, clean_redis_url) as running:
+        try:
+            await wait_healthy(running.base)
+            for ready in (await connections_by_pid(running.base, 2)).values():  # both serve
+                await ready.aclose()
+            # the burst: all connected (by the kernel) within microseconds, before a worker
+            # has run to accept any, as Telegram opens its webhook connections
+            address = ("127.0.0.1", running.port)
+            burst = await asyncio.to_thread(
+                lambda: [socket.create_connection(address, timeout=10) for _ in range(32)]
+            )
+            counts = Counter(await asyncio.to_thread(lambda: [healthz_pid(c) for c in burst]))
+            assert len(counts) == 2 and min(counts.values()) >= 4, counts
+        finally:
+            for connection in burst:
+                connection.close()
