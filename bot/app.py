@@ -20,14 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from aiogram import Bot, Dispatcher
-from aiogram import methods as methods_
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
-from aiogram.methods.base import Response
 from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefault
 
 from bot.handlers import get_routers
@@ -37,6 +34,7 @@ from bot.memory import release_freed_memory
 from bot.middlewares import StepCommandMiddleware, ThrottlingMiddleware, UserMiddleware
 from bot.notifier import BotNotifier
 from bot.outbox import DeliveryOutbox
+from bot.session import ShopSession
 from bot.settings import Settings
 from bot.sync_child import run_sync_child
 from services.admin import AdminService
@@ -117,19 +115,6 @@ def telegram_server(settings: Settings) -> TelegramAPIServer:
             file=f"{base}/file/bot{{token}}/test/{{path}}",
         )
     return TelegramAPIServer.from_base(base)
-
-
-def warm_response_models() -> list[type]:
-    """aiogram parses every Bot API answer into ``Response[T]``. pydantic caches those
-    generic classes only weakly, so they were rebuilt again and again: about 6 % of the
-    bot's CPU per update in the throughput benchmark. Holding them keeps the cache warm."""
-    methods = (
-        methods_.GetUpdates, methods_.SendMessage, methods_.EditMessageText, methods_.AnswerCallbackQuery,
-        methods_.SendInvoice, methods_.AnswerPreCheckoutQuery, methods_.RefundStarPayment,
-        methods_.CopyMessage, methods_.SendDocument, methods_.AnswerInlineQuery, methods_.GetFile,
-        methods_.EditMessageReplyMarkup, methods_.SetMyCommands, methods_.GetMe, methods_.DeleteWebhook,
-    )  # fmt: skip
-    return [Response[method.__returning__] for method in methods]  # type: ignore[misc,name-defined]
 
 
 def order_timings(settings: Settings) -> OrderTimings:
@@ -275,7 +260,6 @@ class Shop:
     #: set after the first payment reconciliation: invoices expire only after it, so a
     #: payment whose update was lost while the bot was down is not refunded as "expired"
     reconciled: asyncio.Event = field(default_factory=asyncio.Event)
-    response_models: list[type] = field(default_factory=warm_response_models)
     #: run the start-up and scheduled syncs in a child process (``python -m bot`` sets it):
     #: their memory (~15-25 MiB for 64,000 offers) then never lands in the bot process
     sync_in_child: bool = False
@@ -709,7 +693,7 @@ async def create_shop(settings: Settings, *, timings: OrderTimings | None = None
         logger.warning("no supplier section is enabled: the shop has nothing to sell")
     bot = Bot(
         token=settings.telegram.token.get_secret_value(),
-        session=AiohttpSession(api=telegram_server(settings)),
+        session=ShopSession(api=telegram_server(settings)),
         default=DefaultBotProperties(parse_mode=ParseMode.HTML),
     )
     users = UsersRepository(db)

@@ -14,6 +14,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n.context import get_i18n
+from pydantic import ConfigDict
 
 from bot.callbacks import (
     BuyOffer,
@@ -40,6 +41,14 @@ PAGE_SIZE = 8
 
 CATEGORY_BY_CODE = {"top": CATEGORY_TOP_UP, "gift": CATEGORY_GIFT_CARDS, "stars": CATEGORY_STARS}
 CODE_BY_CATEGORY = {name: code for code, name in CATEGORY_BY_CODE.items()}
+
+
+class SharedKeyboard(InlineKeyboardMarkup):
+    """An inline keyboard built once and shown to many customers (a catalogue page, the
+    main menu). Frozen, so that the Bot API session may encode it once
+    (:class:`bot.session.ShopSession`); its rows must not be changed either."""
+
+    model_config = ConfigDict(frozen=True)
 
 
 def button(text: str, data: CallbackData) -> InlineKeyboardButton:
@@ -82,7 +91,7 @@ def _main_menu(locale: str) -> InlineKeyboardMarkup:
             ("menu.support", "support"),
         )
     ]
-    return InlineKeyboardMarkup(inline_keyboard=rows(buttons, 2))
+    return SharedKeyboard(inline_keyboard=rows(buttons, 2))
 
 
 def _home_button() -> InlineKeyboardButton:
@@ -148,7 +157,7 @@ def _products(
     if pager:
         keyboard.append(pager)
     keyboard.append([button(_("common.back"), Nav(to="catalogue")), _home_button()])
-    return InlineKeyboardMarkup(inline_keyboard=keyboard)
+    return SharedKeyboard(inline_keyboard=keyboard)
 
 
 def search_results(
