@@ -92,8 +92,9 @@ async def test_make_run_starts_the_live_shop_from_dot_env(tmp_path: Path) -> Non
     finally:
         if process.returncode is None:
             os.killpg(process.pid, signal.SIGINT)
-        await asyncio.wait_for(process.communicate(), 30)
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
         await telegram.stop()
+    assert "event loop: uvloop" in stderr.decode()  # EVENT_LOOP=auto, uvloop installed
 
 
 async def test_make_run_without_dot_env_says_what_to_do(tmp_path: Path) -> None:

@@ -1,0 +1,31 @@
+"""EVENT_LOOP: the event loop ``python -m bot`` runs on (bot.__main__.event_loop_factory)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import uvloop
+from pydantic import ValidationError
+
+from bot.__main__ import event_loop_factory
+from bot.settings import Settings
+
+
+def test_auto_and_uvloop_run_on_uvloop_asyncio_on_the_standard_loop() -> None:
+    for choice in ("auto", "uvloop"):
+        factory = event_loop_factory(choice)
+        assert factory is not None
+        loop = factory()
+        try:
+            assert isinstance(loop, uvloop.Loop)
+        finally:
+            loop.close()
+    with asyncio.Runner(loop_factory=event_loop_factory("asyncio")) as runner:
+        assert not isinstance(runner.get_loop(), uvloop.Loop)
+
+
+def test_an_unknown_event_loop_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVENT_LOOP", "tokio")
+    with pytest.raises(ValidationError, match="event_loop"):
+        Settings(_env_file=None)  # type: ignore[call-arg]
