@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from storage.catalogue import CatalogueRepository
+from storage.catalogue import PAGE_TTL, CatalogueRepository
 from storage.db import Database, utcnow_iso
 
 
@@ -24,3 +24,34 @@ async def test_the_price_preview_samples_the_cheapest_middle_and_dearest_of_each
     assert sorted((str(o.price), o.currency) for o in samples) == [
         ("2.50", "USD"), ("45.5", "EUR"), ("7.00", "USD"), ("99.90", "USD")
     ]  # fmt: skip
+
+
+async def test_catalogue_pages_show_a_rebuild_at_once_and_best_sellers_within_the_page_ttl(
+    db: Database,
+) -> None:
+    now = [1000.0]
+    repo = CatalogueRepository(db, clock=lambda: now[0])
+
+    async def sync(*names: str) -> None:
+        synced_at = utcnow_iso()
+        await repo.upsert_offers([
+            ("gamesdrop", f"o-{name}", name, name, f"{name} 10 USD", "Gift Cards", "10.00",
+             "USD", 1, 0, 0, 1, None, synced_at, 1, None, None, None)
+            for name in names
+        ])  # fmt: skip
+        await repo.finish_sync("gamesdrop", synced_at)
+
+    async def page() -> list[str]:
+        items, total = await repo.products("Gift Cards", 0, 8)
+        assert total == len(items)
+        return [p.name for p in items]
+
+    await sync("Apex", "Roblox", "Steam")
+    assert await page() == ["Apex", "Roblox", "Steam"]
+    await sync("Apex", "Roblox", "Steam", "Xbox")
+    assert await page() == ["Apex", "Roblox", "Steam", "Xbox"]  # a rebuild shows at once
+
+    async with db.transaction() as conn:  # a sale, as OrdersRepository counts it
+        await conn.execute("UPDATE products SET sold = sold + 1 WHERE product_id = 'Steam'")
+    now[0] += PAGE_TTL
+    assert await page() == ["Steam", "Apex", "Roblox", "Xbox"]
