@@ -411,7 +411,15 @@ class Shop:
             await self._sync(None)
         except Exception:
             logger.exception("initial catalogue sync failed; serving the stored catalogue")
+        await self._warm_search()
         release_freed_memory()
+
+    async def _warm_search(self) -> None:
+        """The search index of the products just synced, built before a customer asks."""
+        try:
+            await self.catalogue.search.warm()
+        except Exception:
+            logger.exception("search index not built after the sync; the next search builds it")
 
     async def _sync(self, name: str | None) -> list[SyncReport]:
         """Sync supplier ``name`` (every one when ``None``), in a child process when
@@ -521,6 +529,7 @@ class Shop:
                 await self._sync(name)
             except Exception:
                 logger.exception("scheduled catalogue sync of %s failed", name)
+            await self._warm_search()
             release_freed_memory()
 
     async def _expire_invoices(self) -> None:

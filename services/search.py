@@ -110,6 +110,12 @@ class SearchService:
     def _forget_index(self) -> None:
         self._index = None
 
+    async def warm(self) -> None:
+        """Build the index now if the products changed since it was built (after a sync),
+        so that the next customer's search does not wait for it (~0.2 s of CPU for 64,000
+        offers). Raises what reading the products raises."""
+        await self._current()
+
     async def _current(self, *, rebuild: bool = False) -> _Index:
         index = self._index
         if index is not None and not rebuild and index.generation == self.repo.generation:
