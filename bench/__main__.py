@@ -326,7 +326,10 @@ async def _storefront_round(ctx: Context, tg: TelegramProcess, database: Path) -
         users = [base + 1 + i for i in range(CUSTOMERS)]
         await asyncio.gather(*(tg.act(u, "send", "/start", "text:Welcome") for u in users))
         await asyncio.gather(*(tg.act(u, "press", "Catalogue", "text:Choose") for u in users))
-        spy = start_profiler(process.pid)  # BENCH_PROFILE=/tmp/x.txt: py-spy samples of the bot
+        # BENCH_PROFILE=/tmp/x.txt: py-spy samples of the bot during one phase
+        # (BENCH_PROFILE_PHASE: pages, the default, cards, searches or purchases)
+        phase = os.environ.get("BENCH_PROFILE_PHASE", "pages")
+        spy = start_profiler(process.pid) if phase == "pages" else None
         rate, saturated, page_cpu = await _closed_loops(
             process.pid, users, PRESSES,
             lambda user, step: tg.act(user, "press_data", f"cat:top:{(step + 1) % 5}"),
@@ -334,20 +337,26 @@ async def _storefront_round(ctx: Context, tg: TelegramProcess, database: Path) -
         stop_profiler(spy)
         pages = await asyncio.gather(*(tg.act(u, "press_data", "cat:gift:1") for u in users))
         cards = {u: _products(page["buttons"]) for u, page in zip(users, pages, strict=True)}
+        spy = start_profiler(process.pid) if phase == "cards" else None
         _, _, card_cpu = await _closed_loops(
             process.pid, users, 4,
             lambda user, step: tg.act(user, "press_data", cards[user][step % len(cards[user])]),
         )  # fmt: skip
+        stop_profiler(spy)
+        spy = start_profiler(process.pid) if phase == "searches" else None
         _, _, search_cpu = await _closed_loops(
             process.pid, users[:10], len(SEARCHES) // 2,
             lambda user, step: tg.act(user, "send", random.choice(SEARCHES)),
         )  # fmt: skip
+        stop_profiler(spy)
         result = await _mixed_load(tg, process.pid, users)
+        spy = start_profiler(process.pid) if phase == "purchases" else None
         for i in range(PURCHASES):
             buyer = base + 500 + i
             await tg.act(buyer, "send", f"/start offer_{TEST_OFFER_ID}", "text:Price:")
             await tg.act(buyer, "press", "Buy for")
             result.keys.append((await tg.act(buyer, "pay", "", "text:Your key"))["ms"])
+        stop_profiler(spy)
         result.rate, result.saturated, result.startup = rate, saturated, startup
         result.cpu_ms = {"page": page_cpu, "product": card_cpu, "search": search_cpu}
         result.sync_peak = sync_peak
