@@ -54,11 +54,21 @@ class Cursor(Protocol):
 
 class Connection(Protocol):
     """The connection :meth:`Database.transaction` yields. ``execute`` is awaited for a
-    :class:`Cursor` or entered with ``async with``."""
+    :class:`Cursor` or entered with ``async with``; ``execute_fetchall`` runs a statement
+    and returns all its rows at once (with SQLite, one trip to the connection's thread
+    instead of three: prefer it, or :func:`first_row`, for a statement that returns rows)."""
 
     def execute(self, sql: str, params: Iterable[Any] = ..., /) -> Any: ...
 
+    async def execute_fetchall(self, sql: str, params: Iterable[Any] = ..., /) -> Iterable[Any]: ...
+
     async def executemany(self, sql: str, rows: Iterable[Iterable[Any]], /) -> Any: ...
+
+
+async def first_row(conn: Connection, sql: str, params: Iterable[Any] = ()) -> Any:
+    """The first row ``sql`` returns inside a transaction (``None`` when none): for lookups
+    by key and ``UPDATE ... RETURNING`` of one row; every row is read."""
+    return next(iter(await conn.execute_fetchall(sql, tuple(params))), None)
 
 
 def utcnow_iso() -> str:
@@ -269,9 +279,12 @@ class SQLiteDatabase(Database):
                 self._reader_idle.notify()
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        """The first row of a read (committed state, never waiting for a writer)."""
-        async with self._reader() as conn, conn.execute(sql, tuple(params)) as cursor:
-            return await cursor.fetchone()
+        """The first row of a read (committed state, never waiting for a writer). Meant for
+        lookups by key: every row the statement gives is read, in one trip to the
+        connection's thread instead of three (a payment made ~20 such reads)."""
+        async with self._reader() as conn:
+            rows = await conn.execute_fetchall(sql, tuple(params))
+        return next(iter(rows), None)
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
         """Every row of a read (committed state, never waiting for a writer)."""

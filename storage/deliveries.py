@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from storage.db import Database, utcnow_iso
+from storage.db import Database, first_row, utcnow_iso
 
 #: Seconds an outbox holds a message it is about to send (:meth:`DeliveriesRepository.claim`):
 #: longer than a Bot API request may take (aiogram's default timeout is 60 s), so no other
@@ -109,13 +109,13 @@ class DeliveriesRepository:
         two outboxes that read it as due only one gets ``True`` and sends it. The send then
         settles it (:meth:`sent`, :meth:`retry`, :meth:`give_up`)."""
         async with self._db.transaction() as conn:
-            async with conn.execute(
+            row = await first_row(
+                conn,
                 """UPDATE deliveries SET next_attempt_at_ts = ?, claimed_by = ?
                    WHERE id = ? AND status = 'pending' AND next_attempt_at_ts <= ?
                    RETURNING id""",
                 (now_ts + hold_seconds, claimant, delivery_id, now_ts),
-            ) as cursor:
-                row = await cursor.fetchone()
+            )
         return row is not None
 
     async def release_claims(self, now_ts: float) -> int:

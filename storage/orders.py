@@ -15,7 +15,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol
 
-from storage.db import Connection, Database, Row, utcnow_iso
+from storage.db import Connection, Database, Row, first_row, utcnow_iso
 
 logger = logging.getLogger(__name__)
 
@@ -440,8 +440,7 @@ class OrdersRepository:
         detail: str | None,
         changes: dict[str, Any],
     ) -> OrderStatus:
-        async with conn.execute("SELECT status FROM orders WHERE id = ?", (order_id,)) as cursor:
-            row = await cursor.fetchone()
+        row = await first_row(conn, "SELECT status FROM orders WHERE id = ?", (order_id,))
         if row is None:
             raise LookupError(f"order {order_id} does not exist")
         current = OrderStatus(row["status"])
@@ -468,17 +467,16 @@ class OrdersRepository:
         """
         now = utcnow_iso()
         async with self._db.transaction() as conn:
-            async with conn.execute(
-                "SELECT 1 FROM payments WHERE charge_id = ?", (charge.charge_id,)
-            ) as cursor:
-                if await cursor.fetchone() is not None:
-                    return RecordedCharge(False, None, charge.order_id)
+            seen = "SELECT 1 FROM payments WHERE charge_id = ?"
+            if await first_row(conn, seen, (charge.charge_id,)) is not None:
+                return RecordedCharge(False, None, charge.order_id)
             row = None
             if charge.order_id is not None:
-                async with conn.execute(
-                    "SELECT user_id, status, stars FROM orders WHERE id = ?", (charge.order_id,)
-                ) as cursor:
-                    row = await cursor.fetchone()
+                row = await first_row(
+                    conn,
+                    "SELECT user_id, status, stars FROM orders WHERE id = ?",
+                    (charge.order_id,),
+                )
             own = row is not None and row["user_id"] == charge.user_id
             rejection = charge.refuse or self._rejection(charge, row if own else None)
             order_id = charge.order_id if own else None

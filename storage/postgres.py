@@ -153,13 +153,16 @@ class _Statement:
 
 class PgConnection:
     """The connection a transaction yields, shaped like the SQLite one the repositories
-    know: ``execute`` and ``executemany``."""
+    know: ``execute``, ``execute_fetchall`` and ``executemany``."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.raw = conn
 
     def execute(self, sql: str, params: Iterable[Any] = ()) -> _Statement:
         return _Statement(self.raw, sql, tuple(params))
+
+    async def execute_fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[asyncpg.Record]:
+        return await (await self.execute(sql, params)).fetchall()
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         batch = [tuple(row) for row in rows]
