@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -33,3 +34,40 @@ def test_memory_freed_after_a_big_job_is_returned_to_the_system() -> None:
     probe = json.loads(done.stdout)
     assert probe["ran"], "glibc's malloc_trim was not found"
     assert probe["freed"] - probe["released"] > 30, probe
+
+
+ARENAS_PROBE = """
+import ctypes, ctypes.util, os, sys, threading
+from bot.memory import limit_malloc_arenas
+limited = limit_malloc_arenas() if sys.argv[1] == "limit" else False
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.malloc.restype = ctypes.c_void_p
+held, barrier = [], threading.Barrier(8)
+def worker():
+    held.append(libc.malloc(200_000))  # each thread allocates while the others do
+    barrier.wait()
+threads = [threading.Thread(target=worker) for _ in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+os.dup2(1, 2)  # malloc_stats writes to stderr
+print("limited", limited, flush=True)
+libc.malloc_stats()
+"""
+
+
+def _arenas(mode: str) -> tuple[bool, int]:
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    done = subprocess.run(
+        [sys.executable, "-c", ARENAS_PROBE, mode],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return "limited True" in done.stdout, done.stdout.count("Arena ")
+
+
+def test_threads_share_two_heap_arenas_instead_of_one_each() -> None:
+    limited, arenas = _arenas("limit")
+    assert limited, "glibc's mallopt was not found"
+    assert arenas <= 2
+    _, unlimited = _arenas("default")
+    assert unlimited > 2  # what the limit saves: an arena per allocating thread
