@@ -37,8 +37,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 if TYPE_CHECKING:
     from aiogram import Bot
 
-#: shared keyboards whose encoding is kept (the catalogue's page cache holds 1,024)
-ENCODED_KEYBOARDS = 2048
+#: shared keyboards whose encoding is kept, each with its keyboard (which it keeps alive):
+#: as many as the catalogue's page cache holds (``bot.keyboards``), ~2.5 kB each encoded
+ENCODED_KEYBOARDS = 1024
 
 _FORM = "application/x-www-form-urlencoded"
 
