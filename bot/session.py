@@ -62,7 +62,8 @@ class _Outcome(BaseModel):
 
 class ShopSession(AiohttpSession):
     """:class:`aiogram.client.session.aiohttp.AiohttpSession` that encodes requests and
-    checks answers with less work; the bytes sent and the results returned are the same.
+    checks answers with less work: the bytes sent are the same, and so are the results,
+    but for a successful edit's (``True``).
 
     Follows the Bot API's "Making requests": parameters as
     ``application/x-www-form-urlencoded`` (``multipart/form-data`` when a file is
@@ -116,9 +117,9 @@ class ShopSession(AiohttpSession):
     ) -> Response[TelegramType]:
         """The answer to ``method`` as aiogram's ``Response[T]``, validated straight from
         its JSON text; for a successful edit (:data:`EDITS`) the result is ``True``, the
-        edited message is not parsed. Raises what aiogram raises: ``ClientDecodeError`` for an answer
-        that is not the method's result, ``TelegramBadRequest``, ``TelegramRetryAfter``,
-        ... for an error (``ok`` false or an HTTP error status)."""
+        edited message is not parsed. Raises what aiogram raises: ``ClientDecodeError``
+        for an answer that is not the method's result, ``TelegramBadRequest``,
+        ``TelegramRetryAfter``, ... for an error (``ok`` false or an HTTP error status)."""
         response_type = self._responses.get(type(method))
         if response_type is None:
             response_type = Response[method.__returning__]  # type: ignore[name-defined]

@@ -407,7 +407,7 @@ class CatalogueRepository:
         kept = self._pages.get(key)
         if kept is not None and self._clock() - kept[1] < PAGE_TTL:
             self._pages.move_to_end(key)
-            return kept[2], await self._category_total(category)
+            return list(kept[2]), await self._category_total(category)
         read_at = self._clock()
         page, total = await self._read_products(category, offset, limit)
         if self.generation == generation:  # not kept across a rebuild
