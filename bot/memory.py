@@ -1,35 +1,6 @@
-"""Give memory freed by a big, passing job (a catalogue sync) back to the system.
+"""Give memory freed by a big, passing job back to the system: see :mod:`services.memory`
+(there so that services, which do such jobs too, can call it)."""
 
-glibc keeps freed heap pages for reuse, so after a 64,000-offer sync the bot process kept
-~7 MiB it no longer used (measured: 121.9 -> 114.4 MiB after ``malloc_trim``). Only on
-glibc; elsewhere it does nothing.
-"""
+from services.memory import release_freed_memory
 
-from __future__ import annotations
-
-import ctypes
-import ctypes.util
-import logging
-from functools import cache
-
-logger = logging.getLogger(__name__)
-
-
-@cache
-def _malloc_trim() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        return ctypes.CDLL(name).malloc_trim  # type: ignore[no-any-return]
-    except (OSError, AttributeError):
-        return None  # not glibc (musl, macOS): nothing to trim
-
-
-def release_freed_memory() -> bool:
-    """``malloc_trim(0)`` where glibc has it; returns whether it ran."""
-    trim = _malloc_trim()
-    if trim is None:
-        return False
-    trim(0)
-    return True
+__all__ = ["release_freed_memory"]

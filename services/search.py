@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz, process
 
+from services.memory import release_freed_memory
 from services.shared_state import SEARCH_ALIASES, CacheBus
 from storage.catalogue import CatalogueRepository, Product, StoredOffer
 from storage.db import Row
@@ -197,6 +198,7 @@ class SearchService:
             if index is None:
                 self._index = None  # dropped before building: its memory serves the new one
                 index = self._index = await self._build()
+                release_freed_memory()  # what the build's chunks of rows took (~2 MiB)
         return index
 
     async def _build(self) -> _Index:
