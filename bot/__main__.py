@@ -23,9 +23,9 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.logs import setup_logging
-from bot.memory import limit_malloc_arenas
 from bot.settings import Settings
 from bot.supervisor import supervise
+from services.memory import limit_malloc_arenas
 from services.suppliers.registry import discover_vendors
 
 # aiogram and the shop are imported in run(): the parent of --workers never loads them
@@ -216,7 +216,7 @@ def main() -> None:
     parser.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    limit_malloc_arenas()  # before any thread starts (bot.memory)
+    limit_malloc_arenas()  # before any thread starts (services.memory)
     if args.workers < 1:
         parser.error("--workers must be 1 or more")
     settings = Settings()

@@ -30,7 +30,6 @@ from aiogram.types import BotCommand, BotCommandScopeChat, BotCommandScopeDefaul
 from bot.handlers import get_routers
 from bot.healthcheck import HEARTBEAT_SECONDS, heartbeat_file
 from bot.i18n import PoI18n, UserLocaleMiddleware, create_i18n
-from bot.memory import release_freed_memory
 from bot.middlewares import StepCommandMiddleware, ThrottlingMiddleware, UserMiddleware
 from bot.notifier import BotNotifier
 from bot.outbox import DeliveryOutbox
@@ -44,6 +43,7 @@ from services.flood import FloodBudget, SharedFloodBudget, SharedUserLimit
 from services.leases import LeaseService
 from services.loyalty import LoyaltyConfig, LoyaltyService
 from services.mass_sending import BroadcastService, CampaignService
+from services.memory import release_freed_memory
 from services.orders import OrderService, OrderTimings
 from services.own_stock import KeyBox, OwnStock
 from services.payments import PaymentReconciler, RefundService

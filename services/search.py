@@ -10,7 +10,7 @@ prefix, in any order), and rapidfuzz ranks them by how close the name is to the 
 (``WRatio``; plain ``ratio`` past :data:`RANK_LIMIT` products). Nothing found: products
 having a word close to one of the query's are offered instead (else the closest names).
 
-The vocabulary and names live in memory (:class:`_Index`, a few MB for 12,000 products),
+The vocabulary and names live in memory (:class:`_Index`, about 2.6 MB for 12,700 products),
 rebuilt when the catalogue's products are (``CatalogueRepository.generation``).
 """
 
@@ -20,12 +20,16 @@ import asyncio
 import bisect
 import logging
 import re
+from array import array
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz, process
 
+from services.memory import release_freed_memory
 from services.shared_state import SEARCH_ALIASES, CacheBus
 from storage.catalogue import CatalogueRepository, Product, StoredOffer
+from storage.db import Row
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +85,82 @@ class SearchResult:
     suggestions: list[Product] = field(default_factory=list)
 
 
+class _Texts:
+    """Strings kept as one ``str`` and the offsets where each ends: ``texts[i]`` is a slice
+    of it, equal to the ``i``-th string added. A few bytes a string instead of a ``str``
+    object each (49 bytes and up, and a pointer). Filled by :meth:`extend`, then
+    :meth:`seal` once."""
+
+    __slots__ = ("_chunks", "_ends", "_text")
+
+    def __init__(self) -> None:
+        self._chunks: list[str] = []
+        self._ends = array("Q")
+        self._text = ""
+
+    def extend(self, texts: Iterable[str]) -> None:
+        end = self._ends[-1] if self._ends else 0
+        parts = []
+        for text in texts:
+            parts.append(text)
+            end += len(text)
+            self._ends.append(end)
+        self._chunks.append("".join(parts))
+
+    def seal(self) -> None:
+        self._text, self._chunks = "".join(self._chunks), []
+
+    def __getitem__(self, at: int) -> str:
+        return self._text[self._ends[at - 1] if at else 0 : self._ends[at]]
+
+
+class _Products:
+    """The listed products of the index in flat arrays instead of a :class:`Product` and
+    its four ``str`` each (about 50 instead of 350 bytes a product); :meth:`get` makes the
+    few a page shows. Filled by :meth:`extend` with rows ``(rowid, supplier, product_id,
+    name, category, offer_count, ...)`` in rowid order, then :meth:`seal` once."""
+
+    __slots__ = ("_counts", "_ids", "_kind_of", "_kinds", "_names", "_sources", "rowids")
+
+    def __init__(self) -> None:
+        self.rowids = array("q")  # ascending
+        self._ids = _Texts()
+        self._names = _Texts()
+        self._kind_of: dict[tuple[str, str], int] = {}  # (supplier, category) -> kind
+        self._sources: tuple[tuple[str, str], ...] = ()  # (supplier, category) of each kind
+        self._kinds = array("L")
+        self._counts = array("q")
+
+    def extend(self, rows: Sequence[Row]) -> None:
+        self.rowids.extend(row[0] for row in rows)
+        self._ids.extend(row[2] for row in rows)
+        self._names.extend(row[3] for row in rows)
+        kind_of = self._kind_of
+        self._kinds.extend(kind_of.setdefault((row[1], row[4]), len(kind_of)) for row in rows)
+        self._counts.extend(row[5] for row in rows)
+
+    def seal(self) -> None:
+        self._ids.seal()
+        self._names.seal()
+        self._sources = tuple(self._kind_of)
+
+    def __len__(self) -> int:
+        return len(self.rowids)
+
+    def get(self, rowid: int) -> Product | None:
+        """The product of ``rowid``, or ``None`` when the index has none."""
+        at = bisect.bisect_left(self.rowids, rowid)
+        if at == len(self.rowids) or self.rowids[at] != rowid:
+            return None
+        supplier, category = self._sources[self._kinds[at]]
+        return Product(supplier, self._ids[at], self._names[at], category, self._counts[at])
+
+
 @dataclass(slots=True)
 class _Index:
     generation: int
-    products: dict[int, Product]
-    names: dict[int, str]
+    products: _Products
+    names: dict[int, str]  # rowid -> transliterated words of the name, in rowid order
     vocabulary: list[str]  # sorted transliterated words
     originals: dict[str, set[str]]  # transliterated word -> words as written (casefolded)
     skeletons: dict[str, set[str]]  # skeleton -> transliterated words
@@ -116,27 +191,40 @@ class SearchService:
         offers). Raises what reading the products raises."""
         await self._current()
 
-    async def _current(self, *, rebuild: bool = False) -> _Index:
+    def _fresh(self) -> _Index | None:
         index = self._index
-        if index is not None and not rebuild and index.generation == self.repo.generation:
+        return index if index is not None and index.generation == self.repo.generation else None
+
+    async def _current(self, *, rebuild: bool = False) -> _Index:
+        index = None if rebuild else self._fresh()
+        if index is not None:
             return index
         async with self._lock:
-            index = self._index
-            if index is None or rebuild or index.generation != self.repo.generation:
+            index = None if rebuild else self._fresh()
+            if index is None:
+                self._index = None  # dropped before building: its memory serves the new one
                 index = self._index = await self._build()
+                release_freed_memory()  # what the build's chunks of rows took (~2 MiB)
         return index
 
     async def _build(self) -> _Index:
         generation = self.repo.generation
-        products: dict[int, Product] = {}
-        names: dict[int, str] = {}
+        products = _Products()
+        spelled = _Texts()  # transliterated names, in rowid order
         originals: dict[str, set[str]] = {}
-        for rowid, product, offer_names in await self.repo.search_products_raw():
-            products[rowid] = product
-            names[rowid] = " ".join(words(product.name))
-            for word in _WORD.findall(f"{product.name} {offer_names}".casefold()):
-                if not word.isdigit():
-                    originals.setdefault(word.translate(_TRANSLIT), set()).add(word)
+        # read in chunks, and the lasting dict of names made after the last: made among
+        # all rows at once (~7 MB for 12,700 products), its strings pinned their memory
+        async for rows in self.repo.search_index_rows():
+            products.extend(rows)
+            spelled.extend(" ".join(words(row[3])) for row in rows)
+            for row in rows:
+                for word in _WORD.findall(f"{row[3]} {row[6]}".casefold()):
+                    if not word.isdigit():
+                        originals.setdefault(word.translate(_TRANSLIT), set()).add(word)
+        products.seal()
+        spelled.seal()
+        names = {rowid: spelled[at] for at, rowid in enumerate(products.rowids)}
+        del spelled
         skeletons: dict[str, set[str]] = {}
         for word in originals:
             skeletons.setdefault(skeleton(word), set()).add(word)
@@ -198,8 +286,9 @@ class SearchService:
         rowids = await self.repo.matching_product_rowids(groups, MATCH_LIMIT)
         if not rowids:
             return SearchResult([], 0, await self._suggest(index, query))
-        if rowids[-1] not in index.products or rowids[0] not in index.products:
-            index = await self._current(rebuild=True)  # products rebuilt by another process
+        if rowids[-1] not in index.names or rowids[0] not in index.names:
+            del index  # products rebuilt by another process; not held through the rebuild
+            index = await self._current(rebuild=True)
         wanted = " ".join(word.translate(_TRANSLIT) for word in query)
         names = [index.names.get(rowid, "") for rowid in rowids]
         # WRatio weighs partial and reordered names well but costs ~3 us a name; past
@@ -207,12 +296,8 @@ class SearchService:
         # scores keep the index's order (rowid), so pages never overlap.
         scorer = fuzz.WRatio if len(rowids) <= RANK_LIMIT else fuzz.ratio
         ranked = process.extract(wanted, names, scorer=scorer, limit=offset + limit)
-        items = [
-            index.products[rowids[at]]
-            for _name, _score, at in ranked[offset:]
-            if rowids[at] in index.products
-        ]
-        return SearchResult(items, len(rowids))
+        found = (index.products.get(rowids[at]) for _name, _score, at in ranked[offset:])
+        return SearchResult([product for product in found if product], len(rowids))
 
     async def _suggest(self, index: _Index, query: list[str]) -> list[Product]:
         """The products closest to a query that found nothing: those having a word close
@@ -233,7 +318,7 @@ class SearchService:
             wanted, names or index.names, scorer=fuzz.WRatio if names else fuzz.QRatio,
             limit=SUGGESTIONS, score_cutoff=50,
         )  # fmt: skip
-        return [index.products[rowid] for _name, _score, rowid in hits]
+        return [product for _name, _score, rowid in hits if (product := index.products.get(rowid))]
 
     async def offers(self, text: str, limit: int = 20) -> list[StoredOffer]:
         """In-stock offers of the best products for ``text`` (inline mode), at most ``limit``."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -503,18 +503,23 @@ class CatalogueRepository:
             for r in rows
         ]
 
-    async def search_products_raw(self) -> list[tuple[int, Product, str]]:
-        """Every product as ``(rowid, product, offer names)``, for the in-memory search
-        index (services.search)."""
-        rows = await self._db.fetchall("SELECT rowid, * FROM products WHERE listed = 1")
-        return [
-            (
-                int(r["rowid"]),
-                Product(r["supplier"], r["product_id"], r["name"], r["category"], r["offer_count"]),
-                r["offer_names"],
+    async def search_index_rows(self, chunk: int = 2000) -> AsyncIterator[list[Row]]:
+        """Every listed product as rows ``(rowid, supplier, product_id, name, category,
+        offer_count, offer_names)`` (read by position), in rowid order, ``chunk`` rows at a
+        time: for the in-memory search index (services.search), which keeps far less than
+        all the rows at once would take. A rebuild between two chunks mixes old and new
+        products; ``generation`` says the index must be built again."""
+        after = 0  # rowids start at 1 on both engines
+        while True:
+            rows = await self._db.fetchall(
+                """SELECT rowid, supplier, product_id, name, category, offer_count, offer_names
+                   FROM products WHERE listed = 1 AND rowid > ? ORDER BY rowid LIMIT ?""",
+                (after, chunk),
             )
-            for r in rows
-        ]
+            if not rows:
+                return
+            yield rows
+            after = rows[-1][0]
 
     async def matching_product_rowids(
         self, groups: Sequence[Sequence[str]], limit: int

@@ -55,3 +55,25 @@ async def test_catalogue_pages_show_a_rebuild_at_once_and_best_sellers_within_th
         await conn.execute("UPDATE products SET sold = sold + 1 WHERE product_id = 'Steam'")
     now[0] += PAGE_TTL
     assert await page() == ["Steam", "Apex", "Roblox", "Xbox"]
+
+
+async def test_the_search_index_reads_every_listed_product_in_rowid_order_chunk_by_chunk(
+    db: Database,
+) -> None:
+    repo = CatalogueRepository(db)
+    synced_at = utcnow_iso()
+    await repo.upsert_offers([
+        ("gamesdrop", f"o{i}", f"p{i}", f"Game {i}", "10 Gems", "Top Up", "1.00", "USD",
+         1, 0, 0, 1, None, synced_at, 1, None, None, None)
+        for i in range(5)
+    ])  # fmt: skip
+    await repo.finish_sync("gamesdrop", synced_at)
+
+    chunks = [rows async for rows in repo.search_index_rows(chunk=2)]
+
+    assert [len(rows) for rows in chunks] == [2, 2, 1]
+    rows = [tuple(row) for chunk in chunks for row in chunk]
+    assert [row[0] for row in rows] == sorted({row[0] for row in rows})
+    assert sorted(row[1:] for row in rows) == [
+        ("gamesdrop", f"p{i}", f"Game {i}", "Top Up", 1, "10 Gems") for i in range(5)
+    ]

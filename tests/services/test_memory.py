@@ -1,4 +1,5 @@
-"""After a big job frees its memory, the bot gives it back to the system (glibc)."""
+"""The heap stays small (glibc, services.memory): memory a big job freed goes back to the
+system, and threads share two heap arenas instead of one each."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 PROBE = """
 import json
-from bot.memory import release_freed_memory
+from services.memory import release_freed_memory
 def rss():
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS"):
@@ -38,7 +39,7 @@ def test_memory_freed_after_a_big_job_is_returned_to_the_system() -> None:
 
 ARENAS_PROBE = """
 import ctypes, ctypes.util, os, sys, threading
-from bot.memory import limit_malloc_arenas
+from services.memory import limit_malloc_arenas
 limited = limit_malloc_arenas() if sys.argv[1] == "limit" else False
 libc = ctypes.CDLL(ctypes.util.find_library("c"))
 libc.malloc.restype = ctypes.c_void_p
