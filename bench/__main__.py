@@ -411,8 +411,8 @@ async def bench_bot_process(ctx: Context) -> None:
     shop: list[Round] = []
     base: list[Round] = []
     print(f"# machine load before the bot rounds: {os.getloadavg()[0]:.2f} (2 cores)", flush=True)
-    loop = os.environ.get("EVENT_LOOP", "auto")
-    print(f"# both bots' event loop: EVENT_LOOP={loop} (auto: uvloop when installed)", flush=True)
+    loop = os.environ.get("EVENT_LOOP", "asyncio")
+    print(f"# both bots' event loop: EVENT_LOOP={loop}", flush=True)
     try:
         for _ in range(ctx.repeats):  # alternate, so both see the same machine state
             base.append(await _baseline_round(ctx, tg))

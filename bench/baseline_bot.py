@@ -3,8 +3,8 @@ answers each press with the same Bot API calls the shop makes (``answerCallbackQ
 then ``editMessageText`` with a keyboard of the same size: :data:`ROWS`), and any message
 with a ``sendMessage`` carrying that keyboard. No database, no services, no middleware.
 Measured alternately with the storefront in the same run (``python -m bench``), on the
-event loop the storefront runs on (``EVENT_LOOP``: uvloop where installed), so that the
-ratio of the two is the shop's own overhead, not the loop's."""
+event loop the storefront runs on (``EVENT_LOOP``: asyncio unless it says uvloop), so that
+the ratio of the two is the shop's own overhead, not the loop's."""
 
 from __future__ import annotations
 
@@ -62,13 +62,11 @@ async def main() -> None:
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """The storefront's choice (``bot.__main__.event_loop_factory``), without importing
-    the shop: ``auto`` and ``uvloop`` take uvloop when installed."""
-    if os.environ.get("EVENT_LOOP", "auto") == "asyncio":
+    the shop."""
+    if os.environ.get("EVENT_LOOP", "asyncio") != "uvloop":
         return None
-    try:
-        import uvloop
-    except ImportError:
-        return None
+    import uvloop
+
     return uvloop.new_event_loop
 
 

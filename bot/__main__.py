@@ -56,18 +56,16 @@ def is_bot_token(token: str) -> bool:
 
 def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """The event loop for ``EVENT_LOOP`` (:class:`asyncio.Runner`'s ``loop_factory``;
-    ``None`` is the standard library's). ``auto`` takes uvloop when it is installed: under
-    the benchmark's catalogue presses the bot needed about a tenth less CPU per update and
-    its payment-to-key p95 halved (``bench/README.md``). Raises :class:`StartupError` when
-    ``uvloop`` is asked for and not installed (Windows has none)."""
-    if choice == "asyncio":
+    ``None`` is the standard library's). ``uvloop`` cost the bot 1.4-4 MiB more memory for
+    about 8 % less CPU per catalogue press in the benchmark (``bench/README.md``), so it is
+    the operator's choice, not the default. Raises :class:`StartupError` when ``uvloop``
+    is asked for and not installed (Windows has none)."""
+    if choice != "uvloop":
         return None
     try:
         import uvloop
     except ImportError as exc:
-        if choice == "uvloop":
-            raise StartupError("EVENT_LOOP=uvloop, but uvloop is not installed") from exc
-        return None
+        raise StartupError("EVENT_LOOP=uvloop, but uvloop is not installed") from exc
     return uvloop.new_event_loop
 
 

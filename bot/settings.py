@@ -202,10 +202,10 @@ class ShopSettings(BaseSettings):
     #: Level of every other library's loggers (aiosqlite, aiogram, aiohttp, httpx...). Below
     #: WARNING they log SQL values and updates: keys, charge ids, player ids.
     log_level_libraries: str = "WARNING"
-    #: The event loop ``python -m bot`` runs on: ``auto`` (uvloop where it is installed, as
-    #: it is on Linux and macOS: about a tenth less CPU per update), ``uvloop`` (fails at
-    #: start when it is missing) or ``asyncio`` (the standard library's).
-    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
+    #: The event loop ``python -m bot`` runs on: ``asyncio`` (the standard library's) or
+    #: ``uvloop`` (installed with the shop, except on Windows): about 8 % less CPU per
+    #: catalogue press and 1.4-4 MiB more memory in the benchmark (``bench/README.md``).
+    event_loop: Literal["asyncio", "uvloop"] = "asyncio"
 
     def vendor_sections(self) -> dict[str, VendorSettings]:
         """Every supplier section by vendor name, enabled or not."""
