@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from storage.db import Database
+from storage.db import Database, first_row
 
 Clock = Callable[[], datetime]
 
@@ -70,7 +70,8 @@ class LeasesRepository:
         holds it. One statement: never two holders at once."""
         now = self._clock()
         async with self._db.transaction() as conn:
-            async with conn.execute(
+            row = await first_row(
+                conn,
                 """INSERT INTO job_leases (job, holder, node, expires_at, renewed_at, claimed_at)
                    VALUES (?, ?, ?, ?, ?, ?)
                    ON CONFLICT (job) DO UPDATE SET
@@ -91,8 +92,7 @@ class LeasesRepository:
                     _iso(now),
                     take_from,
                 ),
-            ) as cursor:
-                row = await cursor.fetchone()
+            )
         return row is not None and row[0] == holder
 
     async def renew(self, job: str, holder: str, ttl_seconds: float) -> bool:
@@ -100,12 +100,12 @@ class LeasesRepository:
         lease is no longer ours (taken over, or released): stop the job at once."""
         now = self._clock()
         async with self._db.transaction() as conn:
-            async with conn.execute(
+            row = await first_row(
+                conn,
                 """UPDATE job_leases SET expires_at = ?, renewed_at = ?
                    WHERE job = ? AND holder = ? RETURNING job""",
                 (_iso(now + timedelta(seconds=ttl_seconds)), _iso(now), job, holder),
-            ) as cursor:
-                row = await cursor.fetchone()
+            )
         return row is not None
 
     async def release(self, job: str, holder: str) -> bool:

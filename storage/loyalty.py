@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from storage.db import Connection, Database, Row, utcnow_iso
+from storage.db import Connection, Database, Row, first_row, utcnow_iso
 
 #: order statuses in which a promo code counts as used (paid, not failed or refunded)
 PROMO_USED_STATUSES = ("paid", "unknown", "processing", "completed")
@@ -317,11 +317,11 @@ class LoyaltyRepository:
         """Take ``stars`` off the balance for order ``order_id`` (a ``spend`` entry) when the
         available balance still covers them; ``False`` (nothing written) otherwise."""
         async with self._db.transaction() as conn:
-            async with conn.execute(
+            row = await first_row(
+                conn,
                 f"SELECT coalesce(sum(stars), 0) FROM loyalty_ledger WHERE user_id = ? AND {_AVAILABLE}",
                 (user_id, now_ts),
-            ) as cursor:
-                row = await cursor.fetchone()
+            )
             if row is None or int(row[0]) < stars:
                 return False
             return await _insert_entry(
@@ -454,13 +454,13 @@ class LoyaltyRepository:
         the available balance no longer covers it."""
         total = sum(stars for stars, _, _ in parts)
         async with self._db.transaction() as conn:
-            async with conn.execute(
+            row = await first_row(
+                conn,
                 f"""SELECT (SELECT coalesce(sum(stars), 0) FROM loyalty_ledger
                             WHERE user_id = ? AND {_AVAILABLE}),
                            (SELECT count(*) FROM loyalty_payouts WHERE user_id = ? AND status = 'open')""",
                 (user_id, now_ts, user_id),
-            ) as cursor:
-                row = await cursor.fetchone()
+            )
             assert row is not None
             if int(row[0]) < total or int(row[1]) > 0:
                 return None
@@ -550,10 +550,11 @@ class LoyaltyRepository:
                 ),
             )  # fmt: skip
             if status == "failed":
-                async with conn.execute(
-                    "SELECT user_id FROM loyalty_payouts WHERE id = ?", (part.payout_id,)
-                ) as cursor:
-                    row = await cursor.fetchone()
+                row = await first_row(
+                    conn,
+                    "SELECT user_id FROM loyalty_payouts WHERE id = ?",
+                    (part.payout_id,),
+                )
                 assert row is not None
                 await _insert_entry(
                     conn, f"payout_return:{part.payout_id}:{part.part}", row["user_id"],

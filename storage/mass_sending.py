@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from storage.db import Database, Row, utcnow_iso
+from storage.db import Database, Row, first_row, utcnow_iso
 
 FINAL_BROADCAST = ("sent", "failed", "blocked")
 
@@ -147,13 +147,13 @@ class MassSendingRepository:
         settled. The row is marked before the message goes out, so a sender killed
         mid-send leaves it ``sending`` (see :meth:`abandon_in_flight`): never sent twice."""
         async with self._db.transaction() as conn:
-            async with conn.execute(
+            row = await first_row(
+                conn,
                 """UPDATE broadcast_recipients SET status = 'sending', error = NULL
                    WHERE broadcast_id = ? AND user_id = ? AND status = 'pending'
                    RETURNING user_id""",
                 (broadcast_id, user_id),
-            ) as cursor:
-                row = await cursor.fetchone()
+            )
         return row is not None
 
     async def mark_recipient(

@@ -699,10 +699,11 @@ class OrdersRepository:
             if refund.order_id is not None and refund.settles_order:
                 await self._transition(conn, refund.order_id, OrderStatus.REFUNDED, detail, {})
             elif refund.order_id is not None:
-                async with conn.execute(
-                    "SELECT status FROM orders WHERE id = ?", (refund.order_id,)
-                ) as cursor:
-                    row = await cursor.fetchone()
+                row = await first_row(
+                    conn,
+                    "SELECT status FROM orders WHERE id = ?",
+                    (refund.order_id,),
+                )
                 status = row["status"] if row else None
                 await self._event(conn, refund.order_id, status, status, detail)
         return await self.get(refund.order_id) if refund.order_id is not None else None

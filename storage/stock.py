@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from storage.db import Database, Row, utcnow_iso
+from storage.db import Database, Row, first_row, utcnow_iso
 
 #: a key still for sale: neither sold nor withdrawn for the marketplace
 AVAILABLE = "taken_by IS NULL AND withdrawn IS NULL"
@@ -125,18 +125,18 @@ class StockRepository:
         async with self._db.transaction() as conn:
             row = None
             if source is not None:
-                async with conn.execute(
+                row = await first_row(
+                    conn,
                     "SELECT id FROM stock_products WHERE source_supplier = ? AND source_offer_id = ?",
                     source,
-                ) as cursor:
-                    row = await cursor.fetchone()
+                )
             if row is None:
-                async with conn.execute(
+                row = await first_row(
+                    conn,
                     """SELECT id FROM stock_products
                        WHERE product_name = ? AND offer_name = ? AND category = ?""",
                     (product_name, offer_name, category),
-                ) as cursor:
-                    row = await cursor.fetchone()
+                )
             if row is not None:
                 return int(row[0])
             cursor = await conn.execute(
@@ -192,7 +192,8 @@ class StockRepository:
         transaction id (``taken_by`` is also UNIQUE). A repeat with the same transaction id
         returns the key it took the first time. ``None``: no key left."""
         async with self._db.transaction() as conn:
-            async with conn.execute(
+            row = await first_row(
+                conn,
                 f"""UPDATE stock_keys SET taken_by = ?, taken_at = ?
                     WHERE id = (SELECT id FROM stock_keys WHERE product = ? AND {AVAILABLE}
                                 ORDER BY id LIMIT 1)
@@ -200,13 +201,13 @@ class StockRepository:
                       AND NOT EXISTS (SELECT 1 FROM stock_keys WHERE taken_by = ?)
                     RETURNING *""",
                 (transaction_id, utcnow_iso(), product, transaction_id),
-            ) as cursor:
-                row = await cursor.fetchone()
+            )
             if row is None:
-                async with conn.execute(
-                    "SELECT * FROM stock_keys WHERE taken_by = ?", (transaction_id,)
-                ) as cursor:
-                    row = await cursor.fetchone()
+                row = await first_row(
+                    conn,
+                    "SELECT * FROM stock_keys WHERE taken_by = ?",
+                    (transaction_id,),
+                )
         return _key(row) if row is not None else None
 
     async def taken_by(self, transaction_id: str) -> StockKey | None:
@@ -228,20 +229,22 @@ class StockRepository:
         ``batch``, all or none: ``[]`` when fewer are free (nothing changes)."""
         async with self._db.transaction() as conn:
             # the write lock is held from BEGIN IMMEDIATE: the count cannot change under us
-            async with conn.execute(
-                f"SELECT count(*) FROM stock_keys WHERE product = ? AND {AVAILABLE}", (product,)
-            ) as cursor:
-                row = await cursor.fetchone()
+            row = await first_row(
+                conn,
+                f"SELECT count(*) FROM stock_keys WHERE product = ? AND {AVAILABLE}",
+                (product,),
+            )
             if row is None or row[0] < count:
                 return []
-            async with conn.execute(
-                f"""UPDATE stock_keys SET withdrawn = ?, withdrawn_at = ?
+            rows = list(
+                await conn.execute_fetchall(
+                    f"""UPDATE stock_keys SET withdrawn = ?, withdrawn_at = ?
                     WHERE id IN (SELECT id FROM stock_keys WHERE product = ? AND {AVAILABLE}
                                  ORDER BY id LIMIT ?)
                     RETURNING *""",
-                (batch, utcnow_iso(), product, count),
-            ) as cursor:
-                rows = list(await cursor.fetchall())
+                    (batch, utcnow_iso(), product, count),
+                )
+            )
         return sorted((_key(row) for row in rows), key=lambda key: key.id)
 
     async def restore(self, batch: str, fingerprints: Sequence[str] | None = None) -> int:
