@@ -57,7 +57,9 @@ def gate_callbacks(router: Router) -> None:
     """Give ``router`` and each router under it a :class:`CallbackPrefixes` gate made of
     its own handlers' ``CallbackData`` prefixes (its sub-routers' too: a router's gate
     closes them as well). A router with a button handler of any other kind gets no gate;
-    neither does one gated already (``get_routers`` runs for every new Dispatcher)."""
+    neither does one gated already (``get_routers`` runs for every new Dispatcher). The
+    gate is made of the handlers registered by then (the routers' modules register theirs
+    at import): a handler added to a router later must not use a new prefix."""
     for sub in router.sub_routers:
         gate_callbacks(sub)
     observer = router.callback_query
