@@ -297,8 +297,7 @@ class SQLiteDatabase(Database):
         lookups by key: every row the statement gives is read, in one trip to the
         connection's thread instead of three (a payment made ~20 such reads)."""
         async with self._reader() as conn:
-            rows = await conn.execute_fetchall(sql, tuple(params))
-        return next(iter(rows), None)
+            return await first_row(conn, sql, params)
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
         """Every row of a read (committed state, never waiting for a writer)."""
